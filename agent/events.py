@@ -1,0 +1,335 @@
+"""Event wire format v1: the one currency after the rules, and the contract with city platforms.
+
+An event is a msgpack map with short keys (see docs/events.md). Only fields that are set are sent,
+so an ``update`` carries what changed and nothing else. Unknown keys survive a decode/encode round
+trip in ``Event.extra`` so that older consumers pass newer fields through untouched.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+
+SCHEMA_VERSION = 1
+
+# Kinds of event. A kind is also the last level of the topic: {prefix}/{device}/evt/{kind}.
+ISSUE = "issue"  # a street issue seen by a camera (garbage, stall, pothole, parking, ...)
+CROWD = "crowd"  # a crowd count in a zone
+READING = "reading"  # a periodic sensor reading from a board
+ALARM = "alarm"  # a sensor or device alarm (cover lifted, water rising, outbox reset, ...)
+HEALTH = "health"  # device health telemetry
+KINDS = (ISSUE, CROWD, READING, ALARM, HEALTH)
+
+# Lifecycle phases of issues and alarms.
+START = "start"
+UPDATE = "update"
+END = "end"
+PHASES = (START, UPDATE, END)
+
+# Eviction order when the outbox is full: the lowest priority goes first.
+PRIORITY: dict[str, int] = {HEALTH: 0, CROWD: 0, READING: 1, ISSUE: 2, ALARM: 3}
+
+# Severities of alarms, in the order of the common syslog-like scale integrators already use.
+SEVERITIES = ("info", "warning", "critical")
+
+BOX_SCALE = 10_000  # normalized box coordinates are sent as integers in [0, BOX_SCALE]
+CONF_SCALE = 1_000  # confidences are sent as integers in [0, CONF_SCALE]
+MODEL_HASH_BYTES = 8  # the first 8 bytes of the model file's sha256 identify the model build
+
+
+class EventFormatError(ValueError):
+    """A payload that is not a valid v1 event; the message names the offending field."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRef:
+    """Which model decided: id, version and the leading bytes of its file's sha256."""
+
+    id: str
+    version: str
+    sha256: bytes
+
+    @classmethod
+    def from_hex(cls, model_id: str, version: str, sha256_hex: str) -> ModelRef:
+        return cls(model_id, version, bytes.fromhex(sha256_hex)[:MODEL_HASH_BYTES])
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One event. Optional fields are ``None`` when absent from the wire."""
+
+    kind: str
+    captured_ms: int  # UTC capture time of the frame or reading, ms since the Unix epoch
+    clock_synced: bool  # whether the device clock was synchronized at capture time
+    device: str = ""  # stamped by the outbox
+    seq: int = 0  # per-device, strictly increasing across restarts; stamped by the outbox
+    event_id: bytes = field(default_factory=lambda: os.urandom(16))
+    # street issues, crowd counts and alarms
+    phase: str | None = None
+    ref: bytes | None = None  # event_id of the issue's or alarm's ``start`` event
+    label: str | None = None  # detected class (issues) or alarm code (alarms)
+    model: ModelRef | None = None
+    confidence: int | None = None  # 0..CONF_SCALE
+    box: tuple[int, int, int, int] | None = None  # x1, y1, x2, y2 in 0..BOX_SCALE
+    camera: str | None = None
+    zone: str | None = None
+    track: int | None = None
+    count: float | None = None  # crowd count, or objects piling up in a zone
+    density: float | None = None  # persons per square metre
+    # sensor boards
+    board: str | None = None
+    sensor: str | None = None
+    values: dict[str, float] | None = None
+    units: dict[str, str] | None = None
+    severity: str | None = None
+    # device health telemetry
+    health: dict[str, Any] | None = None
+    # snapshot: JPEG bytes, sent only when configured, and then blurred
+    image: bytes | None = None
+    blurred: bool | None = None
+    # keys this version does not know, kept for forward compatibility
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def priority(self) -> int:
+        return PRIORITY.get(self.kind, 1)
+
+    def stamped(self, device: str, seq: int) -> Event:
+        return dataclasses.replace(self, device=device, seq=seq)
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def box_to_wire(x1: float, y1: float, x2: float, y2: float) -> tuple[int, int, int, int]:
+    """Normalized float box → the integer box of the wire format, clipped to the image."""
+
+    def q(v: float) -> int:
+        return min(BOX_SCALE, max(0, round(v * BOX_SCALE)))
+
+    return q(x1), q(y1), q(x2), q(y2)
+
+
+def confidence_to_wire(score: float) -> int:
+    return min(CONF_SCALE, max(0, round(score * CONF_SCALE)))
+
+
+# Wire key for each field. Header keys are one or two letters; they are the bulk of every event.
+_KEYS: dict[str, str] = {
+    "device": "d",
+    "seq": "s",
+    "event_id": "id",
+    "kind": "k",
+    "captured_ms": "t",
+    "clock_synced": "cs",
+    "phase": "ph",
+    "ref": "ref",
+    "label": "c",
+    "model": "m",
+    "confidence": "p",
+    "box": "b",
+    "camera": "cam",
+    "zone": "z",
+    "track": "tr",
+    "count": "n",
+    "density": "dn",
+    "board": "bd",
+    "sensor": "sn",
+    "values": "val",
+    "units": "u",
+    "severity": "sev",
+    "health": "h",
+    "image": "img",
+    "blurred": "blr",
+}
+_FIELDS = {wire: name for name, wire in _KEYS.items()}
+_REQUIRED = ("device", "seq", "event_id", "kind", "captured_ms", "clock_synced")
+# Fields each known kind must carry on every phase, and on its ``start`` phase.
+_KIND_REQUIRED: dict[str, tuple[str, ...]] = {
+    ISSUE: ("phase", "label", "camera"),
+    CROWD: ("count", "camera"),
+    READING: ("board", "sensor", "values"),
+    ALARM: ("phase", "label", "severity"),
+    HEALTH: ("health",),
+}
+_START_REQUIRED: dict[str, tuple[str, ...]] = {
+    ISSUE: ("model", "confidence", "box"),
+}
+
+
+def to_wire(event: Event) -> dict[str, Any]:
+    """The event as the plain map that goes on the wire (msgpack types only)."""
+    out: dict[str, Any] = {"v": SCHEMA_VERSION}
+    for name, key in _KEYS.items():
+        value = getattr(event, name)
+        if value is None:
+            continue
+        if name == "model":
+            value = [value.id, value.version, value.sha256]
+        elif name == "box":
+            value = list(value)
+        out[key] = value
+    for key, value in event.extra.items():
+        out.setdefault(key, value)
+    return out
+
+
+def encode(event: Event) -> bytes:
+    return msgpack.packb(to_wire(event), use_bin_type=True)
+
+
+def decode(payload: bytes) -> Event:
+    """Decode and validate one msgpack event; raises EventFormatError naming the problem."""
+    try:
+        raw = msgpack.unpackb(payload, raw=False, strict_map_key=True, use_list=True)
+    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
+        raise EventFormatError(f"not a msgpack document: {exc}") from None
+    except UnicodeDecodeError:
+        raise EventFormatError("a text field is not valid UTF-8") from None
+    return from_wire(raw)
+
+
+def from_wire(raw: Any) -> Event:
+    """Validate a decoded wire map and build the Event."""
+    if not isinstance(raw, Mapping):
+        raise EventFormatError(f"an event must be a map, got {type(raw).__name__}")
+    version = raw.get("v")
+    if version is None:
+        raise EventFormatError("missing schema version 'v'")
+    if type(version) is not int:
+        raise EventFormatError(f"schema version 'v' must be an integer, got {version!r}")
+    if version != SCHEMA_VERSION:
+        raise EventFormatError(
+            f"unsupported schema version {version}; this decoder reads version {SCHEMA_VERSION}"
+        )
+    fields: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key == "v":
+            continue
+        name = _FIELDS.get(key)
+        if name is None:
+            extra[key] = value
+        else:
+            fields[name] = _check(name, key, value)
+    for name in _REQUIRED:
+        if name not in fields:
+            raise EventFormatError(f"missing required field '{_KEYS[name]}' ({name})")
+    kind = fields["kind"]
+    for name in _KIND_REQUIRED.get(kind, ()):
+        if name not in fields:
+            raise EventFormatError(f"a '{kind}' event needs field '{_KEYS[name]}' ({name})")
+    if fields.get("phase") == START:
+        for name in _START_REQUIRED.get(kind, ()):
+            if name not in fields:
+                raise EventFormatError(f"a '{kind}' start event needs field '{_KEYS[name]}' ({name})")
+    if fields.get("phase") in (UPDATE, END) and "ref" not in fields:
+        raise EventFormatError(f"a '{fields['phase']}' event needs 'ref', the id of its start event")
+    return Event(extra=extra, **fields)
+
+
+def _check(name: str, key: str, value: Any) -> Any:
+    """Type and range checks for one field; returns the value in its Python form."""
+
+    def bad(expected: str) -> EventFormatError:
+        return EventFormatError(f"field '{key}' ({name}) must be {expected}, got {value!r:.60}")
+
+    if name in ("device", "kind", "label", "camera", "zone", "board", "sensor"):
+        if not isinstance(value, str) or not value:
+            raise bad("a non-empty string")
+        return value
+    if name in ("seq", "captured_ms", "track"):
+        if type(value) is not int or value < 0:
+            raise bad("a non-negative integer")
+        return value
+    if name in ("clock_synced", "blurred"):
+        if type(value) is not bool:
+            raise bad("true or false")
+        return value
+    if name in ("event_id", "ref"):
+        if not isinstance(value, bytes) or len(value) != 16:
+            raise bad("16 bytes")
+        return value
+    if name == "image":
+        if not isinstance(value, bytes):
+            raise bad("bytes")
+        return value
+    if name == "phase":
+        if value not in PHASES:
+            raise bad(f"one of {', '.join(PHASES)}")
+        return value
+    if name == "severity":
+        if value not in SEVERITIES:
+            raise bad(f"one of {', '.join(SEVERITIES)}")
+        return value
+    if name == "confidence":
+        if type(value) is not int or not 0 <= value <= CONF_SCALE:
+            raise bad(f"an integer in 0..{CONF_SCALE}")
+        return value
+    if name == "box":
+        if (
+            not isinstance(value, list)
+            or len(value) != 4
+            or any(type(v) is not int or not 0 <= v <= BOX_SCALE for v in value)
+        ):
+            raise bad(f"4 integers in 0..{BOX_SCALE}")
+        if value[0] > value[2] or value[1] > value[3]:
+            raise bad("a box with x1 <= x2 and y1 <= y2")
+        return tuple(value)
+    if name in ("count", "density"):
+        if type(value) not in (int, float) or value < 0 or value != value:
+            raise bad("a non-negative number")
+        return value
+    if name == "model":
+        if (
+            not isinstance(value, list)
+            or len(value) != 3
+            or not isinstance(value[0], str)
+            or not isinstance(value[1], str)
+            or not isinstance(value[2], bytes)
+        ):
+            raise bad("[model id, version, sha256 prefix bytes]")
+        return ModelRef(value[0], value[1], value[2])
+    if name == "values":
+        if not isinstance(value, Mapping) or not all(
+            isinstance(k, str) and type(v) in (int, float) for k, v in value.items()
+        ):
+            raise bad("a map of quantity name to number")
+        return dict(value)
+    if name == "units":
+        if not isinstance(value, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
+            raise bad("a map of quantity name to unit")
+        return dict(value)
+    if name == "health":
+        if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+            raise bad("a map with string keys")
+        return dict(value)
+    raise AssertionError(f"unchecked field {name}")  # pragma: no cover - every field is listed
+
+
+def to_json(event: Event) -> dict[str, Any]:
+    """A JSON-ready view of the wire map: bytes become hex strings, keys stay the wire keys."""
+
+    def conv(value: Any) -> Any:
+        if isinstance(value, bytes):
+            return value.hex()
+        if isinstance(value, Mapping):
+            return {str(k): conv(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [conv(v) for v in value]
+        return value
+
+    return conv(to_wire(event))
+
+
+def topic(prefix: str, device: str, kind: str) -> str:
+    return f"{prefix}/{device}/evt/{kind}"

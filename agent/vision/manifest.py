@@ -1,0 +1,122 @@
+"""The model manifest: what a model folder promises about its ONNX file.
+
+Every model folder holds ``manifest.json``; the engine and ``edgectl model`` read it through this
+model, so a folder that does not describe its model completely is refused before it is loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+MANIFEST_NAME = "manifest.json"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class InputSpec(_Strict):
+    width: int = Field(gt=0)
+    height: int = Field(gt=0)
+    layout: Literal["NCHW", "NHWC"] = "NCHW"
+    color: Literal["RGB", "BGR"] = "RGB"
+    dtype: Literal["float32", "uint8"] = "float32"
+    scale: float = Field(default=1.0 / 255.0, gt=0, description="pixel * scale, then (x - mean) / std")
+    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    pad_value: int = Field(default=114, ge=0, le=255, description="letterbox border grey level")
+
+
+class Thresholds(_Strict):
+    confidence: float = Field(default=0.25, ge=0, le=1)
+    iou: float = Field(default=0.45, ge=0, le=1, description="NMS overlap")
+    per_class: dict[str, float] = Field(default_factory=dict, description="confidence per class")
+
+
+class GoldenDetection(_Strict):
+    label: str
+    box: tuple[float, float, float, float] = Field(description="normalized x1, y1, x2, y2")
+    min_iou: float = Field(default=0.5, ge=0, le=1)
+
+
+class Golden(_Strict):
+    """An image the model must reproduce at start through the exact preprocessing and adapter."""
+
+    image: str
+    detections: list[GoldenDetection] = Field(default_factory=list)
+    count: float | None = Field(default=None, ge=0, description="expected count (density models)")
+    count_tolerance: float = Field(default=0.15, ge=0, description="relative tolerance on the count")
+
+
+class ModelManifest(_Strict):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    version: str
+    task: Literal["detect", "density"]
+    adapter: str = Field(description="registered adapter name, e.g. yolov8, yolov5, yolo_nms, density")
+    file: str = Field(description="ONNX file name inside the model folder")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    input: InputSpec
+    classes: list[str] = Field(default_factory=list)
+    thresholds: Thresholds = Field(default_factory=Thresholds)
+    golden: Golden | None = None
+    # other files of the package (FP32 variant, card), keyed by name, for `edgectl model verify`
+    files: dict[str, str] = Field(default_factory=dict, description="file name -> sha256")
+
+    @model_validator(mode="after")
+    def _classes_for_detectors(self) -> ModelManifest:
+        if self.task == "detect" and not self.classes:
+            raise ValueError("a detection model must list its classes")
+        unknown = sorted(set(self.thresholds.per_class) - set(self.classes))
+        if unknown:
+            raise ValueError(f"thresholds.per_class names classes the model does not have: {unknown}")
+        return self
+
+
+class ManifestError(ValueError):
+    """A model folder or manifest that cannot be used; the message says what is wrong."""
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_manifest(folder: str | Path) -> ModelManifest:
+    folder = Path(folder)
+    path = folder / MANIFEST_NAME if folder.is_dir() else folder
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ManifestError(f"{path}: no model manifest here (expected {MANIFEST_NAME})") from None
+    except (OSError, ValueError) as exc:
+        raise ManifestError(f"{path}: manifest cannot be read: {exc}") from None
+    try:
+        return ModelManifest.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}"
+            for e in exc.errors(include_url=False, include_input=False)
+        )
+        raise ManifestError(f"{path}: invalid manifest: {problems}") from None
+
+
+def verify_model_file(folder: str | Path, manifest: ModelManifest) -> Path:
+    """The model file's path, after checking that it exists and matches the manifest's sha256."""
+    path = Path(folder) / manifest.file
+    if not path.is_file():
+        raise ManifestError(f"{path}: model file named by the manifest is missing")
+    actual = sha256_file(path)
+    if actual != manifest.sha256:
+        raise ManifestError(
+            f"{path}: sha256 {actual[:16]}… does not match the manifest's {manifest.sha256[:16]}…; "
+            "the file is corrupt or was replaced"
+        )
+    return path

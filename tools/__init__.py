@@ -1,0 +1,1 @@
+"""edgectl: the command line for technicians, integrators and QA."""

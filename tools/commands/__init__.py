@@ -1,0 +1,1 @@
+"""Command groups of edgectl, one module each."""
