@@ -24,7 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "-c", "--config", type=Path, default=DEFAULT_CONFIG, help=f"gateway config (default {DEFAULT_CONFIG})"
     )
-    parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="overrides the config")
+    parser.add_argument(
+        "--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="overrides the config"
+    )
     parser.set_defaults(func=cmd_daemon)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     daemon = sub.add_parser("daemon", help="run the agent from its config (the default)")

@@ -91,9 +91,13 @@ async def run_agent(ctx: AgentContext, parts: list[ModuleType] | None = None) ->
     if ctx.sink is None:
         log.warning("no uplink part installed: events are printed, not delivered")
         ctx.sink = PrintSink(ctx.config.device.id)
-    log.info("agent %s running parts: %s", ctx.config.device.id, ", ".join(p.__name__ for p in parts) or "none")
+    log.info(
+        "agent %s running parts: %s", ctx.config.device.id, ", ".join(p.__name__ for p in parts) or "none"
+    )
     tasks = [
-        asyncio.create_task(supervise(part.__name__, lambda p=part: p.run(ctx), ctx.stopping), name=part.__name__)
+        asyncio.create_task(
+            supervise(part.__name__, lambda p=part: p.run(ctx), ctx.stopping), name=part.__name__
+        )
         for part in parts
     ]
     try:
