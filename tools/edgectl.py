@@ -48,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"edgectl: {exc.message}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # output piped into `head` and closed early: not an error
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("edgectl: interrupted", file=sys.stderr)
         return 130

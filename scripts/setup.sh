@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Sets up what the project needs on a fresh machine: a Python >= 3.11 virtualenv in .venv with the
+# project and its dev tools, and Mosquitto from Debian's packages when it is missing and we are root.
+# Idempotent and quick when nothing changed. Usage: scripts/setup.sh [--need-mosquitto]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_mosquitto=0
+[ "${1:-}" = "--need-mosquitto" ] && need_mosquitto=1
+
+find_python() {
+    for py in python3.13 python3.12 python3.11 python3; do
+        if command -v "$py" >/dev/null 2>&1 &&
+            "$py" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null; then
+            echo "$py"
+            return 0
+        fi
+    done
+    return 1
+}
+
+if [ ! -x .venv/bin/python ]; then
+    py=$(find_python) || { echo "setup: Python 3.11 or newer is needed (python3.11 not found)" >&2; exit 1; }
+    echo "setup: creating .venv with $($py --version)"
+    "$py" -m venv .venv
+fi
+
+stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+if [ ! -f "$stamp" ]; then
+    echo "setup: installing the project and its dev tools into .venv (first run takes a few minutes)"
+    .venv/bin/python -m pip install --quiet --upgrade pip 2>/dev/null || true
+    .venv/bin/python -m pip install --quiet -e ".[dev]"
+    rm -f .venv/.installed-*
+    touch "$stamp"
+fi
+
+if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "setup: installing mosquitto and ffmpeg from Debian's packages"
+        apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto ffmpeg >/dev/null
+    elif [ "$need_mosquitto" = 1 ]; then
+        echo "setup: the tests need the mosquitto broker: install it (e.g. sudo apt-get install mosquitto)" >&2
+        exit 1
+    fi
+fi
+if ! command -v ffmpeg >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null
+fi
