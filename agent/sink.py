@@ -18,9 +18,9 @@ class EventSink(Protocol):
 class PrintSink:
     """Prints events as JSON lines; stamps device and sequence like the outbox (not durable)."""
 
-    def __init__(self, device: str, out: TextIO = sys.stdout) -> None:
+    def __init__(self, device: str, out: TextIO | None = None) -> None:
         self.device = device
-        self.out = out
+        self.out = out if out is not None else sys.stdout
         self.seq = 0
 
     async def submit(self, event: Event) -> Event:
