@@ -1,7 +1,7 @@
-"""One camera's pipeline: frame → models → tracker → zones → rules → events.
+"""One camera's pipeline: frame → motion gate → models → rules → events (with a blurred snapshot).
 
-``process`` is synchronous and CPU-bound; the runtime calls it in a worker thread. All time comes
-from the frame (``Frame.t``), so the same frames give the same events.
+``process`` is synchronous and CPU-bound; the runtime calls it in a worker thread. All rule time
+comes from the frame (``Frame.t``), so the same frames give the same events.
 """
 
 from __future__ import annotations
@@ -15,33 +15,17 @@ import numpy as np
 from ..clock import clock_synchronized
 from ..config.camera import CameraConfig
 from ..events import ISSUE, START, Event
-from .counts import CountRules
-from .crowd import CrowdMonitor, CrowdReading
+from .crowd import CrowdReading
 from .detections import DensityMap, Detections
 from .engine import ModelEngine
-from .issues import FrameInfo, IssueRules
+from .issues import FrameInfo
 from .manifest import ModelManifest
 from .preprocess import Preprocessor
 from .privacy import snapshot
+from .rules import CameraRules
 from .sources import Frame, MotionGate
-from .tracker import Tracker
-from .zones import Zone, make_zones, membership
 
 CLOCK_CHECK_S = 30.0
-
-
-@dataclass
-class DetectorLane:
-    """One detection model on one camera: its buffers, thresholds, tracker and rules."""
-
-    engine: ModelEngine
-    prep: Preprocessor
-    manifest: ModelManifest
-    tracker: Tracker
-    issues: IssueRules
-    counts: CountRules
-    tracked: Detections = field(default_factory=Detections.empty)
-    raw: Detections = field(default_factory=Detections.empty)  # the last inferred frame's detections
 
 
 @dataclass
@@ -49,7 +33,7 @@ class CameraStats:
     frames: int = 0
     inferred: int = 0
     events: int = 0
-    infer_ms: float = 0.0  # last frame: preprocess, inference and decoding of every model
+    infer_ms: float = 0.0  # last inferred frame: preprocess, inference and decoding of every model
     pipeline_ms: float = 0.0  # last frame: everything in process()
     started: float = field(default_factory=time.monotonic)
 
@@ -71,9 +55,17 @@ class FrameResult:
     frame: Frame
     inferred: bool
     events: list[Event]
-    lanes: list[tuple[Detections, list[str]]]  # tracked detections and class names per detector
+    found: list[tuple[Detections, list[str]]]  # tracked detections and class names per detector
     density: DensityMap | None
     crowd: dict[str, CrowdReading]
+
+
+@dataclass
+class _Model:
+    engine: ModelEngine
+    prep: Preprocessor  # this camera's own buffers: sessions are shared, buffers are not
+    manifest: ModelManifest  # with this camera's thresholds
+    last: Detections | DensityMap | None = None
 
 
 class CameraPipeline:
@@ -81,70 +73,35 @@ class CameraPipeline:
         if not engines:
             raise ValueError(f"camera {config.id} has no usable model")
         self.config = config
-        self.zones: list[Zone] = make_zones(config.zones)
-        self.lanes: list[DetectorLane] = []
-        self.density_engine: ModelEngine | None = None
-        self.density_prep: Preprocessor | None = None
-        self.density: DensityMap | None = None
-        for engine in engines:
-            if engine.is_density:
-                self.density_engine, self.density_prep = engine, engine.preprocessor()
-                continue
-            classes = engine.manifest.classes
-            self.lanes.append(
-                DetectorLane(
-                    engine,
-                    engine.preprocessor(),
-                    engine.with_thresholds(config.confidence),
-                    Tracker(config.tracker),
-                    IssueRules(
-                        config.id, engine.ref, classes, config.issues, self.zones, config.parking_classes
-                    ),
-                    CountRules(config.id, engine.ref, classes, self.zones),
-                )
-            )
-        person = next(
-            (lane for lane in self.lanes if config.crowd.person_label in lane.engine.manifest.classes), None
-        )
-        self.person_lane = person
-        self.crowd = CrowdMonitor(
-            config.id,
-            config.crowd,
-            self.zones,
-            person.engine.ref if person else None,
-            person.engine.class_id(config.crowd.person_label) if person else None,
-            self.density_engine.ref if self.density_engine else None,
+        models = [_Model(e, e.preprocessor(), e.with_thresholds(config.confidence)) for e in engines]
+        self.detectors = [m for m in models if not m.engine.is_density]
+        self.density = next((m for m in models if m.engine.is_density), None)
+        self.rules = CameraRules(
+            config,
+            [(m.engine.ref, m.engine.manifest.classes) for m in self.detectors],
+            self.density.engine.ref if self.density else None,
         )
         m = config.motion
         self.motion = MotionGate(m.threshold, m.thumbnail_width, m.max_skip_s, m.enabled)
         self.stats = CameraStats()
         self._synced, self._clock_checked = False, -float("inf")
 
+    @property
+    def zones(self):
+        return self.rules.zones
+
     def process(self, frame: Frame) -> FrameResult:
         started = time.perf_counter()
         self.stats.frames += 1
         inferred = self.motion.should_infer(frame.image, frame.t)
+        found = None
         if inferred:
-            self._infer(frame.image)
+            found = self._infer(frame.image)
             self.stats.inferred += 1
-        # A still scene keeps the last detections, so dwell times and ends keep advancing.
         info = FrameInfo(frame.t, frame.captured_ms, self._clock_synced())
-        events: list[Event] = []
-        person_inside = None
-        for lane in self.lanes:
-            if inferred:
-                tracked = lane.tracker.update(lane.raw, info.now)
-            else:
-                tracked = lane.tracked
-                lane.tracker.keep_alive(tracked.tracker_id, info.now)
-            lane.tracked = tracked
-            inside = membership(self.zones, tracked)
-            events += lane.issues.update(tracked, inside, lane.tracker, info)
-            events += lane.counts.update(tracked, inside, info)
-            if lane is self.person_lane:
-                person_inside = inside
-        person_dets = self.person_lane.tracked if self.person_lane else None
-        events += self.crowd.update(person_dets, person_inside, self.density, info)
+        dmap = self.density.last if self.density else None
+        assert dmap is None or isinstance(dmap, DensityMap)
+        events = self.rules.update(found, dmap, info)
         if self.config.snapshots.enabled and any(e.kind == ISSUE and e.phase == START for e in events):
             events = self._with_snapshot(frame.image, events)
         self.stats.events += len(events)
@@ -153,9 +110,9 @@ class CameraPipeline:
             frame,
             inferred,
             events,
-            [(lane.tracked, lane.engine.manifest.classes) for lane in self.lanes],
-            self.density,
-            dict(self.crowd.readings),
+            [(d.tracked, d.classes) for d in self.rules.detectors],
+            dmap,
+            self.rules.crowd_readings,
         )
 
     def _clock_synced(self) -> bool:
@@ -165,21 +122,24 @@ class CameraPipeline:
             self._synced, self._clock_checked = clock_synchronized(), now
         return self._synced
 
-    def _infer(self, image: np.ndarray) -> None:
+    def _infer(self, image: np.ndarray) -> list[Detections]:
         started = time.perf_counter()
-        for lane in self.lanes:
-            result = lane.engine.infer(image, lane.prep, lane.manifest)
-            assert isinstance(result, Detections)
-            lane.raw = result
-        if self.density_engine is not None and self.density_prep is not None:
-            dmap = self.density_engine.infer(image, self.density_prep)
-            assert isinstance(dmap, DensityMap)
-            self.density = dmap
+        found = []
+        for m in self.detectors:
+            dets = m.engine.infer(image, m.prep, m.manifest)
+            assert isinstance(dets, Detections)
+            m.last = dets
+            found.append(dets)
+        if self.density is not None:
+            self.density.last = self.density.engine.infer(image, self.density.prep)
         self.stats.infer_ms = (time.perf_counter() - started) * 1000.0
+        return found
 
     def _with_snapshot(self, image: np.ndarray, events: list[Event]) -> list[Event]:
         # Everything found in the frame is blurred if private, whichever model found it.
-        found = [(lane.raw, lane.engine.manifest.classes) for lane in self.lanes]
+        found = [
+            (m.last, m.engine.manifest.classes) for m in self.detectors if isinstance(m.last, Detections)
+        ]
         jpeg = snapshot(image, found, self.config.snapshots)
         return [
             dataclasses.replace(e, image=jpeg, blurred=True) if e.kind == ISSUE and e.phase == START else e
