@@ -66,7 +66,7 @@ class CrowdMonitor:
         cfg = self.config
         events = []
         for j, zone in enumerate(self.zones):
-            if not zone.watches(cfg.person_label) and zone.config.classes:
+            if not self._counts_people(zone):
                 continue
             raw, source, model = None, "", None
             if dmap is not None:
@@ -87,6 +87,19 @@ class CrowdMonitor:
             self.readings[zone.id] = CrowdReading(zone.id, count, density, source)
             events.extend(self._alarm(zone, st, count, density, model, frame))
         return events
+
+    def _counts_people(self, zone: Zone) -> bool:
+        """Zones meant for crowds: with an area or an alarm, or naming people; the whole frame only
+        with a density model. Other zones would only fill the outbox with zero counts."""
+        z = zone.config
+        if zone.id == WHOLE_FRAME.id:
+            return self.density_model is not None
+        return (
+            z.area_m2 is not None
+            or z.crowd_alarm_count is not None
+            or z.crowd_alarm_density is not None
+            or self.config.person_label in z.classes
+        )
 
     def _alarm(
         self,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 import tomllib
 from pathlib import Path
@@ -68,6 +69,10 @@ def run_source(source: str, models: list[Path], zones_file: Path | None, fps: fl
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, and keep Python from complaining at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     finally:
         cam.executor.shutdown(wait=False, cancel_futures=True)
     return 0
