@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import cv2
 import numpy as np
 
 from .crowd import CrowdReading
 from .detections import Detections
 from .zones import Zone
+
+if TYPE_CHECKING:
+    from .pipeline import FrameResult
 
 _PALETTE = [
     (56, 56, 255),
@@ -72,6 +77,25 @@ def draw_counts(image: np.ndarray, lines: list[str]) -> None:
 
 
 def _label(image: np.ndarray, text: str, x: int, y: int, col: tuple[int, int, int]) -> None:
-    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
+    size = min(0.8, max(0.3, image.shape[1] / 1600))  # legible on a 4K frame and a thumbnail alike
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, size, 1)
     cv2.rectangle(image, (x, y - th - base), (x + tw + 2, y + base), col, -1)
-    cv2.putText(image, text, (x + 1, y - 1), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(image, text, (x + 1, y - 1), cv2.FONT_HERSHEY_SIMPLEX, size, (0, 0, 0), 1, cv2.LINE_AA)
+
+
+def annotate(image: np.ndarray, zones: list[Zone], result: FrameResult) -> np.ndarray:
+    """A copy of the frame with zones, tracked objects, per-class counts and this frame's events."""
+    out = image.copy()
+    draw_zones(out, zones, result.crowd)
+    lines = []
+    for dets, classes in result.found:
+        draw_detections(out, dets, classes)
+        ids, counts = np.unique(dets.class_id, return_counts=True)
+        lines += [f"{classes[int(i)]}: {int(n)}" for i, n in zip(ids, counts, strict=True)]
+    if result.density is not None:
+        lines.append(f"crowd (density map): {result.density.count:.1f}")
+    lines += [
+        f"EVENT {e.kind} {e.phase or ''} {e.label or ''} {e.zone or ''}".rstrip() for e in result.events
+    ]
+    draw_counts(out, lines)
+    return out
