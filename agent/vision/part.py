@@ -20,7 +20,7 @@ from ..config.camera import CameraConfig, VisionConfig
 from ..sink import EventSink
 from .engine import EngineOptions, ModelEngine, ModelPool, ModelRefused
 from .pipeline import CameraPipeline
-from .sources import LiveSource, offline_frames
+from .sources import LiveSource
 
 log = logging.getLogger(__name__)
 
@@ -167,18 +167,25 @@ class Vision:
 
 
 async def run_offline(pipeline: CameraPipeline, sink: EventSink, loop_source: bool = False) -> int:
-    """Every sampled frame of a file or folder through the pipeline, in order; returns frames done."""
+    """Every sampled frame of a file or folder through the pipeline, in order; returns frames done.
+
+    The capture thread decodes the next frame while this one is inferred, as on a live camera, but
+    nothing is dropped and the rules run on the media's own clock, so results repeat.
+    """
     cfg = pipeline.config
-    frames = offline_frames(cfg.source, cfg.fps, loop_source)
+    source = LiveSource(cfg.source, cfg.fps, loop=loop_source, name=cfg.id, replay=True)
     done = 0
-    while True:
-        frame = await asyncio.to_thread(next, frames, None)
-        if frame is None:
-            return done
-        result = await asyncio.to_thread(pipeline.process, frame)
-        done += 1
-        for event in result.events:
-            await sink.submit(event)
+    with source:
+        while True:
+            frame = await asyncio.to_thread(source.latest, POLL_S)
+            if frame is None:
+                if source.finished.is_set():
+                    return done
+                continue
+            result = await asyncio.to_thread(pipeline.process, frame)
+            done += 1
+            for event in result.events:
+                await sink.submit(event)
 
 
 # --- the part's interface (agent/runtime.py) ---

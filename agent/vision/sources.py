@@ -159,9 +159,13 @@ class LiveSource:
         reconnect_min_s: float = 1.0,
         reconnect_max_s: float = 60.0,
         name: str = "",
+        replay: bool = False,
     ) -> None:
         self.spec = spec
         self.kind = source_kind(spec)
+        # Replay (files and folders): every sampled frame, timed by the media's clock, as fast as the
+        # consumer takes them; the thread decodes the next frame while the current one is inferred.
+        self.replay = replay and self.kind in ("file", "folder")
         self.fps = fps
         self.loop = loop
         self.stall_timeout_s = stall_timeout_s
@@ -175,6 +179,7 @@ class LiveSource:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._seq = 0
+        self._media_offset = 0.0  # media time at the start of the current pass (looped files)
         self._last_frame_at = time.monotonic()
 
     def __enter__(self) -> LiveSource:
@@ -212,11 +217,13 @@ class LiveSource:
 
     # --- capture thread ---
 
-    def _publish(self, image: np.ndarray) -> None:
+    def _publish(self, image: np.ndarray, media_t: float = 0.0) -> None:
         self._seq += 1
         self._last_frame_at = time.monotonic()
-        frame = Frame(image, self._seq, self._last_frame_at, now_ms())
+        frame = Frame(image, self._seq, media_t if self.replay else self._last_frame_at, now_ms())
         with self._cond:
+            if self.replay:
+                self._cond.wait_for(lambda: self._slot.taken or self._stop.is_set())
             if not self._slot.taken:
                 self.counters.dropped += 1
             self._slot = _Slot(frame, taken=False)
@@ -256,34 +263,38 @@ class LiveSource:
             self._stop.wait(wait)
             delay = min(delay * 2, self.reconnect_max_s)
 
-    def _due(self, next_at: float) -> bool:
-        return time.monotonic() >= next_at
-
     def _play_capture(self) -> bool:
         """Read until the source ends (True, files) or fails or stalls (False)."""
         cap = open_capture(self.spec, self.kind, self.stall_timeout_s)
         self.counters.connected = True
         self.counters.last_error = ""
         period = 1.0 / self.fps
+        native = cap.get(cv2.CAP_PROP_FPS) or 25.0
+        native = native if 1.0 <= native <= 240.0 else 25.0
         # Files are played at their own speed so they behave like the camera they stand in for.
-        pace = 1.0 / (cap.get(cv2.CAP_PROP_FPS) or 25.0) if self.kind == "file" else 0.0
-        next_at = time.monotonic()
+        pace = 1.0 / native if self.kind == "file" and not self.replay else 0.0
+        next_at = 0.0 if self.replay else time.monotonic()
+        index = 0
         try:
             while not self._stop.is_set():
                 t0 = time.monotonic()
                 if not cap.grab():
                     if self.kind == "file":
+                        self._media_offset += index / native
                         return True
                     self.counters.stalls += 1
                     self.counters.last_error = "stream stopped delivering frames"
                     return False
                 self.counters.read += 1
-                if self._due(next_at):
+                media_t = self._media_offset + index / native
+                index += 1
+                now = media_t if self.replay else t0
+                if now + 1e-9 >= next_at:
                     ok, image = cap.retrieve()
                     if ok:
-                        next_at = max(next_at + period, time.monotonic() - period)
+                        next_at = max(next_at + period, now - period) if not self.replay else now + period
                         self.counters.sampled += 1
-                        self._publish(image)
+                        self._publish(image, media_t)
                 if pace:
                     self._stop.wait(max(0.0, pace - (time.monotonic() - t0)))
             return False
@@ -303,8 +314,10 @@ class LiveSource:
                 log.warning("%s: not a readable image; skipped", path)
                 continue
             self.counters.sampled += 1
-            self._publish(image)
-            self._stop.wait(period)
+            self._publish(image, self._media_offset)
+            self._media_offset += period
+            if not self.replay:
+                self._stop.wait(period)
         return True
 
 

@@ -103,6 +103,34 @@ def conv_yolov8_model(path: Path, n_classes: int, size: int = 640, width: int = 
     return _save(graph, path)
 
 
+def conv_density_model(path: Path, size: int = 640, width: int = 16, seed: int = 1) -> Path:
+    """A small random CNN with a density-map output ``[1, 1, size/8, size/8]`` (non-negative)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    inits, nodes = [], []
+    channels = [3, width, width, width]
+    x = "images"
+    for k in range(3):
+        w = rng.normal(0, (2.0 / (9 * channels[k])) ** 0.5, (channels[k + 1], channels[k], 3, 3))
+        inits.append(numpy_helper.from_array(w.astype(np.float32), f"w{k}"))
+        nodes.append(helper.make_node("Conv", [x, f"w{k}"], [f"c{k}"], strides=[2, 2], pads=[1, 1, 1, 1]))
+        nodes.append(helper.make_node("Relu", [f"c{k}"], [f"r{k}"]))
+        x = f"r{k}"
+    head = rng.normal(0, 0.01, (1, width, 1, 1)).astype(np.float32)
+    inits.append(numpy_helper.from_array(head, "wh"))
+    nodes += [helper.make_node("Conv", [x, "wh"], ["h"]), helper.make_node("Relu", ["h"], ["output0"])]
+    cells = size // 8
+    graph = helper.make_graph(
+        nodes,
+        "conv_density",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, size, size])],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 1, cells, cells])],
+        initializer=inits,
+    )
+    return _save(graph, path)
+
+
 def write_manifest(folder: Path, model_file: str, **fields: Any) -> Path:
     """manifest.json for ``folder/model_file`` with its real sha256; ``fields`` fill the rest."""
     manifest = {
