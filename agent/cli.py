@@ -31,7 +31,35 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     daemon = sub.add_parser("daemon", help="run the agent from its config (the default)")
     daemon.set_defaults(func=cmd_daemon)
+    run = sub.add_parser(
+        "run",
+        help="run one source through models and print events as JSON lines (for trying a model)",
+        description="Runs one video file, image folder, stream or USB camera through the given models and "
+        "rules, printing each event as a JSON line on stdout. Files and folders are read in order at "
+        "--fps by their own clock, as fast as the machine allows; streams run until interrupted.",
+    )
+    run.add_argument(
+        "--source", required=True, help="video file, image folder, rtsp:// or http:// URL, or usb:N"
+    )
+    run.add_argument("--model", action="append", type=Path, required=True, help="model folder (repeatable)")
+    run.add_argument(
+        "--zones",
+        type=Path,
+        help="TOML file with [[zones]] and any other camera keys (issues, crowd, motion, ...)",
+    )
+    run.add_argument("--fps", type=float, default=2.0, help="frames sampled per second (default 2)")
+    run.add_argument("--device", default="try-device", help="device id stamped on printed events")
+    run.add_argument("--print", action="store_true", help="print events as JSON lines (the default)")
+    run.set_defaults(func=cmd_run)
     return parser
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    # Imported here: the vision stack (OpenCV, onnxruntime) is not needed by the other commands.
+    from .vision.run import run_source
+
+    setup_logging(args.log_level or "WARNING", "text")
+    return run_source(args.source, args.model, args.zones, args.fps, args.device)
 
 
 def cmd_daemon(args: argparse.Namespace) -> int:

@@ -10,7 +10,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from .base import Section
 from .board import BoardConfig
-from .camera import CameraConfig, ZoneConfig
+from .camera import CameraConfig, VisionConfig, ZoneConfig
 from .device import DeviceConfig
 from .log import LoggingConfig
 from .outbox import OutboxConfig
@@ -26,6 +26,7 @@ __all__ = [
     "LoggingConfig",
     "OutboxConfig",
     "UplinkConfig",
+    "VisionConfig",
     "ZoneConfig",
     "load_config",
     "parse_config",
@@ -37,6 +38,7 @@ class GatewayConfig(Section):
     uplink: UplinkConfig = Field(default_factory=UplinkConfig)
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    vision: VisionConfig = Field(default_factory=VisionConfig)
     cameras: list[CameraConfig] = Field(default_factory=list)
     boards: list[BoardConfig] = Field(default_factory=list)
 

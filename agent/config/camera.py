@@ -1,13 +1,74 @@
-"""Cameras, their models and their zones."""
+"""Cameras, their models, zones and rules; the vision engine's shared settings.
+
+Every threshold, dwell time and class list of the street-issue rules lives here, with defaults that
+suit a pole camera sampled at 2 fps, so a city tunes its cameras without code and a minimal camera
+section (id, source, models) works.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from .base import Section
 from .device import DEVICE_ID_PATTERN
+
+# Objects that do not move: deduplicated by place, so an occlusion never opens a second issue.
+STATIC_CLASSES = ("garbage", "pothole", "debris_pile", "illegal_ad", "manhole_missing", "manhole_displaced")
+
+
+class IssueRule(Section):
+    """When a tracked object of one class becomes an issue, and when the issue ends."""
+
+    k: int = Field(default=3, ge=1, description="seen in at least k of the last n inferred frames")
+    n: int = Field(default=5, ge=1)
+    min_dwell_s: float = Field(default=10.0, ge=0, description="present this long before it is an issue")
+    min_confidence: float = Field(default=0.4, ge=0, le=1, description="median score over the track's life")
+    static: bool = Field(default=False, description="does not move: deduplicated by place, not track id")
+    place_iou: float = Field(
+        default=0.3, gt=0, le=1, description="overlap that makes two sightings one place"
+    )
+    end_after_s: float = Field(default=30.0, gt=0, description="absent this long: the issue ends")
+    heartbeat_s: float = Field(default=600.0, gt=0, description="update sent at least this often while open")
+    cooldown_s: float = Field(default=300.0, ge=0, description="no re-opening at the same place this long")
+    change_iou: float = Field(default=0.7, ge=0, le=1, description="box overlap below this is a change")
+    change_confidence: float = Field(default=0.1, ge=0, le=1, description="score change that is an update")
+
+    @model_validator(mode="after")
+    def _k_of_n(self) -> IssueRule:
+        if self.k > self.n:
+            raise ValueError(f"k ({self.k}) cannot exceed n ({self.n})")
+        return self
+
+
+def _static_rule() -> IssueRule:
+    # Static issues: a bus parked in front for minutes is not the end of a pothole; hours of memory.
+    return IssueRule(
+        static=True, min_dwell_s=30.0, end_after_s=1800.0, heartbeat_s=3600.0, cooldown_s=6 * 3600
+    )
+
+
+def default_issue_rules() -> dict[str, IssueRule]:
+    rules = {name: _static_rule() for name in STATIC_CLASSES}
+    rules["street_stall"] = IssueRule(min_dwell_s=60.0, end_after_s=120.0)
+    rules["illegal_parking"] = IssueRule(k=4, n=6, end_after_s=60.0)
+    return rules
+
+
+class CountRule(Section):
+    """More than ``more_than`` objects of ``label`` in the zone for ``dwell_s``: e.g. bikes piling up."""
+
+    label: str
+    more_than: int = Field(ge=0)
+    dwell_s: float = Field(default=300.0, ge=0)
+    end_after_s: float = Field(default=120.0, gt=0, description="below the limit this long: it ends")
+    event_label: str | None = Field(default=None, description="label of the issue; default LABEL_pileup")
+
+    @property
+    def issue_label(self) -> str:
+        return self.event_label or f"{self.label}_pileup"
 
 
 class ZoneConfig(Section):
@@ -15,6 +76,14 @@ class ZoneConfig(Section):
     polygon: list[tuple[float, float]] = Field(description="normalized [x, y] corners, 0..1")
     classes: list[str] = Field(default_factory=list, description="classes this zone watches; empty: all")
     area_m2: float | None = Field(default=None, gt=0, description="ground area, for crowd density")
+    parking_limit_s: float | None = Field(
+        default=None, gt=0, description="no-parking zone: a vehicle dwelling longer is illegal parking"
+    )
+    count_rules: list[CountRule] = Field(default_factory=list)
+    crowd_alarm_density: float | None = Field(
+        default=None, gt=0, description="persons per m² that raise a crowd alarm here (overrides camera)"
+    )
+    crowd_alarm_count: int | None = Field(default=None, gt=0, description="persons that raise a crowd alarm")
 
     @field_validator("polygon")
     @classmethod
@@ -27,12 +96,69 @@ class ZoneConfig(Section):
         return points
 
 
+class TrackerConfig(Section):
+    high_confidence: float = Field(default=0.5, ge=0, le=1, description="detections that may start a track")
+    low_confidence: float = Field(default=0.1, ge=0, le=1, description="weaker ones only extend tracks")
+    match_iou: float = Field(default=0.3, gt=0, le=1)
+    lost_s: float = Field(default=10.0, gt=0, description="a track unseen this long is forgotten")
+
+
+class CrowdConfig(Section):
+    person_label: str = "person"
+    sparse_below: float = Field(
+        default=10.0, ge=0, description="below this many people, count detections, not the density map"
+    )
+    smoothing: float = Field(default=0.3, gt=0, le=1, description="weight of the newest count (EMA)")
+    alarm_density: float = Field(default=4.0, gt=0, description="persons per m² that raise a crowd alarm")
+    alarm_dwell_s: float = Field(default=30.0, ge=0, description="over the threshold this long first")
+    report_interval_s: float = Field(default=60.0, gt=0, description="a crowd count per zone this often")
+
+
+class MotionConfig(Section):
+    enabled: bool = True
+    threshold: float = Field(default=1.5, ge=0, description="mean abs grey difference (0-255) that is motion")
+    thumbnail_width: int = Field(default=64, ge=8, le=640)
+    max_skip_s: float = Field(default=30.0, gt=0, description="infer at least this often even if still")
+
+
+class SnapshotConfig(Section):
+    """Images leave the device only when enabled, and then blurred (data minimization)."""
+
+    enabled: bool = False
+    blur_labels: list[str] = Field(
+        default_factory=lambda: ["person", "face", "licence_plate", "license_plate"]
+    )
+    vehicle_labels: list[str] = Field(
+        default_factory=lambda: ["vehicle", "car", "truck", "bus", "motorcycle"]
+    )
+    blur_plate_region: bool = Field(
+        default=True, description="without a plate class, blur the lower part of every vehicle"
+    )
+    max_width: int = Field(default=1280, ge=64)
+    jpeg_quality: int = Field(default=80, ge=10, le=100)
+
+
 class CameraConfig(Section):
     id: str = Field(pattern=DEVICE_ID_PATTERN)
     source: str = Field(description="video file, image folder, rtsp:// or http:// URL, or usb:N")
     fps: float = Field(default=2.0, gt=0, le=60, description="frames sampled per second")
+    loop: bool = Field(default=False, description="files and folders: start again at the end")
     models: list[Path] = Field(min_length=1, description="model folders (with manifest.json)")
     zones: list[ZoneConfig] = Field(default_factory=list)
+    confidence: dict[str, float] = Field(
+        default_factory=dict, description="detection threshold per class, over the manifest's"
+    )
+    issues: dict[str, IssueRule] = Field(default_factory=default_issue_rules)
+    parking_classes: list[str] = Field(
+        default_factory=lambda: ["vehicle", "car", "truck", "bus", "motorcycle"]
+    )
+    tracker: TrackerConfig = Field(default_factory=TrackerConfig)
+    crowd: CrowdConfig = Field(default_factory=CrowdConfig)
+    motion: MotionConfig = Field(default_factory=MotionConfig)
+    snapshots: SnapshotConfig = Field(default_factory=SnapshotConfig)
+    stall_timeout_s: float = Field(default=10.0, gt=0, description="no frame this long: restart the stream")
+    reconnect_min_s: float = Field(default=1.0, gt=0)
+    reconnect_max_s: float = Field(default=60.0, gt=0)
 
     @field_validator("zones")
     @classmethod
@@ -42,3 +168,39 @@ class CameraConfig(Section):
         if dupes:
             raise ValueError(f"zone ids must be unique, repeated: {', '.join(dupes)}")
         return zones
+
+    @field_validator("issues", mode="before")
+    @classmethod
+    def _over_defaults(cls, given: object) -> object:
+        # A city names only what it changes: `[cameras.issues.garbage] min_dwell_s = 60` keeps the rest
+        # of the garbage defaults (static, cooldown, ...) and the rules of every other class.
+        if not isinstance(given, dict):
+            return given
+        merged: dict[str, object] = {k: v.model_dump() for k, v in default_issue_rules().items()}
+        for label, rule in given.items():
+            base = merged.get(label)
+            if isinstance(rule, dict) and isinstance(base, dict):
+                merged[label] = {**base, **rule}
+            else:
+                merged[label] = rule
+        return merged
+
+    @field_validator("confidence")
+    @classmethod
+    def _scores(cls, values: dict[str, float]) -> dict[str, float]:
+        for label, value in values.items():
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"confidence for {label!r} must be within 0..1, got {value}")
+        return values
+
+
+class VisionConfig(Section):
+    """Settings of the ONNX engine, shared by every camera (one session per model)."""
+
+    providers: list[Literal["cpu", "cuda", "tensorrt", "openvino", "coreml", "rknpu"]] = Field(
+        default_factory=lambda: ["cpu"], description="execution providers in order of preference"
+    )
+    intra_op_threads: int = Field(default=0, ge=0, description="threads per inference; 0: one per core")
+    inter_op_threads: int = Field(default=1, ge=1)
+    warmup_runs: int = Field(default=2, ge=0)
+    self_test: bool = Field(default=True, description="run each model's golden image at start")

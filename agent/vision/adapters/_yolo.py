@@ -1,0 +1,67 @@
+"""Shared steps of the YOLO adapters: thresholds per class, per-class NMS, back through the letterbox."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from ..detections import Detections
+from ..manifest import ModelManifest
+from ..preprocess import Letterbox
+from . import AdapterError
+
+
+def class_thresholds(manifest: ModelManifest) -> np.ndarray:
+    """Confidence threshold for each class id: the per-class value where the manifest gives one."""
+    base = manifest.thresholds.confidence
+    per = manifest.thresholds.per_class
+    return np.asarray([per.get(name, base) for name in manifest.classes], np.float32)
+
+
+def single_output(outputs: list[np.ndarray], rank: int, what: str) -> np.ndarray:
+    if len(outputs) != 1:
+        raise AdapterError(f"expected one output {what}, the model has {len(outputs)}")
+    out = outputs[0]
+    if out.ndim != rank or out.shape[0] != 1:
+        raise AdapterError(f"expected one output {what}, got shape {list(out.shape)}")
+    return out[0]
+
+
+def finish(
+    xywh: np.ndarray,
+    scores: np.ndarray,
+    class_ids: np.ndarray,
+    box: Letterbox,
+    manifest: ModelManifest,
+    nms: bool = True,
+) -> Detections:
+    """Threshold per class, NMS per class, map to normalized image coordinates.
+
+    ``xywh`` are centre-size boxes in model-input pixels.
+    """
+    n_classes = len(manifest.classes)
+    if len(class_ids) and (class_ids.min() < 0 or class_ids.max() >= n_classes):
+        raise AdapterError(
+            f"the model outputs class id {int(class_ids.max())} but the manifest lists {n_classes} classes"
+        )
+    keep = scores >= class_thresholds(manifest)[class_ids]
+    xywh, scores, class_ids = xywh[keep], scores[keep], class_ids[keep]
+    if nms and len(scores) > 1:
+        corner = xywh.copy()
+        corner[:, :2] -= xywh[:, 2:] / 2  # NMSBoxes wants x, y, w, h with x, y the top-left corner
+        idx = cv2.dnn.NMSBoxesBatched(
+            corner.astype(np.float64),
+            scores.astype(np.float64),
+            class_ids.astype(np.int32),
+            0.0,
+            manifest.thresholds.iou,
+        )
+        idx = np.asarray(idx, np.int64).reshape(-1)
+        xywh, scores, class_ids = xywh[idx], scores[idx], class_ids[idx]
+    xyxy = np.empty_like(xywh, dtype=np.float32)
+    xyxy[:, :2] = xywh[:, :2] - xywh[:, 2:] / 2
+    xyxy[:, 2:] = xywh[:, :2] + xywh[:, 2:] / 2
+    order = np.argsort(-scores, kind="stable")
+    return Detections(
+        box.to_normalized(xyxy[order]), scores[order].astype(np.float32), class_ids[order].astype(np.int32)
+    )

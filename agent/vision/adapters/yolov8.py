@@ -1,0 +1,30 @@
+"""YOLOv8 / YOLO11 exports: one output ``[1, 4 + C, N]`` of cx, cy, w, h and class scores, no objectness."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..detections import Detections
+from ..manifest import ModelManifest
+from ..preprocess import Letterbox
+from . import AdapterError, adapter
+from ._yolo import finish, single_output
+
+
+@adapter("yolov8")
+def decode(outputs: Sequence[np.ndarray], box: Letterbox, manifest: ModelManifest) -> Detections:
+    out = single_output(list(outputs), 3, "[1, 4 + classes, boxes]")
+    n_classes = len(manifest.classes)
+    if out.shape[0] != 4 + n_classes:
+        raise AdapterError(
+            f"yolov8 layout needs {4 + n_classes} rows (4 box values + {n_classes} classes), "
+            f"the model gives {out.shape[0]}; is it a YOLOv5 export (adapter 'yolov5')?"
+        )
+    scores_all = out[4:]  # (C, N)
+    class_ids = scores_all.argmax(axis=0)
+    scores = scores_all[class_ids, np.arange(out.shape[1])]
+    candidates = scores >= min(manifest.thresholds.confidence, *manifest.thresholds.per_class.values(), 1.0)
+    xywh = out[:4, candidates].T.astype(np.float32)
+    return finish(xywh, scores[candidates], class_ids[candidates], box, manifest)

@@ -1,0 +1,147 @@
+"""Crowd counts per zone: density map for dense scenes, person detections for sparse ones.
+
+Density models are poor below about ten people and detectors miss people in dense crowds, so the
+density map decides when it counts many, the detector when it counts few. Counts are smoothed; an
+alarm starts when the density (or count) stays over its threshold for the dwell time.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..config.camera import CrowdConfig
+from ..events import CROWD, END, START, UPDATE, Event, ModelRef
+from .detections import DensityMap, Detections
+from .issues import FrameInfo
+from .zones import WHOLE_FRAME, Zone
+
+
+@dataclass
+class ZoneCrowd:
+    smoothed: float | None = None
+    over_since: float | None = None
+    alarm_id: bytes | None = None
+    last_report: float | None = None
+
+
+@dataclass(frozen=True)
+class CrowdReading:
+    zone: str
+    count: float
+    density: float | None
+    source: str  # "density" or "detections"
+
+
+class CrowdMonitor:
+    def __init__(
+        self,
+        camera: str,
+        config: CrowdConfig,
+        zones: list[Zone],
+        detector: ModelRef | None,
+        person_class: int | None,
+        density_model: ModelRef | None,
+    ) -> None:
+        self.camera = camera
+        self.config = config
+        self.zones = zones
+        self.detector = detector
+        self.person_class = person_class
+        self.density_model = density_model
+        self.state = {z.id: ZoneCrowd() for z in zones}
+        self.readings: dict[str, CrowdReading] = {}
+
+    @property
+    def active(self) -> bool:
+        return self.density_model is not None or self.person_class is not None
+
+    def update(
+        self, dets: Detections | None, inside: np.ndarray | None, dmap: DensityMap | None, frame: FrameInfo
+    ) -> list[Event]:
+        if not self.active:
+            return []
+        cfg = self.config
+        events = []
+        for j, zone in enumerate(self.zones):
+            if not self._counts_people(zone):
+                continue
+            raw, source, model = None, "", None
+            if dmap is not None:
+                h, w = dmap.density.shape
+                raw, source, model = dmap.count_in(zone.mask(h, w)), "density", self.density_model
+            if dets is not None and inside is not None and self.person_class is not None:
+                detected = float(np.count_nonzero(inside[:, j] & (dets.class_id == self.person_class)))
+                if raw is None or raw < cfg.sparse_below:
+                    raw, source, model = detected, "detections", self.detector
+            if raw is None:
+                continue
+            st = self.state[zone.id]
+            a = cfg.smoothing
+            st.smoothed = raw if st.smoothed is None else a * raw + (1 - a) * st.smoothed
+            count = round(st.smoothed, 1)
+            area = zone.config.area_m2
+            density = round(count / area, 3) if area else None
+            self.readings[zone.id] = CrowdReading(zone.id, count, density, source)
+            events.extend(self._alarm(zone, st, count, density, model, frame))
+        return events
+
+    def _counts_people(self, zone: Zone) -> bool:
+        """Zones meant for crowds: with an area or an alarm, or naming people; the whole frame only
+        with a density model. Other zones would only fill the outbox with zero counts."""
+        z = zone.config
+        if zone.id == WHOLE_FRAME.id:
+            return self.density_model is not None
+        return (
+            z.area_m2 is not None
+            or z.crowd_alarm_count is not None
+            or z.crowd_alarm_density is not None
+            or self.config.person_label in z.classes
+        )
+
+    def _alarm(
+        self,
+        zone: Zone,
+        st: ZoneCrowd,
+        count: float,
+        density: float | None,
+        model: ModelRef | None,
+        frame: FrameInfo,
+    ) -> list[Event]:
+        cfg = self.config
+        now = frame.now
+        over = False
+        limit = zone.config.crowd_alarm_density or cfg.alarm_density
+        if density is not None and density > limit:
+            over = True
+        if zone.config.crowd_alarm_count is not None and count > zone.config.crowd_alarm_count:
+            over = True
+        base = {
+            "kind": CROWD,
+            "captured_ms": frame.captured_ms,
+            "clock_synced": frame.clock_synced,
+            "camera": self.camera,
+            "zone": None if zone.id == WHOLE_FRAME.id else zone.id,
+            "count": count,
+            "density": density,
+            "model": model,
+        }
+        due = st.last_report is None or now - st.last_report >= cfg.report_interval_s
+        if over:
+            st.over_since = now if st.over_since is None else st.over_since
+            if st.alarm_id is None and now - st.over_since >= cfg.alarm_dwell_s:
+                st.alarm_id, st.last_report = os.urandom(16), now
+                return [Event(**base, event_id=st.alarm_id, phase=START, label="crowding")]
+        else:
+            st.over_since = None
+            if st.alarm_id is not None:
+                ref, st.alarm_id, st.last_report = st.alarm_id, None, now
+                return [Event(**base, phase=END, ref=ref, label="crowding")]
+        if not due:
+            return []
+        st.last_report = now
+        if st.alarm_id is not None:
+            return [Event(**base, phase=UPDATE, ref=st.alarm_id, label="crowding")]
+        return [Event(**base)]  # the periodic count, no alarm

@@ -1,0 +1,292 @@
+"""The ONNX engine: one onnxruntime session per model folder, checked before any camera uses it.
+
+Loading a model is: manifest valid → file sha256 matches → session opens → warm-up output fits the
+adapter → golden image reproduced. Any failure raises ``ModelRefused`` with the reason; the cameras
+using that model are disabled and the others keep running.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+
+from ..events import ModelRef
+from .adapters import AdapterError, get_adapter
+from .detections import DensityMap, Detections, box_iou
+from .manifest import ManifestError, ModelManifest, load_manifest, verify_model_file
+from .preprocess import Letterbox, Preprocessor
+
+log = logging.getLogger(__name__)
+
+# onnxruntime's names for the providers a technician may put in the config.
+PROVIDER_ALIASES = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+    "openvino": "OpenVINOExecutionProvider",
+    "coreml": "CoreMLExecutionProvider",
+    "rknpu": "RknpuExecutionProvider",
+}
+
+
+class ModelRefused(RuntimeError):
+    """A model that must not run: missing, corrupt, mismatched or misbehaving. Says why."""
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    providers: tuple[str, ...] = ("cpu",)
+    intra_op_threads: int = 0  # 0: onnxruntime decides (one per core)
+    inter_op_threads: int = 1
+    warmup_runs: int = 2
+    self_test: bool = True
+
+
+def resolve_providers(wanted: Sequence[str]) -> list[str]:
+    """Config names → onnxruntime provider names that are installed; CPU is always the last resort."""
+    available = ort.get_available_providers()
+    out = []
+    for name in wanted:
+        full = PROVIDER_ALIASES.get(name.lower(), name)
+        if full in available:
+            out.append(full)
+        else:
+            log.warning("execution provider %s is not installed here; skipping it", name)
+    if "CPUExecutionProvider" not in out:
+        out.append("CPUExecutionProvider")
+    return out
+
+
+@dataclass
+class EngineStats:
+    runs: int = 0
+    frames: int = 0
+    total_ms: float = 0.0
+    last_ms: float = 0.0
+
+    def add(self, ms: float, frames: int) -> None:
+        self.runs += 1
+        self.frames += frames
+        self.total_ms += ms
+        self.last_ms = ms
+
+    @property
+    def mean_ms(self) -> float:
+        return self.total_ms / self.runs if self.runs else 0.0
+
+
+@dataclass
+class ModelEngine:
+    """One loaded model: its manifest, session and adapter. ``infer`` is safe to call from threads."""
+
+    folder: Path
+    manifest: ModelManifest
+    session: ort.InferenceSession
+    stats: EngineStats = field(default_factory=EngineStats)
+
+    def __post_init__(self) -> None:
+        self.adapter = get_adapter(self.manifest.adapter)
+        self.ref = ModelRef.from_hex(self.manifest.id, self.manifest.version, self.manifest.sha256)
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        batch = inp.shape[0] if inp.shape else 1
+        # A fixed batch above 1 or a symbolic one lets cameras share one run; 1 means one frame a run.
+        self.max_batch = batch if isinstance(batch, int) and batch > 0 else 8
+        self.fixed_batch = isinstance(batch, int) and batch > 0
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        self._lock = threading.Lock()
+
+    @property
+    def is_density(self) -> bool:
+        return self.manifest.task == "density"
+
+    def preprocessor(self, batch: int = 1) -> Preprocessor:
+        return Preprocessor(self.manifest.input, batch)
+
+    def run(self, tensor: np.ndarray) -> list[np.ndarray]:
+        """Run the session on a filled input tensor; returns the raw outputs."""
+        started = time.perf_counter()
+        outputs = self.session.run(self.output_names, {self.input_name: tensor})
+        self.stats.add((time.perf_counter() - started) * 1000.0, tensor.shape[0])
+        return outputs
+
+    def decode(
+        self,
+        outputs: Sequence[np.ndarray],
+        box: Letterbox,
+        slot: int = 0,
+        manifest: ModelManifest | None = None,
+    ) -> Detections | DensityMap:
+        return self.adapter([o[slot : slot + 1] for o in outputs], box, manifest or self.manifest)
+
+    def infer(
+        self, frame: np.ndarray, prep: Preprocessor, manifest: ModelManifest | None = None
+    ) -> Detections | DensityMap:
+        """One frame through ``prep`` (the caller's buffers), the session and the adapter.
+
+        ``manifest`` lets a camera use its own thresholds with the shared session.
+        """
+        box = prep(frame)
+        return self.decode(self.run(self._batched(prep.tensor)), box, 0, manifest)
+
+    def with_thresholds(self, per_class: dict[str, float]) -> ModelManifest:
+        """The manifest with a camera's per-class confidence thresholds laid over it."""
+        mine = {k: v for k, v in per_class.items() if k in self.manifest.classes}
+        if not mine:
+            return self.manifest
+        merged = {**self.manifest.thresholds.per_class, **mine}
+        thresholds = self.manifest.thresholds.model_copy(update={"per_class": merged})
+        return self.manifest.model_copy(update={"thresholds": thresholds})
+
+    def _batched(self, tensor: np.ndarray) -> np.ndarray:
+        if self.fixed_batch and self.max_batch != tensor.shape[0]:
+            padded = np.zeros((self.max_batch, *tensor.shape[1:]), tensor.dtype)
+            padded[: tensor.shape[0]] = tensor
+            return padded
+        return tensor
+
+    def class_id(self, label: str) -> int:
+        return self.manifest.classes.index(label)
+
+
+def open_session(path: Path, options: EngineOptions) -> ort.InferenceSession:
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = options.intra_op_threads
+    so.inter_op_num_threads = options.inter_op_threads
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.log_severity_level = 3
+    return ort.InferenceSession(str(path), so, providers=resolve_providers(options.providers))
+
+
+def load_engine(folder: str | Path, options: EngineOptions | None = None) -> ModelEngine:
+    """Load and check one model folder; raises ``ModelRefused`` naming the problem."""
+    options = options or EngineOptions()
+    folder = Path(folder)
+    try:
+        manifest = load_manifest(folder)
+        path = verify_model_file(folder if folder.is_dir() else folder.parent, manifest)
+    except ManifestError as exc:
+        raise ModelRefused(str(exc)) from None
+    try:
+        session = open_session(path, options)
+    except Exception as exc:  # onnxruntime raises its own family for every kind of broken file
+        raise ModelRefused(f"{path}: onnxruntime cannot load the model: {exc}") from None
+    try:
+        engine = ModelEngine(path.parent, manifest, session)
+    except AdapterError as exc:
+        raise ModelRefused(f"{path}: {exc}") from None
+    _check_input(engine, path)
+    _warm_up(engine, path, options.warmup_runs)
+    if options.self_test:
+        self_test(engine)
+    return engine
+
+
+def _check_input(engine: ModelEngine, path: Path) -> None:
+    inputs = engine.session.get_inputs()
+    if len(inputs) != 1:
+        raise ModelRefused(f"{path}: the model takes {len(inputs)} inputs; one image input is supported")
+    spec = engine.manifest.input
+    shape = inputs[0].shape
+    want = (3, spec.height, spec.width) if spec.layout == "NCHW" else (spec.height, spec.width, 3)
+    if len(shape) != 4 or any(isinstance(s, int) and s != w for s, w in zip(shape[1:], want, strict=True)):
+        raise ModelRefused(
+            f"{path}: model input shape {shape} does not match the manifest's {spec.layout} "
+            f"{spec.width}x{spec.height} input"
+        )
+    expected = "tensor(float)" if spec.dtype == "float32" else "tensor(uint8)"
+    if inputs[0].type != expected:
+        raise ModelRefused(f"{path}: model input type {inputs[0].type} but the manifest says {spec.dtype}")
+
+
+def _warm_up(engine: ModelEngine, path: Path, runs: int) -> None:
+    """First runs allocate arenas and pick kernels; they also prove the outputs fit the adapter."""
+    prep = engine.preprocessor()
+    spec = engine.manifest.input
+    frame = np.full((spec.height, spec.width, 3), spec.pad_value, np.uint8)
+    for _ in range(max(1, runs)):
+        try:
+            engine.infer(frame, prep)
+        except AdapterError as exc:
+            raise ModelRefused(
+                f"{path}: outputs do not fit adapter '{engine.manifest.adapter}': {exc}"
+            ) from None
+        except Exception as exc:
+            raise ModelRefused(f"{path}: the model fails to run: {exc}") from None
+    engine.stats = EngineStats()
+
+
+def self_test(engine: ModelEngine) -> None:
+    """Run the manifest's golden image; refuse the model unless it reproduces the expected result."""
+    golden = engine.manifest.golden
+    if golden is None:
+        return
+    where = engine.folder / golden.image
+    image = cv2.imread(str(where), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ModelRefused(f"{where}: golden image named by the manifest is missing or unreadable")
+    try:
+        result = engine.infer(image, engine.preprocessor())
+    except AdapterError as exc:
+        raise ModelRefused(f"{where}: golden self-test: {exc}") from None
+    problems = golden_mismatches(engine.manifest, result)
+    if problems:
+        raise ModelRefused(
+            f"{engine.folder}: golden self-test failed ({'; '.join(problems)}); the model does not "
+            "behave as its manifest promises, so it is refused"
+        )
+
+
+def golden_mismatches(manifest: ModelManifest, result: Detections | DensityMap) -> list[str]:
+    golden = manifest.golden
+    assert golden is not None
+    problems = []
+    if isinstance(result, DensityMap):
+        if golden.count is not None:
+            tol = golden.count_tolerance * max(golden.count, 1.0)
+            if abs(result.count - golden.count) > tol:
+                problems.append(f"count {result.count:.1f}, expected {golden.count:.1f} ± {tol:.1f}")
+        return problems
+    for want in golden.detections:
+        if want.label not in manifest.classes:
+            problems.append(f"expected label {want.label!r} is not a class of the model")
+            continue
+        same = result[result.class_id == manifest.classes.index(want.label)]
+        ious = box_iou(np.asarray([want.box], np.float32), same.xyxy)[0]
+        best = float(ious.max()) if len(ious) else 0.0
+        if best < want.min_iou:
+            problems.append(
+                f"{want.label} at {list(want.box)} not found (best IoU {best:.2f} < {want.min_iou})"
+            )
+    return problems
+
+
+class ModelPool:
+    """Engines by model folder, shared by the cameras; remembers why a folder was refused."""
+
+    def __init__(self, options: EngineOptions | None = None) -> None:
+        self.options = options or EngineOptions()
+        self.engines: dict[Path, ModelEngine] = {}
+        self.refused: dict[Path, str] = {}
+
+    def get(self, folder: str | Path) -> ModelEngine:
+        key = Path(folder).resolve()
+        if key in self.engines:
+            return self.engines[key]
+        if key in self.refused:
+            raise ModelRefused(self.refused[key])
+        try:
+            engine = load_engine(key, self.options)
+        except ModelRefused as exc:
+            self.refused[key] = str(exc)
+            raise
+        self.engines[key] = engine
+        return engine

@@ -1,0 +1,221 @@
+"""The vision part of the agent: loads the models, runs one task per camera, reports health.
+
+A model that is refused disables only the cameras that use it; the reason is logged and shown in
+health telemetry, and the other cameras run. A camera whose task fails is restarted with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..config import GatewayConfig
+from ..config.camera import CameraConfig, VisionConfig
+from ..sink import EventSink
+from .engine import EngineOptions, ModelEngine, ModelPool, ModelRefused
+from .pipeline import CameraPipeline
+from .sources import LiveSource
+
+log = logging.getLogger(__name__)
+
+POLL_S = 1.0  # how long a camera task waits for a frame before checking for a stall or a stop
+
+
+def engine_options(config: VisionConfig) -> EngineOptions:
+    return EngineOptions(
+        providers=tuple(config.providers),
+        intra_op_threads=config.intra_op_threads,
+        inter_op_threads=config.inter_op_threads,
+        warmup_runs=config.warmup_runs,
+        self_test=config.self_test,
+    )
+
+
+@dataclass
+class Camera:
+    """One configured camera: its pipeline once its models loaded, or why it is disabled."""
+
+    config: CameraConfig
+    pipeline: CameraPipeline | None = None
+    disabled: str = ""
+    source: LiveSource | None = None
+    restarts: int = 0
+    executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1))
+
+    def health(self) -> dict[str, Any]:
+        if self.pipeline is None:
+            return {"state": "disabled", "reason": self.disabled}
+        out: dict[str, Any] = {"state": "running", **self.pipeline.stats.as_dict()}
+        out["motion_skipped"] = self.pipeline.motion.skipped
+        out["restarts"] = self.restarts
+        if self.source is not None:
+            out.update(self.source.counters.as_dict())
+        return out
+
+
+class Vision:
+    """All cameras of a gateway and the engines they share."""
+
+    def __init__(self, cameras: list[CameraConfig], config: VisionConfig | None = None) -> None:
+        self.pool = ModelPool(engine_options(config or VisionConfig()))
+        self.cameras = [Camera(c) for c in cameras]
+
+    def load(self) -> None:
+        """Load every camera's models (blocking: run it in a thread)."""
+        for cam in self.cameras:
+            engines: list[ModelEngine] = []
+            try:
+                for folder in cam.config.models:
+                    engines.append(self.pool.get(folder))
+                cam.pipeline = CameraPipeline(cam.config, engines)
+            except ModelRefused as exc:
+                cam.disabled = f"model refused: {exc}"
+                log.error("camera %s disabled: %s", cam.config.id, exc)
+            except ValueError as exc:
+                cam.disabled = str(exc)
+                log.error("camera %s disabled: %s", cam.config.id, exc)
+
+    def health(self) -> dict[str, Any]:
+        models = {
+            engine.manifest.id: {
+                "version": engine.manifest.version,
+                "inference_ms": round(engine.stats.mean_ms, 1),
+                "runs": engine.stats.runs,
+            }
+            for engine in self.pool.engines.values()
+        }
+        return {
+            "cameras": {cam.config.id: cam.health() for cam in self.cameras},
+            "models": models,
+            "refused_models": {str(k): v for k, v in self.pool.refused.items()},
+        }
+
+    async def run(self, sink: EventSink, stopping: asyncio.Event) -> None:
+        tasks = [
+            asyncio.create_task(self.supervise(cam, sink, stopping), name=f"camera-{cam.config.id}")
+            for cam in self.cameras
+            if cam.pipeline is not None
+        ]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def supervise(self, cam: Camera, sink: EventSink, stopping: asyncio.Event) -> None:
+        """Run one camera until stopping; a failure restarts it alone, with backoff and jitter."""
+        delay = 1.0
+        while not stopping.is_set():
+            started = time.monotonic()
+            try:
+                await self.run_camera(cam, sink, stopping)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                cam.restarts += 1
+                log.exception("camera %s failed; restarting in about %.0f s", cam.config.id, delay)
+            if time.monotonic() - started > 60:
+                delay = 1.0
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), delay * random.uniform(0.5, 1.5))
+            delay = min(delay * 2, 60.0)
+
+    async def run_camera(self, cam: Camera, sink: EventSink, stopping: asyncio.Event) -> None:
+        cfg = cam.config
+        pipeline = cam.pipeline
+        assert pipeline is not None
+        loop = asyncio.get_running_loop()
+        source = LiveSource(
+            cfg.source,
+            cfg.fps,
+            loop=cfg.loop,
+            stall_timeout_s=cfg.stall_timeout_s,
+            reconnect_min_s=cfg.reconnect_min_s,
+            reconnect_max_s=cfg.reconnect_max_s,
+            name=cfg.id,
+        )
+        cam.source = source
+        stalled = False
+        with source:
+            while not stopping.is_set():
+                frame = await loop.run_in_executor(cam.executor, source.latest, POLL_S)
+                if frame is None:
+                    if source.finished.is_set():
+                        log.info("camera %s: source %s has ended", cfg.id, cfg.source)
+                        await stopping.wait()  # nothing more to do, but keep health figures
+                        return
+                    if not stalled and source.seconds_since_frame() > cfg.stall_timeout_s:
+                        stalled = True
+                        log.warning("camera %s: no frame for %.0f s", cfg.id, cfg.stall_timeout_s)
+                    continue
+                if stalled:
+                    log.info("camera %s: frames again", cfg.id)
+                    stalled = False
+                result = await loop.run_in_executor(cam.executor, pipeline.process, frame)
+                for event in result.events:
+                    await sink.submit(event)
+
+
+async def run_offline(pipeline: CameraPipeline, sink: EventSink, loop_source: bool = False) -> int:
+    """Every sampled frame of a file or folder through the pipeline, in order; returns frames done.
+
+    The capture thread decodes the next frame while this one is inferred, as on a live camera, but
+    nothing is dropped and the rules run on the media's own clock, so results repeat.
+    """
+    cfg = pipeline.config
+    source = LiveSource(cfg.source, cfg.fps, loop=loop_source, name=cfg.id, replay=True)
+    done = 0
+    with source:
+        while True:
+            frame = await asyncio.to_thread(source.latest, POLL_S)
+            if frame is None:
+                if source.finished.is_set():
+                    return done
+                continue
+            result = await asyncio.to_thread(pipeline.process, frame)
+            done += 1
+            for event in result.events:
+                await sink.submit(event)
+
+
+# --- the part's interface (agent/runtime.py) ---
+
+
+def _vision(ctx: Any) -> Vision | None:
+    return getattr(ctx, "vision", None)
+
+
+async def setup(ctx: Any) -> None:
+    config: GatewayConfig = ctx.config
+    if not config.cameras:
+        return
+    vision = Vision(config.cameras, config.vision)
+    await asyncio.to_thread(vision.load)
+    ctx.vision = vision
+    ctx.health.register("vision", vision.health)
+
+
+async def run(ctx: Any) -> None:
+    vision = _vision(ctx)
+    if vision is None:
+        await ctx.stopping.wait()
+        return
+    await vision.run(ctx.events(), ctx.stopping)
+
+
+async def close(ctx: Any) -> None:
+    vision = _vision(ctx)
+    if vision is None:
+        return
+    for cam in vision.cameras:
+        cam.executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,147 @@
+"""One camera's pipeline: frame → motion gate → models → rules → events (with a blurred snapshot).
+
+``process`` is synchronous and CPU-bound; the runtime calls it in a worker thread. All rule time
+comes from the frame (``Frame.t``), so the same frames give the same events.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..clock import clock_synchronized
+from ..config.camera import CameraConfig
+from ..events import ISSUE, START, Event
+from .crowd import CrowdReading
+from .detections import DensityMap, Detections
+from .engine import ModelEngine
+from .issues import FrameInfo
+from .manifest import ModelManifest
+from .preprocess import Preprocessor
+from .privacy import snapshot
+from .rules import CameraRules
+from .sources import Frame, MotionGate
+
+CLOCK_CHECK_S = 30.0
+
+
+@dataclass
+class CameraStats:
+    frames: int = 0
+    inferred: int = 0
+    events: int = 0
+    infer_ms: float = 0.0  # last inferred frame: preprocess, inference and decoding of every model
+    pipeline_ms: float = 0.0  # last frame: everything in process()
+    started: float = field(default_factory=time.monotonic)
+
+    def as_dict(self) -> dict[str, object]:
+        elapsed = max(1e-9, time.monotonic() - self.started)
+        return {
+            "frames": self.frames,
+            "inferred": self.inferred,
+            "events": self.events,
+            "fps": round(self.frames / elapsed, 2),
+            "infer_fps": round(self.inferred / elapsed, 2),
+            "infer_ms": round(self.infer_ms, 1),
+            "pipeline_ms": round(self.pipeline_ms, 1),
+        }
+
+
+@dataclass
+class FrameResult:
+    frame: Frame
+    inferred: bool
+    events: list[Event]
+    found: list[tuple[Detections, list[str]]]  # tracked detections and class names per detector
+    density: DensityMap | None
+    crowd: dict[str, CrowdReading]
+
+
+@dataclass
+class _Model:
+    engine: ModelEngine
+    prep: Preprocessor  # this camera's own buffers: sessions are shared, buffers are not
+    manifest: ModelManifest  # with this camera's thresholds
+    last: Detections | DensityMap | None = None
+
+
+class CameraPipeline:
+    def __init__(self, config: CameraConfig, engines: list[ModelEngine]) -> None:
+        if not engines:
+            raise ValueError(f"camera {config.id} has no usable model")
+        self.config = config
+        models = [_Model(e, e.preprocessor(), e.with_thresholds(config.confidence)) for e in engines]
+        self.detectors = [m for m in models if not m.engine.is_density]
+        self.density = next((m for m in models if m.engine.is_density), None)
+        self.rules = CameraRules(
+            config,
+            [(m.engine.ref, m.engine.manifest.classes) for m in self.detectors],
+            self.density.engine.ref if self.density else None,
+        )
+        m = config.motion
+        self.motion = MotionGate(m.threshold, m.thumbnail_width, m.max_skip_s, m.enabled)
+        self.stats = CameraStats()
+        self._synced, self._clock_checked = False, -float("inf")
+
+    @property
+    def zones(self):
+        return self.rules.zones
+
+    def process(self, frame: Frame) -> FrameResult:
+        started = time.perf_counter()
+        self.stats.frames += 1
+        inferred = self.motion.should_infer(frame.image, frame.t)
+        found = None
+        if inferred:
+            found = self._infer(frame.image)
+            self.stats.inferred += 1
+        info = FrameInfo(frame.t, frame.captured_ms, self._clock_synced())
+        dmap = self.density.last if self.density else None
+        assert dmap is None or isinstance(dmap, DensityMap)
+        events = self.rules.update(found, dmap, info)
+        if self.config.snapshots.enabled and any(e.kind == ISSUE and e.phase == START for e in events):
+            events = self._with_snapshot(frame.image, events)
+        self.stats.events += len(events)
+        self.stats.pipeline_ms = (time.perf_counter() - started) * 1000.0
+        return FrameResult(
+            frame,
+            inferred,
+            events,
+            [(d.tracked, d.classes) for d in self.rules.detectors],
+            dmap,
+            self.rules.crowd_readings,
+        )
+
+    def _clock_synced(self) -> bool:
+        # The kernel's answer changes rarely and asking costs a syscall and a library lookup.
+        now = time.monotonic()
+        if now - self._clock_checked > CLOCK_CHECK_S:
+            self._synced, self._clock_checked = clock_synchronized(), now
+        return self._synced
+
+    def _infer(self, image: np.ndarray) -> list[Detections]:
+        started = time.perf_counter()
+        found = []
+        for m in self.detectors:
+            dets = m.engine.infer(image, m.prep, m.manifest)
+            assert isinstance(dets, Detections)
+            m.last = dets
+            found.append(dets)
+        if self.density is not None:
+            self.density.last = self.density.engine.infer(image, self.density.prep)
+        self.stats.infer_ms = (time.perf_counter() - started) * 1000.0
+        return found
+
+    def _with_snapshot(self, image: np.ndarray, events: list[Event]) -> list[Event]:
+        # Everything found in the frame is blurred if private, whichever model found it.
+        found = [
+            (m.last, m.engine.manifest.classes) for m in self.detectors if isinstance(m.last, Detections)
+        ]
+        jpeg = snapshot(image, found, self.config.snapshots)
+        return [
+            dataclasses.replace(e, image=jpeg, blurred=True) if e.kind == ISSUE and e.phase == START else e
+            for e in events
+        ]

@@ -1,0 +1,112 @@
+"""Track ids across frames: ByteTrack-style two-stage IoU association, per class.
+
+Confident detections are matched to tracks first; weaker ones may then only extend tracks that
+would otherwise be missed (a partly occluded stall), never start one. Time is passed in with each
+frame so that scripted sequences in tests are deterministic.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..config.camera import TrackerConfig
+from .detections import Detections, box_iou
+
+SCORE_HISTORY = 512  # scores kept per track for its median; plenty for hours at 2 fps with gating
+
+
+@dataclass
+class Track:
+    id: int
+    class_id: int
+    box: np.ndarray  # latest normalized xyxy
+    first_seen: float
+    last_seen: float
+    scores: deque[float] = field(default_factory=lambda: deque(maxlen=SCORE_HISTORY))
+    frames: deque[int] = field(default_factory=lambda: deque(maxlen=64))  # frame numbers it was seen in
+
+    @property
+    def median_score(self) -> float:
+        return float(np.median(self.scores)) if self.scores else 0.0
+
+    def seen_in_last(self, n: int, frame: int) -> int:
+        return sum(1 for f in self.frames if f > frame - n)
+
+
+def _greedy_match(iou: np.ndarray, threshold: float) -> list[tuple[int, int]]:
+    """Pairs (row, col) by descending IoU; good enough for the few objects of one class per frame."""
+    pairs = []
+    if iou.size == 0:
+        return pairs
+    rows, cols = np.nonzero(iou >= threshold)
+    order = np.argsort(-iou[rows, cols], kind="stable")
+    used_r: set[int] = set()
+    used_c: set[int] = set()
+    for k in order:
+        r, c = int(rows[k]), int(cols[k])
+        if r not in used_r and c not in used_c:
+            used_r.add(r)
+            used_c.add(c)
+            pairs.append((r, c))
+    return pairs
+
+
+class Tracker:
+    def __init__(self, config: TrackerConfig | None = None) -> None:
+        self.config = config or TrackerConfig()
+        self.tracks: dict[int, Track] = {}
+        self.frame = 0
+        self._ids = itertools.count(1)
+
+    def update(self, dets: Detections, now: float) -> Detections:
+        """Assign track ids; returns the detections that belong to a track, with ``tracker_id`` set."""
+        cfg = self.config
+        self.frame += 1
+        ids = np.full(len(dets), -1, np.int64)
+        for class_id in np.unique(dets.class_id):
+            tracks = [t for t in self.tracks.values() if t.class_id == class_id]
+            idx = np.nonzero(dets.class_id == class_id)[0]
+            high = idx[dets.confidence[idx] >= cfg.high_confidence]
+            low = idx[
+                (dets.confidence[idx] >= cfg.low_confidence) & (dets.confidence[idx] < cfg.high_confidence)
+            ]
+            free = list(range(len(tracks)))
+            for group in (high, low):
+                if not free or not len(group):
+                    continue
+                boxes = np.stack([tracks[i].box for i in free])
+                pairs = _greedy_match(box_iou(dets.xyxy[group], boxes), cfg.match_iou)
+                taken = set()
+                for r, c in pairs:
+                    track = tracks[free[c]]
+                    self._extend(track, dets, int(group[r]), now)
+                    ids[group[r]] = track.id
+                    taken.add(c)
+                free = [t for j, t in enumerate(free) if j not in taken]
+            for d in high:
+                if ids[d] < 0:
+                    track = Track(next(self._ids), int(class_id), dets.xyxy[d].copy(), now, now)
+                    self._extend(track, dets, int(d), now)
+                    self.tracks[track.id] = track
+                    ids[d] = track.id
+        for tid in [t.id for t in self.tracks.values() if now - t.last_seen > cfg.lost_s]:
+            del self.tracks[tid]
+        keep = ids >= 0
+        return dets[keep].with_tracker_ids(ids[keep])
+
+    def keep_alive(self, ids: np.ndarray, now: float) -> None:
+        """A frame skipped by motion gating shows the same objects: they are still there."""
+        for tid in ids:
+            track = self.tracks.get(int(tid))
+            if track is not None:
+                track.last_seen = now
+
+    def _extend(self, track: Track, dets: Detections, d: int, now: float) -> None:
+        track.box = dets.xyxy[d].copy()
+        track.last_seen = now
+        track.scores.append(float(dets.confidence[d]))
+        track.frames.append(self.frame)

@@ -1,0 +1,126 @@
+"""Sources: offline sampling, newest-frame capture, motion gating, and reconnecting a real stream."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from conftest import moving_square_frames, write_video
+
+from agent.vision.sources import LiveSource, MotionGate, SourceError, offline_frames, source_kind
+
+
+def test_source_kinds_and_clear_errors(tmp_path: Path) -> None:
+    assert source_kind("rtsp://192.0.2.1/stream1") == "stream"
+    assert source_kind("http://cam.local/mjpeg") == "stream"
+    assert source_kind("usb:0") == "usb"
+    assert source_kind(str(tmp_path)) == "folder"
+    with pytest.raises(SourceError, match="usb:N"):
+        source_kind("usb:front")
+    with pytest.raises(SourceError, match="no such file or folder"):
+        source_kind(str(tmp_path / "missing.mp4"))
+
+
+def test_offline_file_is_sampled_by_its_own_clock(tmp_path: Path) -> None:
+    clip = write_video(tmp_path / "clip.avi", moving_square_frames(50), fps=10.0)  # 5 s
+    frames = list(offline_frames(str(clip), fps=2.0))
+    assert [round(f.t, 2) for f in frames] == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5]
+    assert frames[0].image.shape == (120, 160, 3)
+    looped = offline_frames(str(clip), fps=2.0, loop=True)
+    times = [next(looped).t for _ in range(15)]
+    assert times == sorted(times) and times[-1] == pytest.approx(7.0)  # the clock runs on over the loop
+
+
+def test_folder_source_skips_unreadable_images(tmp_path: Path) -> None:
+    for i, frame in enumerate(moving_square_frames(3)):
+        cv2.imwrite(str(tmp_path / f"{i:03d}.jpg"), frame)
+    (tmp_path / "001b.png").write_bytes(b"not an image")
+    frames = list(offline_frames(str(tmp_path), fps=1.0))
+    assert len(frames) == 3
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SourceError, match="holds no images"):
+        list(offline_frames(str(tmp_path / "empty"), 1.0))
+
+
+def test_live_source_keeps_only_the_newest_frame(tmp_path: Path) -> None:
+    clip = write_video(tmp_path / "clip.avi", moving_square_frames(40), fps=40.0)
+    with LiveSource(str(clip), fps=40.0, loop=False) as source:
+        assert source.finished.wait(timeout=30)
+        frame = source.latest(timeout=0)
+        assert frame is not None and source.latest(timeout=0) is None  # a frame is handed out once
+    c = source.counters
+    assert c.read == 40
+    assert c.dropped == c.sampled - 1  # nobody was reading: all but the newest were dropped
+    assert frame.seq == c.sampled
+
+
+def test_motion_gate_skips_a_still_scene() -> None:
+    gate = MotionGate(threshold=1.5, max_skip_s=30.0)
+    still = np.full((120, 160, 3), 90, np.uint8)
+    noisy = still.copy()
+    noisy[::7, ::5] = 95  # sensor noise, not motion
+    moved = still.copy()
+    cv2.rectangle(moved, (40, 40), (100, 100), (255, 255, 255), -1)
+    assert gate.should_infer(still, 0.0)
+    assert not gate.should_infer(noisy, 0.5)
+    assert gate.should_infer(moved, 1.0)
+    assert not gate.should_infer(moved, 1.5)
+    assert gate.should_infer(moved, 31.0)  # infer now and then even when nothing moves
+    assert gate.skipped == 2
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _serve(clip: Path, url: str) -> subprocess.Popen:
+    """ffmpeg serving the clip live as MPEG-TS over HTTP to one client: a camera's stream stand-in."""
+    cmd = [
+        "ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i", str(clip),
+        "-c:v", "mpeg2video", "-q:v", "5", "-f", "mpegts", "-listen", "1", url,
+    ]  # fmt: skip
+    return subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
+
+
+def _wait_frame(source: LiveSource, after_seq: int, timeout: float) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        frame = source.latest(timeout=0.5)
+        if frame is not None and frame.seq > after_seq:
+            return frame.seq
+    raise AssertionError(f"no frame after seq {after_seq} within {timeout} s: {source.counters}")
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
+@pytest.mark.timeout(120)
+def test_a_stream_that_drops_and_returns_is_reconnected(tmp_path: Path) -> None:
+    clip = write_video(tmp_path / "clip.avi", moving_square_frames(100), fps=10.0)
+    url = f"http://127.0.0.1:{_free_port()}/live.ts"
+    server = _serve(clip, url)
+    source = LiveSource(url, fps=5.0, stall_timeout_s=3.0, reconnect_min_s=0.3, reconnect_max_s=1.0, name="t")
+    try:
+        source.start()
+        seq = _wait_frame(source, 0, timeout=40)
+        seq = _wait_frame(source, seq, timeout=10)
+        server.kill()
+        server.wait()
+        deadline = time.monotonic() + 30
+        while source.counters.connected or source.counters.reconnects == 0:
+            assert time.monotonic() < deadline, f"loss of the stream not noticed: {source.counters}"
+            time.sleep(0.2)
+        server = _serve(clip, url)
+        _wait_frame(source, seq, timeout=60)
+        assert source.counters.connected
+        assert source.counters.reconnects >= 1
+    finally:
+        source.stop()
+        server.kill()
+        server.wait()
