@@ -1,0 +1,1 @@
+"""Shipped models and the pipeline that builds them (not part of the installed agent)."""

@@ -1,0 +1,245 @@
+"""Measure ONNX models the way the model cards report them: through onnxruntime, on letterboxed frames.
+
+The pipeline has its own small YOLOv8 decode (confidence filter, per-class NMS) so its figures do not
+depend on the runtime's adapter; the two are cross-checked by the golden image in the manifest.
+Ground-truth boxes under ``MIN_EVAL_PX`` on their longer side are "difficult" (VOC's term): neither
+counted as misses nor do detections on them count as false alarms; the model cards say so.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from models.pipeline.data import CrowdSet, DetectionSet
+from models.pipeline.letterbox import to_tensor
+
+MIN_EVAL_PX = 8.0  # model-input pixels (16 px in a 640x360 frame)
+MATCH_IOU = 0.5
+
+
+@dataclass(frozen=True)
+class Detection:
+    cls: int
+    score: float
+    box: tuple[float, float, float, float]  # x1, y1, x2, y2 in model pixels
+
+
+def session(path: Path | str, threads: int = 2) -> ort.InferenceSession:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)), dtype=np.float32)
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / (area_a[:, None] + area_b[None, :] - inter + 1e-9)
+
+
+def decode(output: np.ndarray, thresholds: dict[int, float], default: float, iou: float) -> list[Detection]:
+    """YOLOv8 layout ``[1, 4 + C, N]`` to detections: best class per cell, threshold, per-class NMS."""
+    pred = output[0]
+    scores = pred[4:]
+    cls = scores.argmax(axis=0)
+    best = scores[cls, np.arange(scores.shape[1])]
+    limit = np.array([thresholds.get(int(c), default) for c in range(scores.shape[0])], dtype=np.float32)
+    keep = best >= limit[cls]
+    cx, cy, w, h = pred[0, keep], pred[1, keep], pred[2, keep], pred[3, keep]
+    boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
+    cls, best = cls[keep], best[keep]
+    out: list[Detection] = []
+    for c in np.unique(cls):
+        idx = np.where(cls == c)[0]
+        idx = idx[np.argsort(-best[idx])]
+        while len(idx):
+            i = idx[0]
+            out.append(Detection(int(c), float(best[i]), tuple(float(v) for v in boxes[i])))
+            if len(idx) == 1:
+                break
+            overlap = iou_matrix(boxes[i : i + 1], boxes[idx[1:]])[0]
+            idx = idx[1:][overlap < iou]
+    return out
+
+
+def detect_all(sess: ort.InferenceSession, images: np.ndarray, low: float = 0.01, iou: float = 0.5) -> list:
+    name = sess.get_inputs()[0].name
+    return [decode(sess.run(None, {name: to_tensor(img)})[0], {}, low, iou) for img in images]
+
+
+def _match(dets: list[Detection], gt: np.ndarray, num_classes: int):
+    """Per detection: 1 true positive, 0 false positive, -1 ignored (on a difficult box)."""
+    verdict = np.zeros(len(dets), dtype=np.int8)
+    order = np.argsort([-d.score for d in dets])
+    sizes = np.maximum(gt[:, 3] - gt[:, 1], gt[:, 4] - gt[:, 2]) if len(gt) else np.zeros(0)
+    difficult = sizes < MIN_EVAL_PX
+    used = np.zeros(len(gt), dtype=bool)
+    for i in order:
+        d = dets[i]
+        same = np.where(gt[:, 0] == d.cls)[0] if len(gt) else np.zeros(0, dtype=int)
+        if len(same) == 0:
+            continue
+        ious = iou_matrix(np.array([d.box]), gt[same, 1:])[0]
+        free = np.where(~used[same] | difficult[same], ious, -1)
+        j = int(np.argmax(free))
+        if free[j] >= MATCH_IOU:
+            k = same[j]
+            if difficult[k]:
+                verdict[i] = -1
+            else:
+                used[k] = True
+                verdict[i] = 1
+    gt_count = (
+        np.bincount(gt[~difficult, 0].astype(int), minlength=num_classes)
+        if len(gt)
+        else np.zeros(num_classes)
+    )
+    return verdict, gt_count
+
+
+def _ap(scores: np.ndarray, tp: np.ndarray, n_gt: int) -> float:
+    if n_gt == 0:
+        return float("nan")
+    order = np.argsort(-scores)
+    tp = tp[order].astype(np.float64)
+    ctp, cfp = np.cumsum(tp), np.cumsum(1 - tp)
+    recall = ctp / n_gt
+    precision = ctp / np.maximum(ctp + cfp, 1e-9)
+    mrec = np.concatenate([[0.0], recall, [1.0]])
+    mpre = np.concatenate([[1.0], precision, [0.0]])
+    mpre = np.maximum.accumulate(mpre[::-1])[::-1]
+    steps = np.where(mrec[1:] != mrec[:-1])[0]
+    return float(np.sum((mrec[steps + 1] - mrec[steps]) * mpre[steps + 1]))
+
+
+@dataclass
+class DetectionReport:
+    ap: dict[int, float]
+    precision: dict[int, float]
+    recall: dict[int, float]
+    gt: dict[int, int]
+    pooled_precision: float  # over all classes together
+    pooled_recall: float
+
+    @property
+    def map50(self) -> float:
+        vals = [v for v in self.ap.values() if not np.isnan(v)]
+        return float(np.mean(vals)) if vals else float("nan")
+
+
+def score(
+    dets: list[list[Detection]],
+    data: DetectionSet,
+    num_classes: int,
+    thresholds: dict[int, float],
+    subset=None,
+) -> DetectionReport:
+    """mAP@0.5 per class over the full score range, and P/R at ``thresholds``."""
+    idx = range(len(dets)) if subset is None else subset
+    per_cls: dict[int, list] = {c: [] for c in range(num_classes)}
+    gt_total = np.zeros(num_classes, dtype=int)
+    for i in idx:
+        verdict, gt_count = _match(dets[i], data.boxes[i], num_classes)
+        gt_total += gt_count.astype(int)
+        for d, v in zip(dets[i], verdict, strict=False):
+            if v >= 0:
+                per_cls[d.cls].append((d.score, v))
+    ap, prec, rec = {}, {}, {}
+    tp_all = fp_all = 0
+    for c in range(num_classes):
+        arr = np.array(per_cls[c], dtype=np.float64).reshape(-1, 2)
+        ap[c] = _ap(arr[:, 0], arr[:, 1], int(gt_total[c]))
+        above = arr[arr[:, 0] >= thresholds.get(c, 0.25)]
+        tp = int(above[:, 1].sum())
+        fp = len(above) - tp
+        tp_all, fp_all = tp_all + tp, fp_all + fp
+        prec[c] = tp / (tp + fp) if tp + fp else float("nan")
+        rec[c] = tp / gt_total[c] if gt_total[c] else float("nan")
+    return DetectionReport(
+        ap,
+        prec,
+        rec,
+        {c: int(gt_total[c]) for c in range(num_classes)},
+        pooled_precision=tp_all / (tp_all + fp_all) if tp_all + fp_all else float("nan"),
+        pooled_recall=tp_all / gt_total.sum() if gt_total.sum() else float("nan"),
+    )
+
+
+def tune_thresholds(dets: list[list[Detection]], data: DetectionSet, num_classes: int, target_p: float = 0.9):
+    """Per class, the lowest score threshold whose precision reaches ``target_p`` on this (validation) set;
+    where no threshold reaches it, the one with the best F1."""
+    per_cls: dict[int, list] = {c: [] for c in range(num_classes)}
+    gt_total = np.zeros(num_classes, dtype=int)
+    for d_img, gt in zip(dets, data.boxes, strict=False):
+        verdict, gt_count = _match(d_img, gt, num_classes)
+        gt_total += gt_count.astype(int)
+        for d, v in zip(d_img, verdict, strict=False):
+            if v >= 0:
+                per_cls[d.cls].append((d.score, v))
+    out = {}
+    for c in range(num_classes):
+        arr = np.array(per_cls[c], dtype=np.float64).reshape(-1, 2)
+        best_t, best_f1, chosen = 0.5, -1.0, None
+        for t in np.arange(0.15, 0.91, 0.01):
+            above = arr[arr[:, 0] >= t]
+            tp = above[:, 1].sum()
+            p = tp / len(above) if len(above) else 0.0
+            r = tp / max(gt_total[c], 1)
+            f1 = 2 * p * r / (p + r) if p + r else 0.0
+            if f1 > best_f1:
+                best_t, best_f1 = float(t), f1
+            if chosen is None and p >= target_p and r > 0:
+                chosen = float(t)
+        out[c] = round(chosen if chosen is not None else best_t, 2)
+    return out
+
+
+def count_all(sess: ort.InferenceSession, images: np.ndarray) -> np.ndarray:
+    name = sess.get_inputs()[0].name
+    return np.array([float(sess.run(None, {name: to_tensor(img)})[0].sum()) for img in images])
+
+
+COUNT_BANDS = ((0, 9), (10, 50), (51, 100), (101, 200))
+
+
+def count_report(pred: np.ndarray, data: CrowdSet, subset=None) -> dict[str, dict[str, float]]:
+    """MAE and MAPE per crowd-size band, and over 10-200 people (the goal's range)."""
+    truth = np.array([len(p) for p in data.points], dtype=np.float64)
+    idx = np.arange(len(truth)) if subset is None else np.asarray(list(subset))
+    out = {}
+    for lo, hi in (*COUNT_BANDS, (10, 200)):
+        sel = idx[(truth[idx] >= lo) & (truth[idx] <= hi)]
+        if len(sel) == 0:
+            continue
+        err = np.abs(pred[sel] - truth[sel])
+        mape = float(np.mean(err / truth[sel]) * 100) if lo > 0 else float("nan")
+        out[f"{lo}-{hi}"] = {"n": len(sel), "mae": float(err.mean()), "mape": mape}
+    return out
+
+
+def time_side_by_side(paths: dict[str, Path], width: int, height: int, runs: int = 40, threads: int = 2):
+    """Median ms per frame for each model, runs interleaved so machine load hits all of them alike."""
+    sessions = {k: session(p, threads) for k, p in paths.items()}
+    x = np.random.default_rng(0).random((1, 3, height, width), dtype=np.float32)
+    for s in sessions.values():
+        for _ in range(3):
+            s.run(None, {s.get_inputs()[0].name: x})
+    times: dict[str, list[float]] = {k: [] for k in sessions}
+    for _ in range(runs):
+        for k, s in sessions.items():
+            t = time.perf_counter()
+            s.run(None, {s.get_inputs()[0].name: x})
+            times[k].append((time.perf_counter() - t) * 1000)
+    return {k: float(np.median(v)) for k, v in times.items()}

@@ -1,0 +1,229 @@
+"""Training loops for the detector and the counter (PyTorch CPU, the ``train`` extra).
+
+Detector targets follow the anchor-free recipe: a cell is positive for a box when its centre lies
+inside the box, near the box centre and on the pyramid level that suits the box size; it then learns
+the distances to the four sides (IoU loss) and the class (BCE). Only what the cells can see is taught:
+boxes a few pixels wide are left out of the loss rather than forced onto cells that cannot resolve them.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from models.pipeline.data import CrowdSet, DetectionSet, density_map
+from models.pipeline.nets import STRIDES, Counter, Detector
+
+MIN_BOX = 4.0  # model pixels; smaller boxes are ignored in the loss (neither positive nor background)
+LEVEL_RANGES = ((0, 48), (32, 112), (80, 10_000))  # box size (longer side) handled by each stride
+
+
+@dataclass
+class TrainConfig:
+    steps: int
+    batch: int = 16
+    lr: float = 2e-3
+    threads: int = 2
+    seed: int = 0
+    log_every: int = 50
+    time_budget_s: float | None = None  # stop early (with the LR schedule compressed) past this
+
+
+def _setup(cfg: TrainConfig) -> torch.Generator:
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    return torch.Generator().manual_seed(cfg.seed)
+
+
+def _lr_at(cfg: TrainConfig, step: int, total: int) -> float:
+    warm = max(1, min(200, total // 10))
+    if step < warm:
+        return cfg.lr * (step + 1) / warm
+    t = (step - warm) / max(1, total - warm)
+    return cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def _augment(images: np.ndarray, boxes: list[np.ndarray], rng: np.random.Generator):
+    """Horizontal flips and a little colour jitter on top of the renderer's own variety."""
+    out = images.astype(np.float32)
+    w = images.shape[2]
+    new_boxes = []
+    for i in range(len(out)):
+        b = boxes[i].copy()
+        if rng.random() < 0.5:
+            out[i] = out[i, :, ::-1]
+            if len(b):
+                b[:, [1, 3]] = w - b[:, [3, 1]]
+        out[i] = out[i] * rng.uniform(0.8, 1.2) + rng.uniform(-15, 15)
+        new_boxes.append(b)
+    return np.clip(out, 0, 255) / 255.0, new_boxes
+
+
+def assign(boxes: list[np.ndarray], points: torch.Tensor, strides: torch.Tensor, num_classes: int):
+    """Per image: class targets ``[N, C]``, box targets ``[N, 4]`` (x1y1x2y2), positive and ignore masks."""
+    n = points.shape[1]
+    px, py, st = points[0].numpy(), points[1].numpy(), strides[0].numpy()
+    cls_t = np.zeros((len(boxes), n, num_classes), dtype=np.float32)
+    box_t = np.zeros((len(boxes), n, 4), dtype=np.float32)
+    pos = np.zeros((len(boxes), n), dtype=bool)
+    ignore = np.zeros((len(boxes), n), dtype=bool)
+    level_of = np.zeros(n, dtype=np.int64)
+    offset = 0
+    for li, s in enumerate(STRIDES):
+        count = int((st == s).sum())
+        level_of[offset : offset + count] = li
+        offset += count
+    for b, gt in enumerate(boxes):
+        best_area = np.full(n, np.inf)
+        for c, x1, y1, x2, y2 in gt:
+            bw, bh = x2 - x1, y2 - y1
+            size = max(bw, bh)
+            inside = (px > x1) & (px < x2) & (py > y1) & (py < y2)
+            if size < MIN_BOX or min(bw, bh) < 2:
+                ignore[b] |= inside
+                continue
+            cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+            near = (np.abs(px - cx) < 2.5 * st) & (np.abs(py - cy) < 2.5 * st)
+            level_ok = np.zeros(n, dtype=bool)
+            for li, (lo, hi) in enumerate(LEVEL_RANGES):
+                if lo <= size < hi:
+                    level_ok |= level_of == li
+            cand = inside & near & level_ok
+            if not cand.any():  # a small box between cell centres: take the nearest stride-8 cell
+                d = (px - cx) ** 2 + (py - cy) ** 2 + (level_of != 0) * 1e9
+                cand = np.zeros(n, dtype=bool)
+                cand[int(np.argmin(d))] = True
+            area = bw * bh
+            take = cand & (area < best_area)
+            best_area[take] = area
+            cls_t[b, take] = 0
+            cls_t[b, take, int(c)] = 1.0
+            box_t[b, take] = (x1, y1, x2, y2)
+            pos[b] |= take
+            # cells inside the box but not chosen are neither object nor background
+            ignore[b] |= inside & ~cand
+    ignore &= ~pos
+    return torch.from_numpy(cls_t), torch.from_numpy(box_t), torch.from_numpy(pos), torch.from_numpy(ignore)
+
+
+def _giou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    ix1, iy1 = torch.max(a[:, 0], b[:, 0]), torch.max(a[:, 1], b[:, 1])
+    ix2, iy2 = torch.min(a[:, 2], b[:, 2]), torch.min(a[:, 3], b[:, 3])
+    inter = (ix2 - ix1).clamp(min=0) * (iy2 - iy1).clamp(min=0)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a + area_b - inter + 1e-6
+    iou = inter / union
+    cx1, cy1 = torch.min(a[:, 0], b[:, 0]), torch.min(a[:, 1], b[:, 1])
+    cx2, cy2 = torch.max(a[:, 2], b[:, 2]), torch.max(a[:, 3], b[:, 3])
+    hull = (cx2 - cx1) * (cy2 - cy1) + 1e-6
+    return iou - (hull - union) / hull
+
+
+def detector_loss(model: Detector, x: torch.Tensor, boxes: list[np.ndarray]) -> tuple[torch.Tensor, dict]:
+    ltrb, logits = model(x)
+    cls_t, box_t, pos, ignore = assign(boxes, model.points, model.strides, model.num_classes)
+    logits = logits.permute(0, 2, 1)  # [B, N, C]
+    weight = (~ignore).float()[..., None]
+    num_pos = max(float(pos.sum()), 1.0)
+    # focal-style down-weighting of easy background keeps 1000+ empty cells from drowning the few objects
+    p = torch.sigmoid(logits)
+    bce = F.binary_cross_entropy_with_logits(logits, cls_t, reduction="none")
+    mod = (cls_t - p).abs().pow(1.5).detach()
+    cls_loss = (bce * mod * weight).sum() / num_pos
+    if pos.any():
+        pts = model.points.T[None].expand(len(boxes), -1, -1)  # [B, N, 2]
+        d = ltrb.permute(0, 2, 1)
+        pred = torch.cat([pts - d[..., :2], pts + d[..., 2:]], dim=-1)[pos]
+        box_loss = (1 - _giou(pred, box_t[pos])).sum() / num_pos
+    else:
+        box_loss = ltrb.sum() * 0
+    loss = cls_loss + 2.0 * box_loss
+    return loss, {"cls": cls_loss.item(), "box": box_loss.item(), "pos": num_pos / len(boxes)}
+
+
+def train_detector(model: Detector, data: DetectionSet, cfg: TrainConfig, log=print) -> Detector:
+    gen = _setup(cfg)
+    rng = np.random.default_rng(cfg.seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=5e-4)
+    model.train()
+    start = time.monotonic()
+    total = cfg.steps
+    for step in range(cfg.steps):
+        if cfg.time_budget_s and step > 20:
+            elapsed = time.monotonic() - start
+            projected = int(elapsed / step * cfg.steps)
+            if projected > cfg.time_budget_s:  # shrink the schedule to fit the time we have
+                total = min(total, max(step + 1, int(cfg.time_budget_s / (elapsed / step))))
+            if step >= total:
+                break
+        for g in opt.param_groups:
+            g["lr"] = _lr_at(cfg, step, total)
+        idx = torch.randint(len(data.images), (cfg.batch,), generator=gen).numpy()
+        imgs, boxes = _augment(data.images[idx], [data.boxes[i] for i in idx], rng)
+        x = torch.from_numpy(np.ascontiguousarray(imgs.transpose(0, 3, 1, 2)))
+        loss, parts = detector_loss(model, x, boxes)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+        opt.step()
+        if step % cfg.log_every == 0 or step == total - 1:
+            log(
+                f"detector step {step}/{total} loss {loss.item():.3f} cls {parts['cls']:.3f} "
+                f"box {parts['box']:.3f} pos/img {parts['pos']:.1f} ({time.monotonic() - start:.0f}s)"
+            )
+    model.eval()
+    return model
+
+
+def train_counter(model: Counter, data: CrowdSet, cfg: TrainConfig, log=print) -> Counter:
+    gen = _setup(cfg)
+    rng = np.random.default_rng(cfg.seed)
+    h, w = data.images.shape[1:3]
+    targets = np.stack([density_map(p, w, h) for p in data.points]) * Counter.DENSITY_SCALE
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=5e-4)
+    model.train()
+    start = time.monotonic()
+    total = cfg.steps
+    for step in range(cfg.steps):
+        if cfg.time_budget_s and step > 20:
+            elapsed = time.monotonic() - start
+            if elapsed / step * cfg.steps > cfg.time_budget_s:
+                total = min(total, max(step + 1, int(cfg.time_budget_s / (elapsed / step))))
+            if step >= total:
+                break
+        for g in opt.param_groups:
+            g["lr"] = _lr_at(cfg, step, total)
+        idx = torch.randint(len(data.images), (cfg.batch,), generator=gen).numpy()
+        imgs = data.images[idx].astype(np.float32)
+        dens = targets[idx].copy()
+        flip = rng.random(len(idx)) < 0.5
+        imgs[flip] = imgs[flip, :, ::-1]
+        dens[flip] = dens[flip, :, ::-1]
+        imgs = np.clip(imgs * rng.uniform(0.8, 1.2, (len(idx), 1, 1, 1)).astype(np.float32), 0, 255) / 255.0
+        x = torch.from_numpy(np.ascontiguousarray(imgs.transpose(0, 3, 1, 2)))
+        t = torch.from_numpy(np.ascontiguousarray(dens))[:, None]
+        pred = model(x)
+        pix = F.mse_loss(pred, t, reduction="sum") / len(idx)
+        count_p, count_t = pred.sum((1, 2, 3)), t.sum((1, 2, 3))
+        cnt = (
+            F.smooth_l1_loss(count_p, count_t, reduction="none") / (count_t + Counter.DENSITY_SCALE * 5)
+        ).mean()
+        loss = pix / 100.0 + cnt * 10.0
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+        opt.step()
+        if step % cfg.log_every == 0 or step == total - 1:
+            mae = (count_p - count_t).abs().mean().item() / Counter.DENSITY_SCALE
+            log(
+                f"counter step {step}/{total} loss {loss.item():.3f} batch MAE {mae:.1f} "
+                f"({time.monotonic() - start:.0f}s)"
+            )
+    model.eval()
+    return model
