@@ -1,0 +1,78 @@
+"""The HIL bench as pytest options and fixtures: what exists (board, broker, camera), and a summary
+table of measured figures for QA's release record.
+
+``--board sim`` (default) runs the real firmware on a simulated board behind a pseudo-terminal;
+``--board /dev/ttyUSB0`` uses a dev board on that port, flashed by the suite. ``--broker URL`` uses a
+broker already running; by default a Mosquitto is started for the session. ``--camera SOURCE`` picks
+the clip or stream; by default the bundled street clip.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CLIP = ROOT / "demo" / "clip" / "street.mp4"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("hil", "hardware-in-the-loop bench")
+    group.addoption("--board", default="sim", help="'sim' (default) or the serial port of a dev board")
+    group.addoption("--broker", default=None, help="MQTT URL of a running broker (default: start Mosquitto)")
+    group.addoption("--camera", default=None, help=f"camera source (default: {DEFAULT_CLIP.relative_to(ROOT)})")
+    group.addoption(
+        "--operator",
+        action="store_true",
+        help="a person is at the bench: physical actions (unplugging) are prompted instead of skipped",
+    )
+
+
+@dataclass
+class Measurement:
+    test: str
+    outcome: str = "?"
+    figures: dict[str, str] = field(default_factory=dict)
+
+
+_RECORD: dict[str, Measurement] = {}
+
+
+@pytest.fixture
+def report(request: pytest.FixtureRequest, record_property):
+    """``report(name, value, unit)`` records a measured figure for the summary table and JUnit XML."""
+    entry = _RECORD.setdefault(request.node.nodeid, Measurement(request.node.nodeid))
+
+    def _report(name: str, value: float, unit: str = "") -> None:
+        text = f"{value:.1f} {unit}".strip() if isinstance(value, float) else f"{value} {unit}".strip()
+        entry.figures[name] = text
+        record_property(name, text)
+
+    return _report
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        entry = _RECORD.setdefault(report.nodeid, Measurement(report.nodeid))
+        entry.outcome = report.outcome
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
+    rows = [m for m in _RECORD.values() if m.test.startswith("hil_tests/")]
+    if not rows:
+        return
+    board = config.getoption("--board")
+    tr = terminalreporter
+    tr.section(f"HIL summary (board: {board})")
+    width = max(len(m.test.removeprefix("hil_tests/")) for m in rows)
+    tr.write_line(f"{'test':<{width}}  {'result':<8}  measured")
+    for m in rows:
+        figures = ", ".join(f"{k} {v}" for k, v in m.figures.items()) or "-"
+        tr.write_line(f"{m.test.removeprefix('hil_tests/'):<{width}}  {m.outcome:<8}  {figures}")
+
+
+def interactive(config: pytest.Config) -> bool:
+    return bool(config.getoption("--operator")) and sys.stdin.isatty()
