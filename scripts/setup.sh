@@ -29,7 +29,10 @@ stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
 if [ ! -f "$stamp" ]; then
     echo "setup: installing the project and its dev tools into .venv (first run takes a few minutes)"
     .venv/bin/python -m pip install --quiet --upgrade pip 2>/dev/null || true
-    .venv/bin/python -m pip install --quiet -e ".[dev]"
+    # torch only for the model-building pipeline and its tests (the agent never imports it); 2.13.0
+    # is the CPU build the pipeline was run with, installed first so the train extra adds nothing.
+    .venv/bin/python -m pip install --quiet "torch==2.13.0"
+    .venv/bin/python -m pip install --quiet -e ".[dev,demo,train]"
     rm -f .venv/.installed-*
     touch "$stamp"
 fi
