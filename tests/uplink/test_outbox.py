@@ -6,10 +6,10 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
+from uplink_support import reading
+
 from agent.events import ALARM, CROWD, HEALTH, ISSUE, READING, START, Event, decode, now_ms
 from agent.uplink.outbox import Outbox
-
-from uplink_support import reading
 
 
 def _event(kind: str, i: int = 0) -> Event:
