@@ -55,9 +55,16 @@ def free_port() -> int:
 class Broker:
     """One mosquitto process; ``start``/``stop`` may be repeated and keep the ports."""
 
-    def __init__(self, workdir: str | Path, tls: BrokerTLS | None = None, persistent: bool = False) -> None:
+    def __init__(
+        self,
+        workdir: str | Path,
+        tls: BrokerTLS | None = None,
+        persistent: bool = False,
+        extra_config: tuple[str, ...] = (),
+    ) -> None:
         self.workdir = Path(workdir)
         self.persistent = persistent
+        self.extra_config = extra_config  # more mosquitto.conf lines, e.g. an acl_file
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.tls = tls
         self.port = free_port()
@@ -105,6 +112,7 @@ class Broker:
                 f"keyfile {self.tls.key_file}",
                 f"require_certificate {'true' if self.tls.require_client_cert else 'false'}",
             ]
+        lines += self.extra_config
         path = self.workdir / "mosquitto.conf"
         path.write_text("\n".join(lines) + "\n")
         return path

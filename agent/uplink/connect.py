@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import ssl
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiomqtt
 from paho.mqtt.properties import Properties
 
 from agent.config import UplinkConfig
+
+log = logging.getLogger(__name__)
 
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883, "ws": 80, "wss": 443}
 
@@ -49,6 +53,26 @@ def tls_context(
     return context
 
 
+class RefusingAwareClient(aiomqtt.Client):
+    """An aiomqtt client that does not take a refusing MQTT 5 PUBACK for a delivery.
+
+    aiomqtt completes ``publish`` on any PUBACK, even one whose reason code says the broker refused
+    the message (not authorized, quota exceeded); the outbox would then delete an event nobody has.
+    Here a refusal ends the connection instead: the publish never completes, the session ends, and
+    the event is sent again after the reconnect backoff, until an operator fixes the broker.
+    """
+
+    refused: str | None = None  # the broker's last refusal, for health and logs
+
+    def _on_publish(self, client: Any, userdata: Any, mid: int, reason_code: Any, properties: Any) -> None:
+        if getattr(reason_code, "is_failure", False):
+            self.refused = f"the broker refused a publish: {reason_code}"
+            log.error("%s; reconnecting, the event stays in the outbox", self.refused)
+            self._client.disconnect()
+            return
+        super()._on_publish(client, userdata, mid, reason_code, properties)
+
+
 def protocol(version: str) -> aiomqtt.ProtocolVersion:
     return aiomqtt.ProtocolVersion.V5 if version == "5" else aiomqtt.ProtocolVersion.V311
 
@@ -70,7 +94,7 @@ def client_for(
             str(config.key_file) if config.key_file else None,
             config.tls_verify,
         )
-    return aiomqtt.Client(
+    return RefusingAwareClient(
         address.host,
         address.port,
         username=config.username,

@@ -143,7 +143,7 @@ class Publisher:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # any failure of a connection means: back off, then reconnect
-                self.stats.last_error = _describe(exc)
+                self.stats.last_error = getattr(client, "refused", None) or _describe(exc)
                 log.warning(
                     "uplink to %s lost: %s; retrying in about %.1f s", self.config.url, _describe(exc), delay
                 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -11,8 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import aiomqtt
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from agent.config import GatewayConfig, parse_config
 from agent.events import READING, Event, decode, now_ms
@@ -47,14 +46,22 @@ class Consumer:
     """What an integrator's subscriber received: decoded events, with arrival times."""
 
     events: list[Event] = field(default_factory=list)
-    arrived: dict[int, float] = field(default_factory=dict)  # seq → loop time of first arrival
+    arrived: dict[int, float] = field(default_factory=dict)  # seq → wall-clock ms of first arrival
     raw: list[aiomqtt.Message] = field(default_factory=list)
+    connects: list[float] = field(default_factory=list)  # wall-clock ms of each (re)subscription
 
     def seqs(self) -> list[int]:
         return [e.seq for e in self.events]
 
     def unique(self) -> set[int]:
         return set(self.seqs())
+
+    def record(self, message: aiomqtt.Message) -> None:
+        self.raw.append(message)
+        if isinstance(message.payload, bytes) and "/evt/" in str(message.topic):
+            event = decode(message.payload)
+            self.events.append(event)
+            self.arrived.setdefault(event.seq, time.time() * 1000)
 
     async def wait_for(self, predicate: Callable[[Consumer], bool], timeout: float = 30.0) -> None:
         async def poll() -> None:
@@ -71,10 +78,14 @@ async def consume(
     """Subscribe (with a persistent session, so broker restarts lose nothing queued) and collect."""
     consumer = Consumer()
     ready = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    session = Properties(PacketTypes.CONNECT)
-    session.SessionExpiryInterval = 3600
     identifier = f"test-consumer-{uuid.uuid4().hex[:8]}"
+
+    class Recorder(asyncio.Queue[aiomqtt.Message]):
+        """Records each message as it is received, before paho acknowledges it: with a queue, a
+        disconnect would drop messages already acknowledged but not yet taken from the queue."""
+
+        def put_nowait(self, item: aiomqtt.Message) -> None:
+            consumer.record(item)
 
     async def run() -> None:
         while True:
@@ -83,18 +94,17 @@ async def consume(
                     broker.host,
                     broker.port,
                     identifier=identifier,
-                    protocol=aiomqtt.ProtocolVersion.V5,
-                    clean_start=not ready.is_set(),
-                    properties=session,
+                    # MQTT 3.1.1 persistent session: mosquitto 2.0 may not restore an MQTT 5
+                    # session's expiry from its persistence file after a restart.
+                    protocol=aiomqtt.ProtocolVersion.V311,
+                    clean_session=False,
+                    queue_type=Recorder,
                 ) as client:
                     await client.subscribe(topic, qos=1)
+                    consumer.connects.append(time.time() * 1000)
                     ready.set()
-                    async for message in client.messages:
-                        consumer.raw.append(message)
-                        if isinstance(message.payload, bytes) and "/evt/" in str(message.topic):
-                            event = decode(message.payload)
-                            consumer.events.append(event)
-                            consumer.arrived.setdefault(event.seq, loop.time())
+                    async for _ in client.messages:  # ends with MqttError when the link drops
+                        pass
             except aiomqtt.MqttError:
                 if not reconnect:
                     raise
