@@ -17,7 +17,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiomqtt
 import msgpack
@@ -60,6 +60,8 @@ class UplinkStats:
     reconnects: int = 0  # connections lost or refused since start
     published: int = 0  # events acknowledged by the broker since start
     last_error: str | None = None
+    # Commit-to-PUBACK time of recent live events, ms: how late a fresh alarm reaches the broker.
+    live_lag_ms: collections.deque[float] = field(default_factory=lambda: collections.deque(maxlen=1000))
 
     def as_health(self) -> dict[str, object]:
         return {
@@ -67,6 +69,7 @@ class UplinkStats:
             "reconnects": self.reconnects,
             "published": self.published,
             "last_error": self.last_error,
+            "live_lag_ms_max": round(max(self.live_lag_ms), 1) if self.live_lag_ms else None,
         }
 
 
@@ -107,7 +110,7 @@ class Publisher:
         self.subscriptions = subscriptions
         self.stats = UplinkStats()
         self.client: aiomqtt.Client | None = None
-        self._live: collections.deque[Stored] = collections.deque()
+        self._live: collections.deque[tuple[Stored, float]] = collections.deque()
         self._backlog: collections.deque[Stored] = collections.deque()
         self._cursor = 0  # last backlog seq taken this connection
         self._backlog_end = 0  # the backlog is every waiting event up to this seq
@@ -214,7 +217,8 @@ class Publisher:
             self._live.clear()
             self._backlog_end = rows[-1].seq
         else:
-            self._live.extend(rows)
+            now = time.monotonic()
+            self._live.extend((row, now) for row in rows)
         self._wake.set()
 
     async def _send_loop(self, client: aiomqtt.Client, tasks: asyncio.TaskGroup) -> None:
@@ -222,10 +226,12 @@ class Publisher:
         while True:
             # Take a slot before choosing, so a live event that arrives meanwhile goes next.
             await window.acquire()
-            item = await self._next()
-            tasks.create_task(self._send(client, item, window))
+            item, committed = await self._next()
+            tasks.create_task(self._send(client, item, committed, window))
 
-    async def _send(self, client: aiomqtt.Client, item: Stored, window: asyncio.Semaphore) -> None:
+    async def _send(
+        self, client: aiomqtt.Client, item: Stored, committed: float | None, window: asyncio.Semaphore
+    ) -> None:
         try:
             await client.publish(
                 event_topic(self.config.topic_prefix, self.device, item.kind),
@@ -237,13 +243,16 @@ class Publisher:
             window.release()
         self.outbox.ack(item.seq)
         self.stats.published += 1
+        if committed is not None:
+            self.stats.live_lag_ms.append((time.monotonic() - committed) * 1000)
 
-    async def _next(self) -> Stored:
+    async def _next(self) -> tuple[Stored, float | None]:
+        """The next event to send and, for a live one, when it was committed."""
         while True:
             while self._live:
-                item = self._live.popleft()
+                item, committed = self._live.popleft()
                 if item.seq > self._backlog_end:
-                    return item
+                    return item, committed
             wait: float | None = None
             if self._cursor < self._backlog_end:
                 if not self._backlog:
@@ -258,7 +267,7 @@ class Publisher:
                     self._budget.take()
                     item = self._backlog.popleft()
                     self._cursor = item.seq
-                    return item
+                    return item, None
             self._wake.clear()
             if self._live:
                 continue

@@ -58,7 +58,8 @@ class Consumer:
 
     def record(self, message: aiomqtt.Message) -> None:
         self.raw.append(message)
-        if isinstance(message.payload, bytes) and "/evt/" in str(message.topic):
+        name = str(message.topic)
+        if isinstance(message.payload, bytes) and ("/evt/" in name or name.endswith("/telemetry")):
             event = decode(message.payload)
             self.events.append(event)
             self.arrived.setdefault(event.seq, time.time() * 1000)
