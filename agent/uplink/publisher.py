@@ -118,6 +118,9 @@ class Publisher:
         self._budget = _ReplayBudget(config.replay_rate)
         outbox.add_listener(self._committed)
 
+    def set_replay_rate(self, rate: float) -> None:
+        self._budget = _ReplayBudget(rate)
+
     # ----- connection -----------------------------------------------------------------------
 
     async def run(self) -> None:
