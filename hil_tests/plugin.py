@@ -78,3 +78,70 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
 
 def interactive(config: pytest.Config) -> bool:
     return bool(config.getoption("--operator")) and sys.stdin.isatty()
+
+
+# --- fixtures: the bench's parts ---
+
+
+@pytest.fixture(scope="session")
+def bench_broker(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """The broker of the run: ``--broker URL``, or a Mosquitto of our own that tests may restart."""
+    from hil_tests.bench import BrokerHandle
+
+    url = request.config.getoption("--broker")
+    if url:
+        yield BrokerHandle(url)
+        return
+    from tools.broker import Broker
+
+    broker = Broker(tmp_path_factory.mktemp("hil-broker"))
+    broker.start()
+
+    def restart() -> None:
+        broker.stop()
+        broker.start()
+
+    yield BrokerHandle(broker.url, restart=restart, stop=broker.stop, start=broker.start)
+    broker.stop()
+
+
+@pytest.fixture
+def camera_source(request: pytest.FixtureRequest) -> str:
+    """``clip`` for the bundled clip (whose issues are known), else the ``--camera`` source."""
+    return request.config.getoption("--camera") or "clip"
+
+
+@pytest.fixture
+def listen(bench_broker):
+    """``listen(device)`` subscribes to a device's topics the way a city platform does."""
+    from hil_tests.bench import Listener
+
+    started = []
+
+    def _listen(device: str):
+        listener = Listener(bench_broker, device).start()
+        started.append(listener)
+        return listener
+
+    yield _listen
+    for listener in started:
+        listener.stop()
+
+
+@pytest.fixture
+def agents(tmp_path: Path):
+    """``agents(config)`` starts an ``edge-agent`` process; every one still running is stopped after."""
+    from hil_tests.bench import AgentProcess
+
+    started = []
+
+    def _start(config: dict, name: str = "agent"):
+        workdir = tmp_path / name
+        workdir.mkdir(exist_ok=True)
+        agent = AgentProcess(config, workdir).start()
+        started.append(agent)
+        return agent
+
+    yield _start
+    for agent in started:
+        agent.stop()
