@@ -210,6 +210,7 @@ class LiveSource:
             if self._slot.taken:
                 return None
             self._slot.taken = True
+            self._cond.notify_all()  # a replaying capture thread waits for the slot to be taken
             return self._slot.frame
 
     def seconds_since_frame(self) -> float:

@@ -117,8 +117,10 @@ def test_a_stream_that_drops_and_returns_is_reconnected(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, f"loss of the stream not noticed: {source.counters}"
             time.sleep(0.2)
         server = _serve(clip, url)
+        seq = _wait_frame(source, seq, timeout=60)
+        # Frames keep coming from the new connection (on a loaded machine the link may still stall
+        # and reconnect once more, so "connected" at one instant is not what is checked).
         _wait_frame(source, seq, timeout=60)
-        assert source.counters.connected
         assert source.counters.reconnects >= 1
     finally:
         source.stop()
