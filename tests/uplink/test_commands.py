@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import json
 import os
+import subprocess
+import sys
 import tomllib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -198,3 +200,35 @@ def test_mqtt311_sender_gets_the_reply_on_the_fallback_topic(mosquitto: Broker, 
                 break
 
     asyncio.run(asyncio.wait_for(main(), 60))
+
+
+def _edgectl(*args: str) -> subprocess.CompletedProcess[str]:
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    return subprocess.run(
+        [sys.executable, "-m", "tools.edgectl", *args], capture_output=True, text=True, env=env, timeout=60
+    )
+
+
+def test_edgectl_keys_new_and_cmd_send_sign_a_command_the_device_accepts(
+    mosquitto: Broker, tmp_path: Path
+) -> None:
+    key_file = tmp_path / "operator.key"
+    made = _edgectl("keys", "new", str(key_file))
+    assert made.returncode == 0, made.stderr
+    public = made.stdout.strip()
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert _edgectl("keys", "public", str(key_file)).stdout.strip() == public
+
+    async def main() -> None:
+        async with agent_and_operator(mosquitto, tmp_path, [public]) as (ctx, _):
+            change = json.dumps({"set": {"uplink": {"telemetry_interval_s": 9}}})
+            base = ["cmd", "send", "--url", mosquitto.url, DEVICE, "set-config", "--args", change]
+            unsigned = await asyncio.to_thread(_edgectl, *base)
+            assert unsigned.returncode == 1 and json.loads(unsigned.stdout)["error"] == "unsigned"
+            signed = await asyncio.to_thread(_edgectl, *base, "--key", str(key_file))
+            assert signed.returncode == 0, signed.stdout + signed.stderr
+            assert json.loads(signed.stdout)["result"]["applied"] == ["uplink.telemetry_interval_s"]
+            assert ctx.config.uplink.telemetry_interval_s == 9
+
+    asyncio.run(asyncio.wait_for(main(), 90))

@@ -8,8 +8,6 @@ import collections
 import contextlib
 import datetime
 import json
-import os
-import ssl
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -17,9 +15,9 @@ from typing import TextIO
 import aiomqtt
 
 from agent.events import Event, EventFormatError, decode, to_json
-from agent.uplink.connect import broker_address, tls_context
 
 from ..errors import BROKER, USAGE, EdgectlError
+from ._mqtt import add_broker_args, client_from_args
 
 DEDUP_WINDOW = 1_000_000  # (device, seq) pairs remembered for --dedup
 
@@ -38,9 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "With --share, several tails (or consumers) with the same group split the stream between them "
         "(MQTT 5 shared subscription).",
     )
-    tail.add_argument(
-        "--url", default="mqtt://127.0.0.1:1883", help="broker: mqtt://host:1883 or mqtts://host:8883"
-    )
+    add_broker_args(tail)
     tail.add_argument(
         "--topic",
         action="append",
@@ -55,17 +51,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     tail.add_argument("--count", type=int, help="exit after printing this many events")
     tail.add_argument("--timeout", type=float, help="exit after this many seconds")
-    tail.add_argument("--ca-file", help="CA to verify the broker (default: the system CAs)")
-    tail.add_argument("--cert-file", help="client certificate for mutual TLS")
-    tail.add_argument("--key-file", help="client key for mutual TLS")
-    tail.add_argument(
-        "--insecure", action="store_true", help="do not verify the broker's certificate (lab only)"
-    )
-    tail.add_argument("--username")
-    tail.add_argument(
-        "--password-env", metavar="VAR", help="read the password from this environment variable"
-    )
-    tail.add_argument("--client-id", help="MQTT client id (default: generated)")
     tail.set_defaults(func=cmd_tail)
 
 
@@ -139,21 +124,6 @@ class Tail:
 
 
 async def _tail(args: argparse.Namespace) -> None:
-    try:
-        address = broker_address(args.url)
-    except ValueError as exc:
-        raise EdgectlError(str(exc), USAGE) from None
-    context = None
-    if address.tls:
-        try:
-            context = tls_context(args.ca_file, args.cert_file, args.key_file, verify=not args.insecure)
-        except (OSError, ssl.SSLError) as exc:
-            raise EdgectlError(f"cannot load the TLS files: {exc}", USAGE) from None
-    password = None
-    if args.password_env:
-        password = os.environ.get(args.password_env)
-        if password is None:
-            raise EdgectlError(f"environment variable {args.password_env} is not set", USAGE)
     topics = args.topic or ["city/+/evt/#", "city/+/telemetry"]
     if args.share:
         topics = [f"$share/{args.share}/{t}" for t in topics]
@@ -171,18 +141,7 @@ async def _tail(args: argparse.Namespace) -> None:
                 done.set()
 
     try:
-        async with aiomqtt.Client(
-            address.host,
-            address.port,
-            identifier=args.client_id,
-            username=args.username,
-            password=password,
-            protocol=aiomqtt.ProtocolVersion.V5,
-            tls_context=context,
-            transport="websockets" if address.websocket else "tcp",
-            websocket_path=address.path if address.websocket else None,
-            queue_type=Printer,
-        ) as client:
+        async with client_from_args(args, queue_type=Printer) as client:
             for topic in topics:
                 await client.subscribe(topic, qos=1)
             print(f"edgectl: following {', '.join(topics)} on {args.url}", file=sys.stderr)
