@@ -29,7 +29,7 @@ def main(host: str, port: int, topic: str, expected: int) -> None:
         copies += 1
         last = time.monotonic()
         seen.setdefault(raw["s"], (time.time_ns() // 1_000_000, raw["t"]))
-        if len(seen) >= expected:
+        if expected and len(seen) >= expected:
             client.disconnect()
 
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
