@@ -263,6 +263,8 @@ class Outbox:
 
     def ack(self, seq: int) -> None:
         """The broker has this event: delete it with the next commit (lost on a crash: re-sent once)."""
+        if self._closed:
+            return  # stopping: the event is sent again after the restart
         self._acked.append(seq)
         self._kick()
 

@@ -14,6 +14,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -35,6 +36,7 @@ LIVE_QUEUE_MAX = 20_000  # beyond this, live events wait in the outbox with the 
 BACKLOG_PAGE = 1000  # events read from the outbox per query
 PUBACK_TIMEOUT_S = 30.0  # a publish not acknowledged by then means the link is dead
 STOP_TIMEOUT_S = 3.0  # time allowed to tell the broker we go offline on a clean stop
+STABLE_AFTER_S = 30.0  # a connection that lasted this long resets the reconnect backoff
 
 MessageHandler = Callable[[aiomqtt.Client, aiomqtt.Message], Awaitable[None]]
 
@@ -116,6 +118,7 @@ class Publisher:
         self._backlog_end = 0  # the backlog is every waiting event up to this seq
         self._wake = asyncio.Event()
         self._budget = _ReplayBudget(config.replay_rate)
+        self._handlers: set[asyncio.Task[None]] = set()
         outbox.add_listener(self._committed)
 
     def set_replay_rate(self, rate: float) -> None:
@@ -133,13 +136,17 @@ class Publisher:
                 qos=1,
                 retain=True,
             )
-            client = client_for(self.config, self.config.client_id or f"edge-{self.device}", will)
-            # One warning per publish beyond this would flood the log with a full window in flight.
-            client.pending_calls_threshold = self.config.inflight + 16
+            client: aiomqtt.Client | None = None
+            connected_at = math.inf
             try:
+                # Inside the try: a missing password variable or TLS file is a failure to connect,
+                # reported in health and retried, not a crash of the uplink.
+                client = client_for(self.config, self.config.client_id or f"edge-{self.device}", will)
+                # One warning per publish beyond this would flood the log with a full window in flight.
+                client.pending_calls_threshold = self.config.inflight + 16
                 async with client:
                     self.client = client
-                    delay = self.config.reconnect_min_s
+                    connected_at = time.monotonic()
                     log.info("uplink connected to %s", self.config.url)
                     try:
                         await self._session(client)
@@ -150,8 +157,13 @@ class Publisher:
                 raise
             except Exception as exc:  # any failure of a connection means: back off, then reconnect
                 self.stats.last_error = getattr(client, "refused", None) or _describe(exc)
+                if time.monotonic() - connected_at > STABLE_AFTER_S:
+                    delay = self.config.reconnect_min_s  # it worked for a while: a new failure
                 log.warning(
-                    "uplink to %s lost: %s; retrying in about %.1f s", self.config.url, _describe(exc), delay
+                    "uplink to %s lost: %s; retrying in about %.1f s",
+                    self.config.url,
+                    self.stats.last_error,
+                    delay,
                 )
             finally:
                 self._session_ended()
@@ -199,14 +211,18 @@ class Publisher:
         # The iterator also ends the session: it raises MqttError when the connection drops.
         async for message in client.messages:
             if self.on_message is not None:
-                tasks.create_task(self._handle(client, message))
+                # Outside the session's task group: a command (a model swap, say) runs to its end
+                # even if the link drops meanwhile; only its reply is then lost.
+                task = asyncio.get_running_loop().create_task(self._handle(client, message))
+                self._handlers.add(task)
+                task.add_done_callback(self._handlers.discard)
 
     async def _handle(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
         assert self.on_message is not None
         try:
             await self.on_message(client, message)
-        except aiomqtt.MqttError:
-            raise
+        except aiomqtt.MqttError as exc:
+            log.warning("the reply to %s was lost with the connection: %s", message.topic, exc)
         except Exception:
             log.exception("handling a message on %s failed", message.topic)
 
