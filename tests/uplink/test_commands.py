@@ -19,6 +19,7 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from agent.commands import CommandError
 from agent.config import load_config
 from agent.events import now_ms
 from agent.runtime import AgentContext
@@ -232,3 +233,41 @@ def test_edgectl_keys_new_and_cmd_send_sign_a_command_the_device_accepts(
             assert ctx.config.uplink.telemetry_interval_s == 9
 
     asyncio.run(asyncio.wait_for(main(), 90))
+
+
+def test_other_parts_register_their_own_commands_and_get_the_same_authorization(
+    mosquitto: Broker, tmp_path: Path, keys
+) -> None:
+    private, public = keys
+    calls: list[dict[str, Any]] = []
+
+    async def board_reset(args: dict[str, Any]) -> dict[str, Any]:
+        calls.append(args)
+        if args.get("board") != "board-1":
+            raise CommandError("unknown-board", f"no board {args.get('board')!r}; known: board-1")
+        return {"reset": args["board"]}
+
+    async def explode(args: dict[str, Any]) -> dict[str, Any]:
+        raise RuntimeError("driver bug")
+
+    async def main() -> None:
+        async with agent_and_operator(mosquitto, tmp_path, [public]) as (ctx, op):
+            ctx.commands.register("board-reset", board_reset, mutating=True)
+            ctx.commands.register("explode", explode, mutating=False)
+            unsigned = await op.send(
+                "board-reset", command_payload(DEVICE, "board-reset", {"board": "board-1"})
+            )
+            assert unsigned["error"] == "unsigned" and calls == []
+            done = await op.send(
+                "board-reset", command_payload(DEVICE, "board-reset", {"board": "board-1"}, private)
+            )
+            assert done == {"ok": True, "result": {"reset": "board-1"}, "nonce": done["nonce"]}
+            refused = await op.send(
+                "board-reset", command_payload(DEVICE, "board-reset", {"board": "b9"}, private)
+            )
+            assert refused["error"] == "unknown-board" and "b9" in refused["message"]
+            crashed = await op.send("explode", command_payload(DEVICE, "explode"))
+            assert crashed["error"] == "failed" and "driver bug" in crashed["message"]
+            assert (await op.send("ping", command_payload(DEVICE, "ping")))["ok"] is True
+
+    asyncio.run(asyncio.wait_for(main(), 60))
