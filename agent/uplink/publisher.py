@@ -62,6 +62,7 @@ class UplinkStats:
     reconnects: int = 0  # connections lost or refused since start
     published: int = 0  # events acknowledged by the broker since start
     last_error: str | None = None
+    window: int = 0  # publishes in flight allowed on this connection (config and broker's limit)
     # Commit-to-PUBACK time of recent live events, ms: how late a fresh alarm reaches the broker.
     live_lag_ms: collections.deque[float] = field(default_factory=lambda: collections.deque(maxlen=1000))
 
@@ -241,7 +242,10 @@ class Publisher:
         self._wake.set()
 
     async def _send_loop(self, client: aiomqtt.Client, tasks: asyncio.TaskGroup) -> None:
-        window = asyncio.Semaphore(self.config.inflight)
+        # Minus one slot for the birth, command replies and the like, which share the broker's limit.
+        limit = getattr(client, "receive_maximum", self.config.inflight) - 1
+        self.stats.window = max(1, min(self.config.inflight, limit))
+        window = asyncio.Semaphore(self.stats.window)
         while True:
             # Take a slot before choosing, so a live event that arrives meanwhile goes next.
             await window.acquire()

@@ -190,3 +190,15 @@ def test_password_from_the_environment_and_a_clear_error_when_refused(
         assert depth == 5 and "POLE_PW" in (publisher.stats.last_error or "")
     finally:
         broker.stop()
+
+
+def test_the_window_respects_the_brokers_receive_maximum(tmp_path: Path) -> None:
+    broker = Broker(tmp_path / "broker", extra_config=("max_inflight_messages 5",))
+    broker.start()
+    try:
+        config = gateway_config(broker.url, tmp_path / "a.sqlite", inflight=64)
+        depth, publisher = _deliver_all(config, tmp_path / "a.sqlite", 300, 30)
+    finally:
+        broker.stop()
+    assert depth == 0 and publisher.stats.published == 300
+    assert publisher.stats.window == 4
