@@ -149,7 +149,14 @@ class Outbox:
     async def open(cls, path: str | Path, device: str, quota_bytes: int) -> Outbox:
         """Open (or create) the outbox; a damaged file is moved aside and an alarm submitted."""
         outbox = cls(Path(path), device, quota_bytes)
-        await outbox._run(outbox._writer, outbox._open_sync)
+        try:
+            await outbox._run(outbox._writer, outbox._open_sync)
+        except (OSError, sqlite3.Error) as exc:
+            for pool in (outbox._writer, outbox._reader):
+                pool.shutdown(wait=False)
+            raise OutboxError(
+                f"cannot open the outbox {path}: {exc}; set outbox.path to a writable file on persistent storage"
+            ) from None
         if outbox.reset_reason is not None:
             await outbox.submit(
                 Event(
@@ -171,6 +178,10 @@ class Outbox:
         if problem is not None:
             stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
             aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+            n = 1
+            while aside.exists():  # never overwrite an earlier damaged file
+                n += 1
+                aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{n}")
             floor = _salvage_seq(self.path)
             # Without a readable high-water mark, jump above anything an older file can have
             # handed out (fewer than one event per millisecond since 1970), so seqs never repeat.
