@@ -95,9 +95,9 @@ def _check(path: Path) -> str | None:
     try:
         db = sqlite3.connect(path, isolation_level=None)
         try:
-            row = db.execute("PRAGMA quick_check").fetchone()
-            if row is None or row[0] != "ok":
-                return f"quick_check reports {row[0] if row else 'nothing'}"
+            rows = [r[0] for r in db.execute("PRAGMA quick_check(5)").fetchall()]
+            if rows != ["ok"]:
+                return "damaged pages: " + "; ".join(" ".join(r.split()) for r in rows)[:300]
             db.executescript(_SCHEMA)
         finally:
             db.close()
