@@ -64,7 +64,7 @@ async def main(n: int, replay_rate: float) -> None:
         consumer = subprocess.Popen(
             [
                 sys.executable,
-                str(ROOT / "bench" / "_consumer.py"),
+                str(ROOT / "bench" / "support" / "mqtt_consumer.py"),
                 broker.host,
                 str(broker.port),
                 "city/bench/evt/#",

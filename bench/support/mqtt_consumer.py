@@ -1,6 +1,6 @@
 """Benchmark helper: an integrator's subscriber in its own process, as it would be in the field.
 
-``python bench/_consumer.py HOST PORT TOPIC EXPECTED`` prints one JSON line when it has seen
+``python bench/support/mqtt_consumer.py HOST PORT TOPIC EXPECTED`` prints one JSON line when it has seen
 EXPECTED distinct sequence numbers (or stalls 30 s): first-arrival time and capture time per seq.
 """
 
