@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from agent.config import UplinkConfig
@@ -104,6 +105,16 @@ def client_for(
             str(config.key_file) if config.key_file else None,
             config.tls_verify,
         )
+    # A persistent session lets the broker keep commands sent during a short outage (each command's
+    # message expiry still drops a stale one); events never rely on it: the outbox holds them.
+    persistent = config.session_expiry_s > 0
+    session: dict[str, Any] = {}
+    if config.protocol == "5":
+        session["clean_start"] = not persistent
+        properties = properties or Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = config.session_expiry_s
+    else:
+        session["clean_session"] = not persistent
     return UplinkClient(
         address.host,
         address.port,
@@ -119,4 +130,5 @@ def client_for(
         max_inflight_messages=config.inflight,
         properties=properties,
         timeout=10,
+        **session,
     )

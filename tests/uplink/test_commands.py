@@ -37,18 +37,27 @@ class Operator:
         self.client = client
         self.replies = replies
 
-    async def send(self, name: str, payload: bytes, expiry_s: int = 60) -> dict[str, Any]:
+    async def post(self, name: str, payload: bytes, expiry_s: int = 60) -> bytes:
+        """Publish a command; returns its correlation data."""
         correlation = os.urandom(8)
         props = Properties(PacketTypes.PUBLISH)
         props.ResponseTopic = f"ops/replies/{DEVICE}"
         props.CorrelationData = correlation
         props.MessageExpiryInterval = expiry_s
         await self.client.publish(f"city/{DEVICE}/cmd/{name}", payload, qos=1, properties=props)
-        for _ in range(500):
+        return correlation
+
+    async def reply(self, correlation: bytes, timeout: float = 5.0) -> dict[str, Any] | None:
+        for _ in range(int(timeout * 100)):
             if correlation in self.replies:
                 return self.replies.pop(correlation)
             await asyncio.sleep(0.01)
-        raise AssertionError(f"no reply to {name}")
+        return None
+
+    async def send(self, name: str, payload: bytes, expiry_s: int = 60) -> dict[str, Any]:
+        reply = await self.reply(await self.post(name, payload, expiry_s))
+        assert reply is not None, f"no reply to {name}"
+        return reply
 
 
 @contextlib.asynccontextmanager
@@ -65,6 +74,7 @@ async def agent_and_operator(
     ctx = AgentContext(config=load_config(config_path), config_path=config_path)
     await part.setup(ctx)
     runner = asyncio.create_task(part.run(ctx))
+    ctx.runner = runner  # type: ignore[attr-defined]
     replies: dict[bytes, Any] = {}
     try:
         async with aiomqtt.Client(broker.host, broker.port, protocol=aiomqtt.ProtocolVersion.V5) as client:
@@ -87,9 +97,9 @@ async def agent_and_operator(
             yield ctx, Operator(client, replies)
             collector.cancel()
     finally:
-        runner.cancel()
+        ctx.runner.cancel()  # type: ignore[attr-defined]
         with contextlib.suppress(asyncio.CancelledError):
-            await runner
+            await ctx.runner  # type: ignore[attr-defined]
         await part.close(ctx)
         os.environ.pop("NOT_SET_ANYWHERE", None)
 
@@ -269,5 +279,31 @@ def test_other_parts_register_their_own_commands_and_get_the_same_authorization(
             crashed = await op.send("explode", command_payload(DEVICE, "explode"))
             assert crashed["error"] == "failed" and "driver bug" in crashed["message"]
             assert (await op.send("ping", command_payload(DEVICE, "ping")))["ok"] is True
+
+    asyncio.run(asyncio.wait_for(main(), 60))
+
+
+def test_commands_sent_while_the_gateway_is_away_wait_at_the_broker_until_they_expire(
+    mosquitto: Broker, tmp_path: Path, keys
+) -> None:
+    private, public = keys
+
+    async def main() -> None:
+        async with agent_and_operator(mosquitto, tmp_path, [public]) as (ctx, op):
+            # The gateway goes away cleanly; its session (and subscription) stays at the broker.
+            ctx.runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ctx.runner
+            fresh = await op.post("ping", command_payload(DEVICE, "ping"), expiry_s=60)
+            change = {"set": {"uplink": {"telemetry_interval_s": 11}}}
+            stale = await op.post(
+                "set-config", command_payload(DEVICE, "set-config", change, private), expiry_s=1
+            )
+            await asyncio.sleep(2.5)  # the set-config expires at the broker meanwhile
+            ctx.runner = asyncio.create_task(part.run(ctx))
+            answered = await op.reply(fresh, timeout=15)
+            assert answered is not None and answered["ok"] is True
+            assert await op.reply(stale, timeout=2) is None
+            assert ctx.config.uplink.telemetry_interval_s == 60
 
     asyncio.run(asyncio.wait_for(main(), 60))
