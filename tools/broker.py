@@ -2,7 +2,7 @@
 
     broker = Broker(workdir)          # or Broker(workdir, tls=BrokerTLS(ca, cert, key))
     broker.start()                    # waits until it accepts connections
-    broker.url                        # "mqtt://127.0.0.1:PORT" (and broker.tls_url with TLS)
+    broker.url                        # "mqtt://127.0.0.1:PORT" (and tls_url, ws_url when asked for)
     broker.stop(); broker.start()     # restart on the SAME port(s): clients reconnect
     broker.kill()                     # SIGKILL, like a crashed broker
 
@@ -61,6 +61,7 @@ class Broker:
         tls: BrokerTLS | None = None,
         persistent: bool = False,
         extra_config: tuple[str, ...] = (),
+        websockets: bool = False,
     ) -> None:
         self.workdir = Path(workdir)
         self.persistent = persistent
@@ -69,6 +70,7 @@ class Broker:
         self.tls = tls
         self.port = free_port()
         self.tls_port = free_port() if tls else None
+        self.ws_port = free_port() if websockets else None
         self.host = "127.0.0.1"
         self._proc: subprocess.Popen[bytes] | None = None
         self.log_file = self.workdir / "mosquitto.log"
@@ -83,6 +85,12 @@ class Broker:
             raise BrokerError("this broker has no TLS listener; pass tls=BrokerTLS(...)")
         # "localhost", not the address: the test server certificate names localhost.
         return f"mqtts://localhost:{self.tls_port}"
+
+    @property
+    def ws_url(self) -> str:
+        if self.ws_port is None:
+            raise BrokerError("this broker has no websocket listener; pass websockets=True")
+        return f"ws://{self.host}:{self.ws_port}/mqtt"
 
     @property
     def running(self) -> bool:
@@ -112,6 +120,8 @@ class Broker:
                 f"keyfile {self.tls.key_file}",
                 f"require_certificate {'true' if self.tls.require_client_cert else 'false'}",
             ]
+        if self.ws_port is not None:
+            lines += [f"listener {self.ws_port} {self.host}", "protocol websockets"]
         lines += self.extra_config
         path = self.workdir / "mosquitto.conf"
         path.write_text("\n".join(lines) + "\n")
@@ -127,7 +137,7 @@ class Broker:
             stderr=subprocess.PIPE,
         )
         deadline = time.monotonic() + timeout
-        for port in (self.port, self.tls_port):
+        for port in (self.port, self.tls_port, self.ws_port):
             if port is None:
                 continue
             while True:

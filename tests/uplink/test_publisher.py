@@ -202,3 +202,14 @@ def test_the_window_respects_the_brokers_receive_maximum(tmp_path: Path) -> None
         broker.stop()
     assert depth == 0 and publisher.stats.published == 300
     assert publisher.stats.window == 4
+
+
+def test_mqtt_over_websockets(tmp_path: Path) -> None:
+    broker = Broker(tmp_path / "broker", websockets=True)
+    broker.start()
+    try:
+        config = gateway_config(broker.ws_url, tmp_path / "a.sqlite", device="pole-ws")
+        depth, publisher = _deliver_all(config, tmp_path / "a.sqlite", 20, 20)
+    finally:
+        broker.stop()
+    assert depth == 0 and publisher.stats.published == 20
