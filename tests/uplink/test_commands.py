@@ -307,3 +307,22 @@ def test_commands_sent_while_the_gateway_is_away_wait_at_the_broker_until_they_e
             assert ctx.config.uplink.telemetry_interval_s == 60
 
     asyncio.run(asyncio.wait_for(main(), 60))
+
+
+def test_a_command_replayed_after_an_agent_restart_is_still_refused(
+    mosquitto: Broker, tmp_path: Path, keys
+) -> None:
+    private, public = keys
+    signed = command_payload(DEVICE, "set-config", {"set": {"uplink": {"telemetry_interval_s": 13}}}, private)
+
+    async def first() -> dict[str, Any]:
+        async with agent_and_operator(mosquitto, tmp_path, [public]) as (_, op):
+            return await op.send("set-config", signed)
+
+    async def after_restart() -> dict[str, Any]:
+        async with agent_and_operator(mosquitto, tmp_path, [public]) as (_, op):
+            return await op.send("set-config", signed)
+
+    assert asyncio.run(asyncio.wait_for(first(), 60))["ok"] is True
+    again = asyncio.run(asyncio.wait_for(after_restart(), 60))
+    assert again["ok"] is False and again["error"] == "replayed"
