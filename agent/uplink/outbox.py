@@ -12,6 +12,7 @@ the events, so it never repeats across restarts, even after every event has been
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
 import logging
@@ -137,7 +138,7 @@ class Outbox:
         self._local = threading.local()
         self._seq = 0  # last sequence number handed out
         self._committed_seq = 0  # last sequence number known committed
-        self._pending: list[_Pending] = []
+        self._pending: collections.deque[_Pending] = collections.deque()
         self._acked: list[int] = []
         self._flusher: asyncio.Task[None] | None = None
         self._listeners: list[Callable[[list[Stored]], None]] = []
@@ -292,7 +293,7 @@ class Outbox:
             batch: list[_Pending] = []
             count = 0
             while self._pending and (count == 0 or count + len(self._pending[0].rows) <= MAX_BATCH):
-                item = self._pending.pop(0)
+                item = self._pending.popleft()
                 batch.append(item)
                 count += len(item.rows)
             acked, self._acked = self._acked, []

@@ -200,7 +200,7 @@ class Publisher:
         self.stats.connected = True
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self._send_loop(client, tasks))
-            tasks.create_task(self._receive_loop(client, tasks))
+            tasks.create_task(self._receive_loop(client))
 
     def _session_ended(self) -> None:
         self.stats.connected = False
@@ -208,7 +208,7 @@ class Publisher:
         self._live.clear()
         self._backlog.clear()
 
-    async def _receive_loop(self, client: aiomqtt.Client, tasks: asyncio.TaskGroup) -> None:
+    async def _receive_loop(self, client: aiomqtt.Client) -> None:
         # The iterator also ends the session: it raises MqttError when the connection drops.
         async for message in client.messages:
             if self.on_message is not None:
