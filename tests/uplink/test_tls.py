@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from uplink_support import gateway_config, reading
@@ -11,6 +14,8 @@ from uplink_support import gateway_config, reading
 from agent.uplink.outbox import Outbox
 from agent.uplink.publisher import Publisher
 from tools.broker import Broker, BrokerTLS, make_test_pki
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def _deliver(config, outbox_path: Path, seconds: float) -> tuple[int, Publisher]:
@@ -78,3 +83,31 @@ def test_mutual_tls_needs_the_device_certificate(tmp_path: Path) -> None:
         assert depth == 0 and publisher.stats.published == 1
     finally:
         broker.stop()
+
+
+def test_edgectl_tail_verifies_the_broker_too(tmp_path: Path) -> None:
+    pki = make_test_pki(tmp_path / "pki")
+    broker = Broker(tmp_path / "broker", tls=BrokerTLS(pki.ca_file, pki.server_cert, pki.server_key))
+    broker.start()
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    base = [
+        sys.executable,
+        "-m",
+        "tools.edgectl",
+        "events",
+        "tail",
+        "--url",
+        broker.tls_url,
+        "--timeout",
+        "1",
+    ]
+    try:
+        refused = subprocess.run(base, capture_output=True, text=True, env=env, timeout=60)
+        verified = subprocess.run(
+            [*base, "--ca-file", str(pki.ca_file)], capture_output=True, text=True, env=env, timeout=60
+        )
+    finally:
+        broker.stop()
+    assert refused.returncode == 5, refused.stderr
+    assert "certificate verify failed" in refused.stderr and "check the URL, TLS files" in refused.stderr
+    assert verified.returncode == 0 and "following" in verified.stderr, verified.stderr
