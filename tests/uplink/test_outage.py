@@ -11,6 +11,7 @@ import os
 import statistics
 from pathlib import Path
 
+import pytest
 from uplink_support import consume, gateway_config
 
 from agent.events import HEALTH, READING, Event, now_ms
@@ -43,6 +44,7 @@ def outage_backlog(start_ms: int, hours: int, reading_every_s: int, telemetry_ev
     return events
 
 
+@pytest.mark.timeout(900)
 def test_72h_backlog_drains_in_order_while_live_events_flow(tmp_path: Path, own_mosquitto: Broker) -> None:
     outbox_path = tmp_path / "outbox.sqlite"
     config = gateway_config(own_mosquitto.url, outbox_path, device="pole-72", replay_rate=5000, inflight=128)
