@@ -272,3 +272,20 @@ def make_test_pki(folder: str | Path, server_names: tuple[str, ...] = ("localhos
         client_cert=write_cert(client, folder / "client.pem"),
         client_key=write_key(client_key, folder / "client.key"),
     )
+
+
+def main() -> None:
+    """``python -m tools.broker``: a throwaway broker for demos; prints its URL, stops on Ctrl-C."""
+    import tempfile
+    import threading
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    with tempfile.TemporaryDirectory(prefix="edge-broker-") as workdir, Broker(workdir) as broker:
+        print(broker.url, flush=True)
+        stop.wait()
+
+
+if __name__ == "__main__":
+    main()
