@@ -189,6 +189,10 @@ def test_bad_commands_get_an_error_naming_why_and_the_agent_keeps_answering(
             again = await op.send("set-config", signed)
             assert again["ok"] is False and again["error"] == "replayed"
             assert (await op.send("ping", command_payload(DEVICE, "ping")))["ok"] is True
+            stats = await op.send(
+                "flush-outbox-stats", command_payload(DEVICE, "flush-outbox-stats", {}, private)
+            )
+            assert stats["ok"] is True and stats["result"]["dropped"] == {} and "depth" in stats["result"]
             counts = ctx.health.snapshot()["uplink"]["commands"]
             assert counts["replayed"] == 1 and counts["malformed"] == 1
 

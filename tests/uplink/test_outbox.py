@@ -100,6 +100,7 @@ def test_quota_evicts_least_important_oldest_first_and_counts_per_kind(outbox_pa
     assert ALARM not in dropped and ISSUE not in dropped
     assert dropped.get(HEALTH) == dropped.get(CROWD) == 200  # all periodic figures went first
     assert sum(dropped.values()) == len(lost)
+    assert outbox.stats.depth == len(rows)
     assert dropped == {k: sum(1 for s in lost if by_kind[s] == k) for k in dropped}
 
 
