@@ -108,17 +108,19 @@ def _check(path: Path) -> str | None:
 
 
 def _salvage_seq(path: Path) -> int:
-    """Best effort: the high-water mark of a damaged outbox, or 0."""
-    try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    """Best effort: the high-water mark of a damaged outbox, or 0; each source read on its own."""
+    best = 0
+    for query in ("SELECT value FROM meta WHERE key = 'seq'", "SELECT max(seq) FROM events"):
         try:
-            row = db.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()
-            top = db.execute("SELECT max(seq) FROM events").fetchone()
-        finally:
-            db.close()
-        return max(int(row[0]) if row else 0, int(top[0] or 0) if top else 0)
-    except (sqlite3.DatabaseError, ValueError, TypeError):
-        return 0
+            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            try:
+                row = db.execute(query).fetchone()
+            finally:
+                db.close()
+            best = max(best, int(row[0] or 0) if row else 0)
+        except (sqlite3.DatabaseError, ValueError, TypeError):
+            continue
+    return best
 
 
 class Outbox:
