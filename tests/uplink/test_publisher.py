@@ -184,6 +184,14 @@ def test_password_from_the_environment_and_a_clear_error_when_refused(
             publisher.stats.last_error or ""
         )
 
+        secret = tmp_path / "mqtt-password"
+        secret.write_text("right-horse\n")
+        from_file = gateway_config(
+            broker.url, tmp_path / "d.sqlite", username="pole-pw", password_file=str(secret)
+        )
+        depth, _ = _deliver_all(from_file, tmp_path / "d.sqlite", 5, 20)
+        assert depth == 0
+
         # A missing variable is a connection failure named in health, not a crash.
         monkeypatch.delenv("POLE_PW")
         depth, publisher = _deliver_all(good, tmp_path / "c.sqlite", 5, 1.0)
