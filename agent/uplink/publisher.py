@@ -72,6 +72,7 @@ class UplinkStats:
             "reconnects": self.reconnects,
             "published": self.published,
             "last_error": self.last_error,
+            "window": self.window,
             "live_lag_ms_max": round(max(self.live_lag_ms), 1) if self.live_lag_ms else None,
         }
 
