@@ -2,7 +2,7 @@
 
     broker = Broker(workdir)          # or Broker(workdir, tls=BrokerTLS(ca, cert, key))
     broker.start()                    # waits until it accepts connections
-    broker.url                        # "mqtt://127.0.0.1:PORT" (and broker.tls_url with TLS)
+    broker.url                        # "mqtt://127.0.0.1:PORT" (and tls_url, ws_url when asked for)
     broker.stop(); broker.start()     # restart on the SAME port(s): clients reconnect
     broker.kill()                     # SIGKILL, like a crashed broker
 
@@ -61,6 +61,7 @@ class Broker:
         tls: BrokerTLS | None = None,
         persistent: bool = False,
         extra_config: tuple[str, ...] = (),
+        websockets: bool = False,
     ) -> None:
         self.workdir = Path(workdir)
         self.persistent = persistent
@@ -69,6 +70,7 @@ class Broker:
         self.tls = tls
         self.port = free_port()
         self.tls_port = free_port() if tls else None
+        self.ws_port = free_port() if websockets else None
         self.host = "127.0.0.1"
         self._proc: subprocess.Popen[bytes] | None = None
         self.log_file = self.workdir / "mosquitto.log"
@@ -83,6 +85,12 @@ class Broker:
             raise BrokerError("this broker has no TLS listener; pass tls=BrokerTLS(...)")
         # "localhost", not the address: the test server certificate names localhost.
         return f"mqtts://localhost:{self.tls_port}"
+
+    @property
+    def ws_url(self) -> str:
+        if self.ws_port is None:
+            raise BrokerError("this broker has no websocket listener; pass websockets=True")
+        return f"ws://{self.host}:{self.ws_port}/mqtt"
 
     @property
     def running(self) -> bool:
@@ -112,6 +120,8 @@ class Broker:
                 f"keyfile {self.tls.key_file}",
                 f"require_certificate {'true' if self.tls.require_client_cert else 'false'}",
             ]
+        if self.ws_port is not None:
+            lines += [f"listener {self.ws_port} {self.host}", "protocol websockets"]
         lines += self.extra_config
         path = self.workdir / "mosquitto.conf"
         path.write_text("\n".join(lines) + "\n")
@@ -127,7 +137,7 @@ class Broker:
             stderr=subprocess.PIPE,
         )
         deadline = time.monotonic() + timeout
-        for port in (self.port, self.tls_port):
+        for port in (self.port, self.tls_port, self.ws_port):
             if port is None:
                 continue
             while True:
@@ -169,3 +179,113 @@ class Broker:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+@dataclass(frozen=True, slots=True)
+class TestPKI:
+    """A throwaway CA with a server certificate for ``localhost`` and one client certificate."""
+
+    ca_file: Path
+    ca_key_file: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+
+
+def make_test_pki(folder: str | Path, server_names: tuple[str, ...] = ("localhost",)) -> TestPKI:
+    """Generate a test CA, a server cert naming ``server_names`` (DNS) and a client cert, as PEM files."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.UTC)
+
+    def name(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    def write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> Path:
+        path.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+        return path
+
+    def write_cert(cert: x509.Certificate, path: Path) -> Path:
+        path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        return path
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(name("edge test CA"))
+        .issuer_name(name("edge test CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+
+    def leaf(
+        cn: str, usage: x509.ObjectIdentifier, names: tuple[str, ...]
+    ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+        key = ec.generate_private_key(ec.SECP256R1())
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(name(cn))
+            .issuer_name(ca.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+            )
+        )
+        if names:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False
+            )
+        return builder.sign(ca_key, hashes.SHA256()), key
+
+    server, server_key = leaf(server_names[0], ExtendedKeyUsageOID.SERVER_AUTH, server_names)
+    client, client_key = leaf("pole-test", ExtendedKeyUsageOID.CLIENT_AUTH, ())
+    return TestPKI(
+        ca_file=write_cert(ca, folder / "ca.pem"),
+        ca_key_file=write_key(ca_key, folder / "ca.key"),
+        server_cert=write_cert(server, folder / "server.pem"),
+        server_key=write_key(server_key, folder / "server.key"),
+        client_cert=write_cert(client, folder / "client.pem"),
+        client_key=write_key(client_key, folder / "client.key"),
+    )
+
+
+def main() -> None:
+    """``python -m tools.broker``: a throwaway broker for demos; prints its URL, stops on Ctrl-C."""
+    import tempfile
+    import threading
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    with tempfile.TemporaryDirectory(prefix="edge-broker-") as workdir, Broker(workdir) as broker:
+        print(broker.url, flush=True)
+        stop.wait()
+
+
+if __name__ == "__main__":
+    main()

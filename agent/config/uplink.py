@@ -33,6 +33,11 @@ class UplinkConfig(Section):
     key_file: Path | None = None
     tls_verify: bool = Field(default=True, description="never switch off outside a lab")
     keepalive_s: int = Field(default=30, ge=5, le=3600)
+    session_expiry_s: int = Field(
+        default=3600,
+        ge=0,
+        description="how long the broker keeps commands for a disconnected gateway; 0: clean session",
+    )
     inflight: int = Field(default=64, ge=1, le=65535, description="QoS 1 messages awaiting PUBACK")
     replay_rate: float = Field(default=2000.0, gt=0, description="backlog events per second")
     telemetry_interval_s: float = Field(default=60.0, gt=0)

@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from agent.config import UplinkConfig
@@ -53,16 +54,26 @@ def tls_context(
     return context
 
 
-class RefusingAwareClient(aiomqtt.Client):
-    """An aiomqtt client that does not take a refusing MQTT 5 PUBACK for a delivery.
+class UplinkClient(aiomqtt.Client):
+    """aiomqtt with two things the outbox needs that aiomqtt leaves out.
 
-    aiomqtt completes ``publish`` on any PUBACK, even one whose reason code says the broker refused
-    the message (not authorized, quota exceeded); the outbox would then delete an event nobody has.
-    Here a refusal ends the connection instead: the publish never completes, the session ends, and
-    the event is sent again after the reconnect backoff, until an operator fixes the broker.
+    - A refusing MQTT 5 PUBACK (not authorized, quota exceeded) is not a delivery: aiomqtt would
+      complete ``publish`` on it and the outbox would delete an event nobody has. Here a refusal ends
+      the connection instead; the event is sent again after the reconnect backoff.
+    - The broker's Receive Maximum (CONNACK) is kept, so the publisher never has more QoS 1
+      messages in flight than the broker accepts (paho does not enforce it).
     """
 
     refused: str | None = None  # the broker's last refusal, for health and logs
+    receive_maximum: int = 65535
+
+    def _on_connect(
+        self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any = None
+    ) -> None:
+        maximum = getattr(properties, "ReceiveMaximum", None) if properties is not None else None
+        if maximum:
+            self.receive_maximum = int(maximum)
+        super()._on_connect(client, userdata, flags, reason_code, properties)
 
     def _on_publish(self, client: Any, userdata: Any, mid: int, reason_code: Any, properties: Any) -> None:
         if getattr(reason_code, "is_failure", False):
@@ -82,7 +93,7 @@ def client_for(
     identifier: str,
     will: aiomqtt.Will | None = None,
     properties: Properties | None = None,
-) -> aiomqtt.Client:
+) -> UplinkClient:
     """An aiomqtt client for this uplink config (not connected yet: use ``async with``)."""
     address = broker_address(config.url)
     password = config.password()
@@ -94,7 +105,17 @@ def client_for(
             str(config.key_file) if config.key_file else None,
             config.tls_verify,
         )
-    return RefusingAwareClient(
+    # A persistent session lets the broker keep commands sent during a short outage (each command's
+    # message expiry still drops a stale one); events never rely on it: the outbox holds them.
+    persistent = config.session_expiry_s > 0
+    session: dict[str, Any] = {}
+    if config.protocol == "5":
+        session["clean_start"] = not persistent
+        properties = properties or Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = config.session_expiry_s
+    else:
+        session["clean_session"] = not persistent
+    return UplinkClient(
         address.host,
         address.port,
         username=config.username,
@@ -109,4 +130,5 @@ def client_for(
         max_inflight_messages=config.inflight,
         properties=properties,
         timeout=10,
+        **session,
     )

@@ -25,6 +25,7 @@ from agent.commands import CommandError, CommandRegistry
 from agent.config import CommandAuthConfig
 from agent.events import now_ms
 
+from .nonces import NonceLedger
 from .signing import KeyFormatError, load_public, signed_bytes, verify
 
 log = logging.getLogger(__name__)
@@ -71,30 +72,21 @@ def parse(name: str, payload: bytes) -> Request:
     return Request(name, args, ts, nonce, sig, is_json)
 
 
-class NonceCache:
-    """Nonces of accepted signed commands, kept as long as their timestamp is within the skew."""
-
-    def __init__(self) -> None:
-        self._seen: dict[str, int] = {}
-
-    def check_and_add(self, nonce: str, ts: int, max_skew_ms: int) -> bool:
-        now = now_ms()
-        if len(self._seen) > 1000:
-            self._seen = {n: t for n, t in self._seen.items() if abs(now - t) <= max_skew_ms}
-        if nonce in self._seen:
-            return False
-        self._seen[nonce] = ts
-        return True
-
-
 class CommandGate:
     """Turns MQTT messages into handler calls and replies; one per agent."""
 
-    def __init__(self, registry: CommandRegistry, auth: CommandAuthConfig, device: str, prefix: str) -> None:
+    def __init__(
+        self,
+        registry: CommandRegistry,
+        auth: CommandAuthConfig,
+        device: str,
+        prefix: str,
+        nonces: NonceLedger | None = None,
+    ) -> None:
         self.registry = registry
         self.device = device
         self.prefix = prefix
-        self.nonces = NonceCache()
+        self.nonces = nonces if nonces is not None else NonceLedger(None)
         self.counts: dict[str, int] = {}  # replies per outcome ("ok" or the error code), for health
         self.set_auth(auth)
 
@@ -124,7 +116,7 @@ class CommandGate:
             as_json, nonce = request.json, request.nonce
             command = self.registry.get(name)
             if command.mutating:
-                self._authorize(request)
+                await self._authorize(request)
             result = await command.handler(request.args)
             reply: dict[str, Any] = {"ok": True, "result": result}
             outcome = "ok"
@@ -144,7 +136,7 @@ class CommandGate:
             log.info("command %s done in %.0f ms", name, (time.monotonic() - started) * 1000)
         await self._reply(client, message, name, reply, as_json)
 
-    def _authorize(self, request: Request) -> None:
+    async def _authorize(self, request: Request) -> None:
         if not self.keys:
             raise CommandError(
                 "unsigned",
@@ -168,7 +160,7 @@ class CommandGate:
                 f"the command was signed {skew / 1000:.0f} s from now, beyond the allowed "
                 f"{self.max_skew_ms / 1000:.0f} s (check both clocks)",
             )
-        if not self.nonces.check_and_add(request.nonce, request.ts, self.max_skew_ms):
+        if not await self.nonces.accept(request.nonce, request.ts, self.max_skew_ms):
             raise CommandError("replayed", "this nonce was already used: a command is carried out once")
 
     async def _reply(

@@ -12,6 +12,7 @@ the events, so it never repeats across restarts, even after every event has been
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
 import logging
@@ -95,9 +96,9 @@ def _check(path: Path) -> str | None:
     try:
         db = sqlite3.connect(path, isolation_level=None)
         try:
-            row = db.execute("PRAGMA quick_check").fetchone()
-            if row is None or row[0] != "ok":
-                return f"quick_check reports {row[0] if row else 'nothing'}"
+            rows = [r[0] for r in db.execute("PRAGMA quick_check(5)").fetchall()]
+            if rows != ["ok"]:
+                return "damaged pages: " + "; ".join(" ".join(r.split()) for r in rows)[:300]
             db.executescript(_SCHEMA)
         finally:
             db.close()
@@ -107,17 +108,19 @@ def _check(path: Path) -> str | None:
 
 
 def _salvage_seq(path: Path) -> int:
-    """Best effort: the high-water mark of a damaged outbox, or 0."""
-    try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    """Best effort: the high-water mark of a damaged outbox, or 0; each source read on its own."""
+    best = 0
+    for query in ("SELECT value FROM meta WHERE key = 'seq'", "SELECT max(seq) FROM events"):
         try:
-            row = db.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()
-            top = db.execute("SELECT max(seq) FROM events").fetchone()
-        finally:
-            db.close()
-        return max(int(row[0]) if row else 0, int(top[0] or 0) if top else 0)
-    except (sqlite3.DatabaseError, ValueError, TypeError):
-        return 0
+            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            try:
+                row = db.execute(query).fetchone()
+            finally:
+                db.close()
+            best = max(best, int(row[0] or 0) if row else 0)
+        except (sqlite3.DatabaseError, ValueError, TypeError):
+            continue
+    return best
 
 
 class Outbox:
@@ -137,7 +140,7 @@ class Outbox:
         self._local = threading.local()
         self._seq = 0  # last sequence number handed out
         self._committed_seq = 0  # last sequence number known committed
-        self._pending: list[_Pending] = []
+        self._pending: collections.deque[_Pending] = collections.deque()
         self._acked: list[int] = []
         self._flusher: asyncio.Task[None] | None = None
         self._listeners: list[Callable[[list[Stored]], None]] = []
@@ -149,7 +152,14 @@ class Outbox:
     async def open(cls, path: str | Path, device: str, quota_bytes: int) -> Outbox:
         """Open (or create) the outbox; a damaged file is moved aside and an alarm submitted."""
         outbox = cls(Path(path), device, quota_bytes)
-        await outbox._run(outbox._writer, outbox._open_sync)
+        try:
+            await outbox._run(outbox._writer, outbox._open_sync)
+        except (OSError, sqlite3.Error) as exc:
+            for pool in (outbox._writer, outbox._reader):
+                pool.shutdown(wait=False)
+            raise OutboxError(
+                f"cannot open the outbox {path}: {exc}; set outbox.path to a writable file on persistent storage"
+            ) from None
         if outbox.reset_reason is not None:
             await outbox.submit(
                 Event(
@@ -171,6 +181,10 @@ class Outbox:
         if problem is not None:
             stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
             aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+            n = 1
+            while aside.exists():  # never overwrite an earlier damaged file
+                n += 1
+                aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{n}")
             floor = _salvage_seq(self.path)
             # Without a readable high-water mark, jump above anything an older file can have
             # handed out (fewer than one event per millisecond since 1970), so seqs never repeat.
@@ -263,6 +277,8 @@ class Outbox:
 
     def ack(self, seq: int) -> None:
         """The broker has this event: delete it with the next commit (lost on a crash: re-sent once)."""
+        if self._closed:
+            return  # stopping: the event is sent again after the restart
         self._acked.append(seq)
         self._kick()
 
@@ -279,7 +295,7 @@ class Outbox:
             batch: list[_Pending] = []
             count = 0
             while self._pending and (count == 0 or count + len(self._pending[0].rows) <= MAX_BATCH):
-                item = self._pending.pop(0)
+                item = self._pending.popleft()
                 batch.append(item)
                 count += len(item.rows)
             acked, self._acked = self._acked, []

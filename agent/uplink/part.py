@@ -14,6 +14,7 @@ from agent.events import now_ms
 
 from .builtins import register_builtins
 from .gate import CommandGate
+from .nonces import NonceLedger
 from .outbox import Outbox
 from .publisher import Publisher
 from .telemetry import health_event
@@ -37,7 +38,8 @@ async def setup(ctx: Any) -> None:
     device = config.device.id
     outbox = await Outbox.open(config.outbox.path, device, quota_bytes(config))
     ctx.sink = outbox
-    gate = CommandGate(ctx.commands, config.uplink.commands, device, config.uplink.topic_prefix)
+    nonces = NonceLedger(config.outbox.path.with_name("command-nonces.sqlite"))
+    gate = CommandGate(ctx.commands, config.uplink.commands, device, config.uplink.topic_prefix, nonces)
     publisher = Publisher(
         config.uplink, device, outbox, on_message=gate.handle, subscriptions=(gate.subscription,)
     )
@@ -89,3 +91,4 @@ async def close(ctx: Any) -> None:
     uplink: Uplink | None = getattr(ctx, "uplink", None)
     if uplink is not None:
         await uplink.outbox.close()
+        uplink.gate.nonces.close()

@@ -14,6 +14,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -35,6 +36,7 @@ LIVE_QUEUE_MAX = 20_000  # beyond this, live events wait in the outbox with the 
 BACKLOG_PAGE = 1000  # events read from the outbox per query
 PUBACK_TIMEOUT_S = 30.0  # a publish not acknowledged by then means the link is dead
 STOP_TIMEOUT_S = 3.0  # time allowed to tell the broker we go offline on a clean stop
+STABLE_AFTER_S = 30.0  # a connection that lasted this long resets the reconnect backoff
 
 MessageHandler = Callable[[aiomqtt.Client, aiomqtt.Message], Awaitable[None]]
 
@@ -60,6 +62,7 @@ class UplinkStats:
     reconnects: int = 0  # connections lost or refused since start
     published: int = 0  # events acknowledged by the broker since start
     last_error: str | None = None
+    window: int = 0  # publishes in flight allowed on this connection (config and broker's limit)
     # Commit-to-PUBACK time of recent live events, ms: how late a fresh alarm reaches the broker.
     live_lag_ms: collections.deque[float] = field(default_factory=lambda: collections.deque(maxlen=1000))
 
@@ -69,6 +72,7 @@ class UplinkStats:
             "reconnects": self.reconnects,
             "published": self.published,
             "last_error": self.last_error,
+            "window": self.window,
             "live_lag_ms_max": round(max(self.live_lag_ms), 1) if self.live_lag_ms else None,
         }
 
@@ -116,6 +120,7 @@ class Publisher:
         self._backlog_end = 0  # the backlog is every waiting event up to this seq
         self._wake = asyncio.Event()
         self._budget = _ReplayBudget(config.replay_rate)
+        self._handlers: set[asyncio.Task[None]] = set()
         outbox.add_listener(self._committed)
 
     def set_replay_rate(self, rate: float) -> None:
@@ -133,13 +138,17 @@ class Publisher:
                 qos=1,
                 retain=True,
             )
-            client = client_for(self.config, self.config.client_id or f"edge-{self.device}", will)
-            # One warning per publish beyond this would flood the log with a full window in flight.
-            client.pending_calls_threshold = self.config.inflight + 16
+            client: aiomqtt.Client | None = None
+            connected_at = math.inf
             try:
+                # Inside the try: a missing password variable or TLS file is a failure to connect,
+                # reported in health and retried, not a crash of the uplink.
+                client = client_for(self.config, self.config.client_id or f"edge-{self.device}", will)
+                # One warning per publish beyond this would flood the log with a full window in flight.
+                client.pending_calls_threshold = self.config.inflight + 16
                 async with client:
                     self.client = client
-                    delay = self.config.reconnect_min_s
+                    connected_at = time.monotonic()
                     log.info("uplink connected to %s", self.config.url)
                     try:
                         await self._session(client)
@@ -150,8 +159,13 @@ class Publisher:
                 raise
             except Exception as exc:  # any failure of a connection means: back off, then reconnect
                 self.stats.last_error = getattr(client, "refused", None) or _describe(exc)
+                if time.monotonic() - connected_at > STABLE_AFTER_S:
+                    delay = self.config.reconnect_min_s  # it worked for a while: a new failure
                 log.warning(
-                    "uplink to %s lost: %s; retrying in about %.1f s", self.config.url, _describe(exc), delay
+                    "uplink to %s lost: %s; retrying in about %.1f s",
+                    self.config.url,
+                    self.stats.last_error,
+                    delay,
                 )
             finally:
                 self._session_ended()
@@ -187,7 +201,7 @@ class Publisher:
         self.stats.connected = True
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self._send_loop(client, tasks))
-            tasks.create_task(self._receive_loop(client, tasks))
+            tasks.create_task(self._receive_loop(client))
 
     def _session_ended(self) -> None:
         self.stats.connected = False
@@ -195,18 +209,22 @@ class Publisher:
         self._live.clear()
         self._backlog.clear()
 
-    async def _receive_loop(self, client: aiomqtt.Client, tasks: asyncio.TaskGroup) -> None:
+    async def _receive_loop(self, client: aiomqtt.Client) -> None:
         # The iterator also ends the session: it raises MqttError when the connection drops.
         async for message in client.messages:
             if self.on_message is not None:
-                tasks.create_task(self._handle(client, message))
+                # Outside the session's task group: a command (a model swap, say) runs to its end
+                # even if the link drops meanwhile; only its reply is then lost.
+                task = asyncio.get_running_loop().create_task(self._handle(client, message))
+                self._handlers.add(task)
+                task.add_done_callback(self._handlers.discard)
 
     async def _handle(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
         assert self.on_message is not None
         try:
             await self.on_message(client, message)
-        except aiomqtt.MqttError:
-            raise
+        except aiomqtt.MqttError as exc:
+            log.warning("the reply to %s was lost with the connection: %s", message.topic, exc)
         except Exception:
             log.exception("handling a message on %s failed", message.topic)
 
@@ -225,7 +243,10 @@ class Publisher:
         self._wake.set()
 
     async def _send_loop(self, client: aiomqtt.Client, tasks: asyncio.TaskGroup) -> None:
-        window = asyncio.Semaphore(self.config.inflight)
+        # Minus one slot for the birth, command replies and the like, which share the broker's limit.
+        limit = getattr(client, "receive_maximum", self.config.inflight) - 1
+        self.stats.window = max(1, min(self.config.inflight, limit))
+        window = asyncio.Semaphore(self.stats.window)
         while True:
             # Take a slot before choosing, so a live event that arrives meanwhile goes next.
             await window.acquire()

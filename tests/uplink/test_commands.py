@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import json
 import os
+import subprocess
+import sys
 import tomllib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,6 +19,7 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from agent.commands import CommandError
 from agent.config import load_config
 from agent.events import now_ms
 from agent.runtime import AgentContext
@@ -34,18 +37,27 @@ class Operator:
         self.client = client
         self.replies = replies
 
-    async def send(self, name: str, payload: bytes, expiry_s: int = 60) -> dict[str, Any]:
+    async def post(self, name: str, payload: bytes, expiry_s: int = 60) -> bytes:
+        """Publish a command; returns its correlation data."""
         correlation = os.urandom(8)
         props = Properties(PacketTypes.PUBLISH)
         props.ResponseTopic = f"ops/replies/{DEVICE}"
         props.CorrelationData = correlation
         props.MessageExpiryInterval = expiry_s
         await self.client.publish(f"city/{DEVICE}/cmd/{name}", payload, qos=1, properties=props)
-        for _ in range(500):
+        return correlation
+
+    async def reply(self, correlation: bytes, timeout: float = 5.0) -> dict[str, Any] | None:
+        for _ in range(int(timeout * 100)):
             if correlation in self.replies:
                 return self.replies.pop(correlation)
             await asyncio.sleep(0.01)
-        raise AssertionError(f"no reply to {name}")
+        return None
+
+    async def send(self, name: str, payload: bytes, expiry_s: int = 60) -> dict[str, Any]:
+        reply = await self.reply(await self.post(name, payload, expiry_s))
+        assert reply is not None, f"no reply to {name}"
+        return reply
 
 
 @contextlib.asynccontextmanager
@@ -62,6 +74,7 @@ async def agent_and_operator(
     ctx = AgentContext(config=load_config(config_path), config_path=config_path)
     await part.setup(ctx)
     runner = asyncio.create_task(part.run(ctx))
+    ctx.runner = runner  # type: ignore[attr-defined]
     replies: dict[bytes, Any] = {}
     try:
         async with aiomqtt.Client(broker.host, broker.port, protocol=aiomqtt.ProtocolVersion.V5) as client:
@@ -84,9 +97,9 @@ async def agent_and_operator(
             yield ctx, Operator(client, replies)
             collector.cancel()
     finally:
-        runner.cancel()
+        ctx.runner.cancel()  # type: ignore[attr-defined]
         with contextlib.suppress(asyncio.CancelledError):
-            await runner
+            await ctx.runner  # type: ignore[attr-defined]
         await part.close(ctx)
         os.environ.pop("NOT_SET_ANYWHERE", None)
 
@@ -176,6 +189,10 @@ def test_bad_commands_get_an_error_naming_why_and_the_agent_keeps_answering(
             again = await op.send("set-config", signed)
             assert again["ok"] is False and again["error"] == "replayed"
             assert (await op.send("ping", command_payload(DEVICE, "ping")))["ok"] is True
+            stats = await op.send(
+                "flush-outbox-stats", command_payload(DEVICE, "flush-outbox-stats", {}, private)
+            )
+            assert stats["ok"] is True and stats["result"]["dropped"] == {} and "depth" in stats["result"]
             counts = ctx.health.snapshot()["uplink"]["commands"]
             assert counts["replayed"] == 1 and counts["malformed"] == 1
 
@@ -198,3 +215,118 @@ def test_mqtt311_sender_gets_the_reply_on_the_fallback_topic(mosquitto: Broker, 
                 break
 
     asyncio.run(asyncio.wait_for(main(), 60))
+
+
+def _edgectl(*args: str) -> subprocess.CompletedProcess[str]:
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    return subprocess.run(
+        [sys.executable, "-m", "tools.edgectl", *args], capture_output=True, text=True, env=env, timeout=60
+    )
+
+
+def test_edgectl_keys_new_and_cmd_send_sign_a_command_the_device_accepts(
+    mosquitto: Broker, tmp_path: Path
+) -> None:
+    key_file = tmp_path / "operator.key"
+    made = _edgectl("keys", "new", str(key_file))
+    assert made.returncode == 0, made.stderr
+    public = made.stdout.strip()
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert _edgectl("keys", "public", str(key_file)).stdout.strip() == public
+
+    async def main() -> None:
+        async with agent_and_operator(mosquitto, tmp_path, [public]) as (ctx, _):
+            change = json.dumps({"set": {"uplink": {"telemetry_interval_s": 9}}})
+            base = ["cmd", "send", "--url", mosquitto.url, DEVICE, "set-config", "--args", change]
+            unsigned = await asyncio.to_thread(_edgectl, *base)
+            assert unsigned.returncode == 1 and json.loads(unsigned.stdout)["error"] == "unsigned"
+            signed = await asyncio.to_thread(_edgectl, *base, "--key", str(key_file))
+            assert signed.returncode == 0, signed.stdout + signed.stderr
+            assert json.loads(signed.stdout)["result"]["applied"] == ["uplink.telemetry_interval_s"]
+            assert ctx.config.uplink.telemetry_interval_s == 9
+
+    asyncio.run(asyncio.wait_for(main(), 90))
+
+
+def test_other_parts_register_their_own_commands_and_get_the_same_authorization(
+    mosquitto: Broker, tmp_path: Path, keys
+) -> None:
+    private, public = keys
+    calls: list[dict[str, Any]] = []
+
+    async def board_reset(args: dict[str, Any]) -> dict[str, Any]:
+        calls.append(args)
+        if args.get("board") != "board-1":
+            raise CommandError("unknown-board", f"no board {args.get('board')!r}; known: board-1")
+        return {"reset": args["board"]}
+
+    async def explode(args: dict[str, Any]) -> dict[str, Any]:
+        raise RuntimeError("driver bug")
+
+    async def main() -> None:
+        async with agent_and_operator(mosquitto, tmp_path, [public]) as (ctx, op):
+            ctx.commands.register("board-reset", board_reset, mutating=True)
+            ctx.commands.register("explode", explode, mutating=False)
+            unsigned = await op.send(
+                "board-reset", command_payload(DEVICE, "board-reset", {"board": "board-1"})
+            )
+            assert unsigned["error"] == "unsigned" and calls == []
+            done = await op.send(
+                "board-reset", command_payload(DEVICE, "board-reset", {"board": "board-1"}, private)
+            )
+            assert done == {"ok": True, "result": {"reset": "board-1"}, "nonce": done["nonce"]}
+            refused = await op.send(
+                "board-reset", command_payload(DEVICE, "board-reset", {"board": "b9"}, private)
+            )
+            assert refused["error"] == "unknown-board" and "b9" in refused["message"]
+            crashed = await op.send("explode", command_payload(DEVICE, "explode"))
+            assert crashed["error"] == "failed" and "driver bug" in crashed["message"]
+            assert (await op.send("ping", command_payload(DEVICE, "ping")))["ok"] is True
+
+    asyncio.run(asyncio.wait_for(main(), 60))
+
+
+def test_commands_sent_while_the_gateway_is_away_wait_at_the_broker_until_they_expire(
+    mosquitto: Broker, tmp_path: Path, keys
+) -> None:
+    private, public = keys
+
+    async def main() -> None:
+        async with agent_and_operator(mosquitto, tmp_path, [public]) as (ctx, op):
+            # The gateway goes away cleanly; its session (and subscription) stays at the broker.
+            ctx.runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ctx.runner
+            fresh = await op.post("ping", command_payload(DEVICE, "ping"), expiry_s=60)
+            change = {"set": {"uplink": {"telemetry_interval_s": 11}}}
+            stale = await op.post(
+                "set-config", command_payload(DEVICE, "set-config", change, private), expiry_s=1
+            )
+            await asyncio.sleep(2.5)  # the set-config expires at the broker meanwhile
+            ctx.runner = asyncio.create_task(part.run(ctx))
+            answered = await op.reply(fresh, timeout=15)
+            assert answered is not None and answered["ok"] is True
+            assert await op.reply(stale, timeout=2) is None
+            assert ctx.config.uplink.telemetry_interval_s == 60
+
+    asyncio.run(asyncio.wait_for(main(), 60))
+
+
+def test_a_command_replayed_after_an_agent_restart_is_still_refused(
+    mosquitto: Broker, tmp_path: Path, keys
+) -> None:
+    private, public = keys
+    signed = command_payload(DEVICE, "set-config", {"set": {"uplink": {"telemetry_interval_s": 13}}}, private)
+
+    async def first() -> dict[str, Any]:
+        async with agent_and_operator(mosquitto, tmp_path, [public]) as (_, op):
+            return await op.send("set-config", signed)
+
+    async def after_restart() -> dict[str, Any]:
+        async with agent_and_operator(mosquitto, tmp_path, [public]) as (_, op):
+            return await op.send("set-config", signed)
+
+    assert asyncio.run(asyncio.wait_for(first(), 60))["ok"] is True
+    again = asyncio.run(asyncio.wait_for(after_restart(), 60))
+    assert again["ok"] is False and again["error"] == "replayed"

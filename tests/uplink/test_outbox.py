@@ -6,10 +6,11 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
+import pytest
 from uplink_support import reading
 
 from agent.events import ALARM, CROWD, HEALTH, ISSUE, READING, START, Event, decode, now_ms
-from agent.uplink.outbox import Outbox
+from agent.uplink.outbox import Outbox, OutboxError
 
 
 def _event(kind: str, i: int = 0) -> Event:
@@ -99,6 +100,7 @@ def test_quota_evicts_least_important_oldest_first_and_counts_per_kind(outbox_pa
     assert ALARM not in dropped and ISSUE not in dropped
     assert dropped.get(HEALTH) == dropped.get(CROWD) == 200  # all periodic figures went first
     assert sum(dropped.values()) == len(lost)
+    assert outbox.stats.depth == len(rows)
     assert dropped == {k: sum(1 for s in lost if by_kind[s] == k) for k in dropped}
 
 
@@ -148,3 +150,35 @@ def test_corrupt_file_is_kept_aside_and_a_new_outbox_raises_an_alarm(outbox_path
     assert (alarm.kind, alarm.label, alarm.severity) == (ALARM, "outbox_reset", "critical")
     # The old high-water mark could not be read: the new sequence jumps above any old one.
     assert alarm.seq > 50
+
+
+def test_an_unusable_path_is_refused_with_a_sentence_naming_it(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the outbox folder should be")
+    with pytest.raises(OutboxError, match=r"cannot open the outbox .*not-a-dir.*outbox.path"):
+        asyncio.run(Outbox.open(blocker / "outbox.sqlite", "pole-1", 10**9))
+
+
+def test_damaged_pages_are_detected_and_the_sequence_continues_from_the_salvaged_mark(
+    outbox_path: Path,
+) -> None:
+    async def fill() -> None:
+        outbox = await Outbox.open(outbox_path, "pole-1", 10**9)
+        await outbox.submit_many(reading(i) for i in range(3000))
+        await outbox.close()
+
+    asyncio.run(fill())
+    data = bytearray(outbox_path.read_bytes())
+    data[4096 * 20 : 4096 * 22] = b"\xab" * 8192  # two pages of events overwritten: header intact
+    outbox_path.write_bytes(bytes(data))
+
+    async def reopen() -> Outbox:
+        outbox = await Outbox.open(outbox_path, "pole-1", 10**9)
+        await outbox.close()
+        return outbox
+
+    outbox = asyncio.run(reopen())
+    assert outbox.reset_reason is not None
+    assert "malformed" in outbox.reset_reason or "damaged pages" in outbox.reset_reason
+    assert outbox.last_seq == 3001, "the alarm continues right after the salvaged high-water mark"
+    assert len(list(outbox_path.parent.glob("outbox.sqlite.corrupt-*Z"))) == 1

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import subprocess
 from pathlib import Path
 
 import aiomqtt
 import msgpack
+import pytest
 from uplink_support import consume, gateway_config, reading
 
 from agent.events import ALARM, START, Event, now_ms
@@ -134,3 +136,88 @@ def test_a_refusing_puback_keeps_the_event_in_the_outbox(tmp_path: Path, outbox_
     assert outbox.stats.depth == 1, "a refused event must stay in the outbox"
     assert publisher.stats.last_error is not None and "refused" in publisher.stats.last_error
     assert publisher.stats.published == 0
+
+
+def _deliver_all(config, outbox_path: Path, n: int, seconds: float) -> tuple[int, Publisher]:
+    async def main() -> tuple[int, Publisher]:
+        outbox = await Outbox.open(outbox_path, config.device.id, 10**9)
+        await outbox.submit_many(reading(i) for i in range(n))
+        publisher = Publisher(config.uplink, config.device.id, outbox)
+        task = asyncio.create_task(publisher.run())
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while outbox.stats.depth and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await outbox.close()
+        return outbox.stats.depth, publisher
+
+    return asyncio.run(asyncio.wait_for(main(), seconds + 30))
+
+
+def test_mqtt_311_is_selectable(mosquitto: Broker, outbox_path: Path) -> None:
+    config = gateway_config(mosquitto.url, outbox_path, device="pole-311", protocol="3.1.1")
+    depth, publisher = _deliver_all(config, outbox_path, 50, 20)
+    assert depth == 0 and publisher.stats.published == 50
+
+
+def test_password_from_the_environment_and_a_clear_error_when_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    passwords = tmp_path / "passwords"
+    passwords.touch()
+    subprocess.run(["mosquitto_passwd", "-b", str(passwords), "pole-pw", "right-horse"], check=True)
+    broker = Broker(tmp_path / "broker", extra_config=("allow_anonymous false", f"password_file {passwords}"))
+    broker.start()
+    try:
+        monkeypatch.setenv("POLE_PW", "right-horse")
+        good = gateway_config(broker.url, tmp_path / "a.sqlite", username="pole-pw", password_env="POLE_PW")
+        depth, _ = _deliver_all(good, tmp_path / "a.sqlite", 5, 20)
+        assert depth == 0
+
+        monkeypatch.setenv("POLE_PW", "wrong-horse")
+        depth, publisher = _deliver_all(good, tmp_path / "b.sqlite", 5, 1.5)
+        assert depth == 5 and publisher.stats.published == 0
+        assert "Not authorized" in (publisher.stats.last_error or "") or "Bad user" in (
+            publisher.stats.last_error or ""
+        )
+
+        secret = tmp_path / "mqtt-password"
+        secret.write_text("right-horse\n")
+        from_file = gateway_config(
+            broker.url, tmp_path / "d.sqlite", username="pole-pw", password_file=str(secret)
+        )
+        depth, _ = _deliver_all(from_file, tmp_path / "d.sqlite", 5, 20)
+        assert depth == 0
+
+        # A missing variable is a connection failure named in health, not a crash.
+        monkeypatch.delenv("POLE_PW")
+        depth, publisher = _deliver_all(good, tmp_path / "c.sqlite", 5, 1.0)
+        assert depth == 5 and "POLE_PW" in (publisher.stats.last_error or "")
+    finally:
+        broker.stop()
+
+
+def test_the_window_respects_the_brokers_receive_maximum(tmp_path: Path) -> None:
+    broker = Broker(tmp_path / "broker", extra_config=("max_inflight_messages 5",))
+    broker.start()
+    try:
+        config = gateway_config(broker.url, tmp_path / "a.sqlite", inflight=64)
+        depth, publisher = _deliver_all(config, tmp_path / "a.sqlite", 300, 30)
+    finally:
+        broker.stop()
+    assert depth == 0 and publisher.stats.published == 300
+    assert publisher.stats.window == 4
+
+
+def test_mqtt_over_websockets(tmp_path: Path) -> None:
+    broker = Broker(tmp_path / "broker", websockets=True)
+    broker.start()
+    try:
+        config = gateway_config(broker.ws_url, tmp_path / "a.sqlite", device="pole-ws")
+        depth, publisher = _deliver_all(config, tmp_path / "a.sqlite", 20, 20)
+    finally:
+        broker.stop()
+    assert depth == 0 and publisher.stats.published == 20

@@ -1,15 +1,25 @@
-"""`edgectl events`: decode events for integrators (tail lives beside it once the uplink exists)."""
+"""`edgectl events`: decode events, and follow them live from a broker (for integrators)."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import collections
+import contextlib
+import datetime
 import json
 import sys
 from pathlib import Path
+from typing import TextIO
 
-from agent.events import EventFormatError, decode, to_json
+import aiomqtt
 
-from ..errors import USAGE, EdgectlError
+from agent.events import Event, EventFormatError, decode, to_json
+
+from ..errors import BROKER, USAGE, EdgectlError
+from ._mqtt import add_broker_args, client_from_args
+
+DEDUP_WINDOW = 1_000_000  # (device, seq) pairs remembered for --dedup
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,6 +28,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     dec = cmds.add_parser("decode", help="print a msgpack event as JSON")
     dec.add_argument("file", nargs="?", type=Path, help="a .msgpack file (default: standard input)")
     dec.set_defaults(func=cmd_decode)
+
+    tail = cmds.add_parser(
+        "tail",
+        help="subscribe to a broker and print events as they arrive",
+        description="Subscribes to events (and telemetry) and prints each as a JSON line or a table row. "
+        "With --share, several tails (or consumers) with the same group split the stream between them "
+        "(MQTT 5 shared subscription).",
+    )
+    add_broker_args(tail)
+    tail.add_argument(
+        "--topic",
+        action="append",
+        help="topic filter, repeatable (default: city/+/evt/# and city/+/telemetry)",
+    )
+    tail.add_argument("--share", metavar="GROUP", help="join shared subscription group GROUP")
+    tail.add_argument(
+        "--format", choices=["json", "table"], default="json", help="output (default json lines)"
+    )
+    tail.add_argument(
+        "--dedup", action="store_true", help="drop repeated (device, sequence): at-least-once copies"
+    )
+    tail.add_argument("--count", type=int, help="exit after printing this many events")
+    tail.add_argument("--timeout", type=float, help="exit after this many seconds")
+    tail.set_defaults(func=cmd_tail)
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
@@ -35,4 +69,103 @@ def cmd_decode(args: argparse.Namespace) -> int:
     except EventFormatError as exc:
         raise EdgectlError(f"{name} is not a valid event: {exc}", USAGE) from None
     print(json.dumps(to_json(event), indent=2, ensure_ascii=False))
+    return 0
+
+
+def _summary(event: Event) -> str:
+    parts = [event.phase or "", event.label or "", event.camera or event.board or "", event.zone or ""]
+    if event.count is not None:
+        parts.append(f"count={event.count:g}")
+    if event.values:
+        parts.append(" ".join(f"{k}={v:g}" for k, v in event.values.items()))
+    if event.health is not None:
+        parts.append(
+            f"depth={event.health.get('outbox', {}).get('depth', '?')} cpu={event.health.get('cpu_pct', '?')}%"
+        )
+    return " ".join(p for p in parts if p)
+
+
+def table_row(event: Event) -> str:
+    when = datetime.datetime.fromtimestamp(event.captured_ms / 1000, datetime.UTC).strftime(
+        "%Y-%m-%d %H:%M:%S.%f"
+    )[:-3]
+    return f"{when}Z  {event.device:<16} {event.seq:>10}  {event.kind:<8} {_summary(event)}"
+
+
+class Tail:
+    """Prints events, dropping (device, seq) pairs already printed when asked to."""
+
+    def __init__(self, out: TextIO, fmt: str, dedup: bool) -> None:
+        self.out = out
+        self.fmt = fmt
+        self.dedup = dedup
+        self.seen: collections.OrderedDict[tuple[str, int], None] = collections.OrderedDict()
+        self.printed = 0
+
+    def show(self, topic: str, payload: bytes) -> None:
+        try:
+            event = decode(payload)
+        except EventFormatError as exc:
+            print(f"edgectl: skipped a message on {topic}: {exc}", file=sys.stderr)
+            return
+        if self.dedup:
+            key = (event.device, event.seq)
+            if key in self.seen:
+                return
+            self.seen[key] = None
+            if len(self.seen) > DEDUP_WINDOW:
+                self.seen.popitem(last=False)
+        if self.fmt == "json":
+            self.out.write(json.dumps(to_json(event), separators=(",", ":"), ensure_ascii=False) + "\n")
+        else:
+            self.out.write(table_row(event) + "\n")
+        self.out.flush()
+        self.printed += 1
+
+
+async def _tail(args: argparse.Namespace) -> None:
+    topics = args.topic or ["city/+/evt/#", "city/+/telemetry"]
+    if args.share:
+        topics = [f"$share/{args.share}/{t}" for t in topics]
+    tail = Tail(sys.stdout, args.format, args.dedup)
+    done = asyncio.Event()
+
+    class Printer(asyncio.Queue[aiomqtt.Message]):
+        """Prints each message as paho receives it, before it is acknowledged."""
+
+        def put_nowait(self, item: aiomqtt.Message) -> None:
+            if done.is_set() or not isinstance(item.payload, bytes):
+                return
+            tail.show(str(item.topic), item.payload)
+            if args.count is not None and tail.printed >= args.count:
+                done.set()
+
+    try:
+        async with client_from_args(args, queue_type=Printer) as client:
+            for topic in topics:
+                await client.subscribe(topic, qos=1)
+            print(f"edgectl: following {', '.join(topics)} on {args.url}", file=sys.stderr)
+            waiter = asyncio.create_task(done.wait())
+            reader = asyncio.create_task(_drain(client))
+            finished, _ = await asyncio.wait(
+                {waiter, reader}, timeout=args.timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+            for task in (waiter, reader):
+                task.cancel()
+            if reader in finished and reader.exception() is not None:
+                raise reader.exception()  # type: ignore[misc]
+    except aiomqtt.MqttError as exc:
+        raise EdgectlError(
+            f"broker {args.url}: {exc}; check the URL, TLS files and credentials", BROKER
+        ) from None
+
+
+async def _drain(client: aiomqtt.Client) -> None:
+    async for _ in client.messages:  # printing happens on receipt; this only notices a lost link
+        pass
+
+
+def cmd_tail(args: argparse.Namespace) -> int:
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_tail(args))
     return 0

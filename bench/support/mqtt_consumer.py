@@ -1,6 +1,6 @@
 """Benchmark helper: an integrator's subscriber in its own process, as it would be in the field.
 
-``python bench/_consumer.py HOST PORT TOPIC EXPECTED`` prints one JSON line when it has seen
+``python bench/support/mqtt_consumer.py HOST PORT TOPIC EXPECTED`` prints one JSON line when it has seen
 EXPECTED distinct sequence numbers (or stalls 30 s): first-arrival time and capture time per seq.
 """
 
@@ -29,7 +29,7 @@ def main(host: str, port: int, topic: str, expected: int) -> None:
         copies += 1
         last = time.monotonic()
         seen.setdefault(raw["s"], (time.time_ns() // 1_000_000, raw["t"]))
-        if len(seen) >= expected:
+        if expected and len(seen) >= expected:
             client.disconnect()
 
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
