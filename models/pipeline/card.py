@@ -168,7 +168,10 @@ renderer: a square or wide pavement seen from a pole 7-12 m high, 0-200 people d
 figures (head, torso, legs, varied clothing) spread out or gathered in groups, under noon, dusk and
 night lighting, rain and fog, with noise, blur and JPEG artefacts. Head positions are exact, so the
 density targets are perfect; real annotations and real people (umbrellas, bags, strollers, heavy
-occlusion, people sitting) are not. **Expect larger errors on real cameras than the figures below.**
+occlusion, people sitting) are not. 30 % of the frames (training and held-out alike) are ordinary
+streets instead, with traffic, stalls, litter and 0-40 people, so that a street is not read as a
+crowd. **Expect larger errors on real cameras than the figures below, which only describe synthetic
+frames like the training ones.**
 Retrain on your own frames with head points (`python -m models.pipeline.build crowd-counter --data
 DIR`; ShanghaiTech's `.mat` points converted to `x y` lines work) and measure on held-out frames.
 

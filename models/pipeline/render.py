@@ -141,12 +141,45 @@ def render_street(seed: int, width: int = 640, height: int = 360) -> Scene:
     return compose(view, placements, cond, rng, distractors=distractors)
 
 
+# Share of crowd-training frames that are ordinary streets (traffic, stalls, litter, a few people):
+# without them the counter has never seen a street and reads cars and stalls as a crowd.
+STREET_SHARE = 0.3
+
+
+def _street_crowd(rng: np.random.Generator, width: int, height: int) -> Scene:
+    view = StreetView(rng, width, height)
+    cond = sample_conditions(rng)
+    view.background(cond.lighting)  # paints the poles, which flyers are posted on
+    placements = []
+    for cls in CLASSES:
+        if cls == "person":
+            continue
+        for _ in range(rng.choice(3, p=[0.5, 0.35, 0.15])):
+            x, y = place(view, rng, cls)
+            placements.append(Placement(cls, x, y, int(rng.integers(1 << 31))))
+    people = int(
+        rng.choice([rng.integers(0, 4), rng.integers(4, 15), rng.integers(15, 41)], p=[0.4, 0.35, 0.25])
+    )
+    persons = []
+    for _ in range(people):
+        x, y = place(view, rng, "person")
+        persons.append(Placement("person", x, y, int(rng.integers(1 << 31))))
+    scene = compose(view, placements + persons, cond, rng)
+    heads = np.array([(pl.x, head_point(view, pl.y)) for pl in persons], dtype=np.float32).reshape(-1, 2)
+    inside = (heads[:, 0] >= 0) & (heads[:, 0] < width) & (heads[:, 1] >= 0) & (heads[:, 1] < height)
+    scene.points = heads[inside]
+    scene.labels = []
+    return scene
+
+
 def render_crowd(seed: int, width: int = 640, height: int = 360, count: int | None = None) -> Scene:
     """A square or wide pavement seen from above-ish with ``count`` people (random 0-200 if None).
 
     Half the scenes gather people in a few clusters (a queue, a gathering), half spread them out.
     """
     rng = np.random.default_rng(seed)
+    if count is None and rng.random() < STREET_SHARE:
+        return _street_crowd(rng, width, height)
     view = StreetView(rng, width, height, plaza=True)
     cond = sample_conditions(rng)
     if count is None:
