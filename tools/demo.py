@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import aiomqtt
+import tomli_w
 
 from agent.config import GatewayConfig, parse_config
 from agent.events import EventFormatError, decode
@@ -42,6 +43,7 @@ class DemoResult:
     broker: str = ""
     board: str = ""
     problems: list[str] = field(default_factory=list)
+    config_file: Path | None = None  # the gateway config the agent ran with, kept in the output folder
 
 
 class Broker:
@@ -141,7 +143,9 @@ def _state(payload: bytes) -> str:
     return str(state)
 
 
-async def _run(seconds: float, workdir: Path, out: TextIO, result: DemoResult, config_path: Path) -> None:
+async def _run(
+    seconds: float, workdir: Path, out_dir: Path, out: TextIO, result: DemoResult, config_path: Path
+) -> None:
     broker = Broker(workdir)
     broker.start()
     result.broker = f"{broker.name} at {broker.url}"
@@ -149,6 +153,8 @@ async def _run(seconds: float, workdir: Path, out: TextIO, result: DemoResult, c
     result.board = board.describe() if board else "none (the firmware simulator is not installed)"
     try:
         config = demo_config(workdir, broker, board.port if board else None, config_path)
+        result.config_file = out_dir / "gateway.toml"
+        result.config_file.write_text(tomli_w.dumps(config.model_dump(mode="json", exclude_none=True)))
         out.write(
             f"broker: {result.broker}\nboard:  {result.board}\n"
             f"camera: {', '.join(c.source for c in config.cameras)}\n"
@@ -179,8 +185,27 @@ def start_board(workdir: Path):  # -> a running simulated board, or None
     return None
 
 
-def annotate_clip(config_camera_source: str, models: list[Path], out_dir: Path) -> Path | None:
-    return None
+def annotate_clip(config_path: Path, out_dir: Path, out: TextIO) -> Path | None:
+    """What the camera saw: the clip with boxes, track ids, zones and counts drawn (vision preview)."""
+    import argparse
+    import contextlib as _contextlib
+    import io
+
+    from .commands.vision import cmd_preview
+    from .errors import EdgectlError
+
+    target = out_dir / "annotated.mp4"
+    args = argparse.Namespace(
+        source=None, config=config_path, camera=None, model=None, zones=None, out=target,
+        fps=None, frames=0, seconds=10.0,
+    )  # fmt: skip
+    try:
+        with _contextlib.redirect_stdout(io.StringIO()):
+            cmd_preview(args)
+    except EdgectlError as exc:
+        out.write(f"annotated clip not written: {exc}\n")
+        return None
+    return target
 
 
 def run_demo(
@@ -195,10 +220,15 @@ def run_demo(
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="street-edge-demo-") as tmp:
         try:
-            asyncio.run(_run(seconds, Path(tmp), out, result, config_path))
+            asyncio.run(_run(seconds, Path(tmp), out_dir, out, result, config_path))
         except KeyboardInterrupt:
             out.write("\ninterrupted\n")
+    out.write("\nwriting the annotated clip (what the camera saw, with boxes, tracks and zones) ...\n")
+    out.flush()
+    result.annotated = annotate_clip(result.config_file, out_dir, out) if result.config_file else None
     out.write("\nsummary: " + "\n".join(result.summary.lines()) + "\n")
+    if result.annotated:
+        out.write(f"annotated clip: {result.annotated}\n")
     for problem in result.problems:
         out.write(f"problem: {problem}\n")
     return result
