@@ -23,7 +23,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("hil", "hardware-in-the-loop bench")
     group.addoption("--board", default="sim", help="'sim' (default) or the serial port of a dev board")
     group.addoption("--broker", default=None, help="MQTT URL of a running broker (default: start Mosquitto)")
-    group.addoption("--camera", default=None, help=f"camera source (default: {DEFAULT_CLIP.relative_to(ROOT)})")
+    group.addoption(
+        "--camera", default=None, help=f"camera source (default: {DEFAULT_CLIP.relative_to(ROOT)})"
+    )
     group.addoption(
         "--operator",
         action="store_true",

@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Sets up what the project needs on a fresh machine: a Python >= 3.11 virtualenv in .venv with the
 # project and its dev tools, and Mosquitto from Debian's packages when it is missing and we are root.
-# Idempotent and quick when nothing changed. Usage: scripts/setup.sh [--need-mosquitto]
+# Idempotent and quick when nothing changed.
+# Usage: scripts/setup.sh [--tests]   (--tests: also the model pipeline's torch, and Mosquitto is required)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_mosquitto=0
-[ "${1:-}" = "--need-mosquitto" ] && need_mosquitto=1
+extras="dev,demo"
+if [ "${1:-}" = "--tests" ]; then
+    need_mosquitto=1
+    extras="dev,demo,train"
+fi
 
 find_python() {
     for py in python3.13 python3.12 python3.11 python3; do
@@ -25,11 +30,16 @@ if [ ! -x .venv/bin/python ]; then
     "$py" -m venv .venv
 fi
 
-stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+stamp=.venv/.installed-$(cat pyproject.toml - <<<"$extras" | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ]; then
     echo "setup: installing the project and its dev tools into .venv (first run takes a few minutes)"
     .venv/bin/python -m pip install --quiet --upgrade pip 2>/dev/null || true
-    .venv/bin/python -m pip install --quiet -e ".[dev]"
+    if [[ $extras == *train* ]]; then
+        # torch only for the model-building pipeline and its tests (the agent never imports it); 2.13.0
+        # is the CPU build the pipeline was run with, installed first so the train extra adds nothing.
+        .venv/bin/python -m pip install --quiet "torch==2.13.0"
+    fi
+    .venv/bin/python -m pip install --quiet -e ".[$extras]"
     rm -f .venv/.installed-*
     touch "$stamp"
 fi

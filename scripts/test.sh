@@ -3,7 +3,7 @@
 # against the simulated board). Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh --need-mosquitto
+bash scripts/setup.sh --tests
 export PATH="$PWD/.venv/bin:/usr/sbin:$PATH"
 echo "== lint"
 ruff check .

@@ -36,6 +36,8 @@ class UplinkConfig(Section):
     inflight: int = Field(default=64, ge=1, le=65535, description="QoS 1 messages awaiting PUBACK")
     replay_rate: float = Field(default=2000.0, gt=0, description="backlog events per second")
     telemetry_interval_s: float = Field(default=60.0, gt=0)
+    reconnect_min_s: float = Field(default=0.5, gt=0, description="first wait before reconnecting")
+    reconnect_max_s: float = Field(default=60.0, gt=0, description="longest wait between reconnects")
     commands: CommandAuthConfig = Field(default_factory=CommandAuthConfig)
 
     @field_validator("url")

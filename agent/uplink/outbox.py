@@ -1,0 +1,402 @@
+"""The outbox: every event waits in a SQLite file until the broker has acknowledged it.
+
+Durability: WAL journal with ``synchronous=FULL``, so a committed event survives a power cut, not
+only a crash of the agent (poles lose power; NORMAL would only survive a process kill). The fsync
+per commit is paid once per *batch*: submitters hand their events to one writer thread, and while
+it commits, new events gather for the next transaction (group commit, no timer).
+
+The sequence number is stamped here and its high-water mark is written in the same transaction as
+the events, so it never repeats across restarts, even after every event has been delivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from agent.events import ALARM, START, Event, encode, now_ms
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 4096  # events per transaction: bounds the latency of one commit
+QUOTA_LOW_WATER = 0.9  # eviction frees space down to this fraction of the quota, not just below it
+# The quota counts stored bytes (payload plus this per-row cost of key, columns and index entry),
+# not file pages: pages hold events of every kind, so evicting one kind would free no page.
+ROW_OVERHEAD = 48
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    priority INTEGER NOT NULL,
+    created_ms INTEGER NOT NULL,
+    payload BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_priority ON events (priority, seq);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS dropped (kind TEXT PRIMARY KEY, count INTEGER NOT NULL);
+"""
+
+
+class OutboxError(RuntimeError):
+    """The outbox cannot store an event (disk full, file unwritable); the message says which."""
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """One event as it waits in the outbox: what the publisher needs to send it."""
+
+    seq: int
+    kind: str
+    payload: bytes
+
+
+@dataclass(slots=True)
+class OutboxStats:
+    depth: int = 0
+    oldest_ms: int | None = None  # created time of the oldest waiting event
+    used_bytes: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)  # evicted by the quota, per kind
+
+    def as_health(self, now: int) -> dict[str, object]:
+        return {
+            "depth": self.depth,
+            "oldest_age_s": None if self.oldest_ms is None else round(max(0, now - self.oldest_ms) / 1000, 1),
+            "used_bytes": self.used_bytes,
+            "dropped": dict(self.dropped),
+        }
+
+
+@dataclass(slots=True)
+class _Pending:
+    rows: list[tuple[int, str, int, int, bytes]]
+    future: asyncio.Future[None]
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    return db
+
+
+def _check(path: Path) -> str | None:
+    """None if the file is a sound outbox (or absent), else what is wrong with it."""
+    if not path.exists():
+        return None
+    try:
+        db = sqlite3.connect(path, isolation_level=None)
+        try:
+            row = db.execute("PRAGMA quick_check").fetchone()
+            if row is None or row[0] != "ok":
+                return f"quick_check reports {row[0] if row else 'nothing'}"
+            db.executescript(_SCHEMA)
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as exc:
+        return str(exc)
+    return None
+
+
+def _salvage_seq(path: Path) -> int:
+    """Best effort: the high-water mark of a damaged outbox, or 0."""
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            row = db.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()
+            top = db.execute("SELECT max(seq) FROM events").fetchone()
+        finally:
+            db.close()
+        return max(int(row[0]) if row else 0, int(top[0] or 0) if top else 0)
+    except (sqlite3.DatabaseError, ValueError, TypeError):
+        return 0
+
+
+class Outbox:
+    """Durable, ordered, quota-bounded store of events; implements ``EventSink``.
+
+    Open with ``await Outbox.open(path, device, quota_bytes)``; close with ``await outbox.close()``.
+    """
+
+    def __init__(self, path: Path, device: str, quota_bytes: int) -> None:
+        self.path = path
+        self.device = device
+        self.quota_bytes = quota_bytes
+        self.stats = OutboxStats()
+        self.reset_reason: str | None = None  # set when a damaged file was moved aside at open
+        self._writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="outbox-writer")
+        self._reader = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="outbox-reader")
+        self._local = threading.local()
+        self._seq = 0  # last sequence number handed out
+        self._committed_seq = 0  # last sequence number known committed
+        self._pending: list[_Pending] = []
+        self._acked: list[int] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._listeners: list[Callable[[list[Stored]], None]] = []
+        self._closed = False
+
+    # ----- lifetime -------------------------------------------------------------------------
+
+    @classmethod
+    async def open(cls, path: str | Path, device: str, quota_bytes: int) -> Outbox:
+        """Open (or create) the outbox; a damaged file is moved aside and an alarm submitted."""
+        outbox = cls(Path(path), device, quota_bytes)
+        await outbox._run(outbox._writer, outbox._open_sync)
+        if outbox.reset_reason is not None:
+            await outbox.submit(
+                Event(
+                    kind=ALARM,
+                    captured_ms=now_ms(),
+                    clock_synced=False,
+                    phase=START,
+                    label="outbox_reset",
+                    severity="critical",
+                    extra={"why": outbox.reset_reason},
+                )
+            )
+        return outbox
+
+    def _open_sync(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        problem = _check(self.path)
+        floor = 0
+        if problem is not None:
+            stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+            aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+            floor = _salvage_seq(self.path)
+            # Without a readable high-water mark, jump above anything an older file can have
+            # handed out (fewer than one event per millisecond since 1970), so seqs never repeat.
+            if floor == 0:
+                floor = now_ms()
+            for suffix in ("", "-wal", "-shm"):
+                src = Path(f"{self.path}{suffix}")
+                if src.exists():
+                    src.rename(Path(f"{aside}{suffix}"))
+            log.error("outbox %s is damaged (%s); kept as %s, starting a new one", self.path, problem, aside)
+            self.reset_reason = f"{problem}; damaged file kept as {aside.name}"
+        db = self._db(writer=True)
+        db.executescript(_SCHEMA)
+        if floor:
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('seq', ?)", (floor,))
+        row = db.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()
+        top = db.execute("SELECT max(seq) FROM events").fetchone()[0] or 0
+        self._seq = self._committed_seq = max(int(row[0]) if row else 0, top)
+        depth, size = db.execute("SELECT count(*), coalesce(sum(length(payload)), 0) FROM events").fetchone()
+        self.stats.depth = depth
+        self.stats.used_bytes = size + depth * ROW_OVERHEAD
+        self.stats.dropped = dict(db.execute("SELECT kind, count FROM dropped").fetchall())
+        self._refresh_sync(db)
+
+    def _db(self, writer: bool = False) -> sqlite3.Connection:
+        """This thread's connection: one for the writer thread, one for the reader thread."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = _connect(self.path)
+            if not writer:
+                db.execute("PRAGMA query_only=ON")
+            self._local.db = db
+        return db
+
+    async def close(self) -> None:
+        """Commit what is pending (acknowledged deletes included) and close the file."""
+        if self._closed:
+            return
+        await self._drain()
+        self._closed = True
+        for pool in (self._writer, self._reader):
+            await self._run(pool, self._close_sync)
+            pool.shutdown(wait=True)
+
+    def _close_sync(self) -> None:
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
+
+    async def _run(self, pool: concurrent.futures.Executor, fn: Callable[..., object], *args: object):
+        return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+
+    # ----- writing ----------------------------------------------------------------------------
+
+    @property
+    def last_seq(self) -> int:
+        """The sequence number of the newest committed event."""
+        return self._committed_seq
+
+    def add_listener(self, listener: Callable[[list[Stored]], None]) -> None:
+        """``listener(rows)`` is called in the event loop after each commit, in sequence order."""
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Callable[[list[Stored]], None]) -> None:
+        with contextlib.suppress(ValueError):
+            self._listeners.remove(listener)
+
+    async def submit(self, event: Event) -> Event:
+        """Stamp the event with device and sequence; returns once it is committed to disk."""
+        return (await self.submit_many([event]))[0]
+
+    async def submit_many(self, events: Iterable[Event]) -> list[Event]:
+        """Like ``submit`` for many events at once (one future, same transaction or a few)."""
+        if self._closed:
+            raise OutboxError("the outbox is closed; the agent is stopping")
+        stamped = []
+        rows = []
+        created = now_ms()
+        for event in events:
+            self._seq += 1
+            event = event.stamped(self.device, self._seq)
+            stamped.append(event)
+            rows.append((event.seq, event.kind, event.priority, created, encode(event)))
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Pending(rows, future))
+        self._kick()
+        await future
+        return stamped
+
+    def ack(self, seq: int) -> None:
+        """The broker has this event: delete it with the next commit (lost on a crash: re-sent once)."""
+        self._acked.append(seq)
+        self._kick()
+
+    def _kick(self) -> None:
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_loop())
+
+    async def _drain(self) -> None:
+        while self._flusher is not None and not self._flusher.done():
+            await asyncio.shield(self._flusher)
+
+    async def _flush_loop(self) -> None:
+        while self._pending or self._acked:
+            batch: list[_Pending] = []
+            count = 0
+            while self._pending and (count == 0 or count + len(self._pending[0].rows) <= MAX_BATCH):
+                item = self._pending.pop(0)
+                batch.append(item)
+                count += len(item.rows)
+            acked, self._acked = self._acked, []
+            rows = [row for item in batch for row in item.rows]
+            try:
+                await self._run(self._writer, self._commit_sync, rows, acked)
+            except Exception as exc:
+                log.error("outbox commit failed: %s", exc)
+                error = OutboxError(f"cannot write the outbox {self.path}: {exc}")
+                for item in batch:
+                    if not item.future.done():
+                        item.future.set_exception(error)
+                self._acked = acked + self._acked
+                if not rows:
+                    return
+                continue
+            if rows:
+                self._committed_seq = max(self._committed_seq, rows[-1][0])
+                stored = [Stored(seq, kind, payload) for seq, kind, _, _, payload in rows]
+                for listener in list(self._listeners):
+                    try:
+                        listener(stored)
+                    except Exception:
+                        log.exception("outbox listener failed")
+            for item in batch:
+                if not item.future.done():
+                    item.future.set_result(None)
+
+    def _commit_sync(self, rows: list[tuple[int, str, int, int, bytes]], acked: list[int]) -> None:
+        db = self._db(writer=True)
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if rows:
+                db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?)", rows)
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('seq', ?)", (rows[-1][0],))
+            used = self.stats.used_bytes + sum(len(row[4]) + ROW_OVERHEAD for row in rows)
+            deleted = 0
+            for start in range(0, len(acked), 500):
+                chunk = acked[start : start + 500]
+                sizes = db.execute(
+                    f"DELETE FROM events WHERE seq IN ({','.join('?' * len(chunk))}) RETURNING length(payload)",
+                    chunk,
+                ).fetchall()
+                deleted += len(sizes)
+                used -= sum(size + ROW_OVERHEAD for (size,) in sizes)
+            evicted, used = self._evict_sync(db, used)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        self.stats.used_bytes = used
+        self.stats.depth += len(rows) - deleted - sum(evicted.values())
+        for kind, n in evicted.items():
+            self.stats.dropped[kind] = self.stats.dropped.get(kind, 0) + n
+        self._refresh_sync(db)
+
+    def _evict_sync(self, db: sqlite3.Connection, used: int) -> tuple[dict[str, int], int]:
+        """Over quota: delete the least important events, oldest first, down to the low-water mark."""
+        evicted: dict[str, int] = {}
+        if used <= self.quota_bytes:
+            return evicted, used
+        target = self.quota_bytes * QUOTA_LOW_WATER
+        while used > target:
+            # Walk the (priority, seq) index in small steps, so the eviction stops near the target.
+            victims = db.execute(
+                "SELECT seq, kind, length(payload) FROM events ORDER BY priority, seq LIMIT 64"
+            ).fetchall()
+            if not victims:
+                break
+            chosen = []
+            for seq, kind, size in victims:
+                if used <= target:
+                    break
+                chosen.append(seq)
+                used -= size + ROW_OVERHEAD
+                evicted[kind] = evicted.get(kind, 0) + 1
+            db.execute(f"DELETE FROM events WHERE seq IN ({','.join('?' * len(chosen))})", chosen)
+        for kind, n in evicted.items():
+            db.execute(
+                "INSERT INTO dropped VALUES (?, ?) ON CONFLICT(kind) DO UPDATE SET count = count + ?",
+                (kind, n, n),
+            )
+        log.warning("outbox over its quota of %d bytes: dropped %s", self.quota_bytes, evicted)
+        return evicted, used
+
+    def _refresh_sync(self, db: sqlite3.Connection) -> None:
+        row = db.execute("SELECT created_ms FROM events ORDER BY seq LIMIT 1").fetchone()
+        self.stats.oldest_ms = row[0] if row else None
+
+    async def reset_dropped(self) -> dict[str, int]:
+        """Return the drop counters and set them to zero (the ``flush-outbox-stats`` command)."""
+        await self._drain()
+        return await self._run(self._writer, self._reset_dropped_sync)
+
+    def _reset_dropped_sync(self) -> dict[str, int]:
+        db = self._db(writer=True)
+        db.execute("DELETE FROM dropped")
+        dropped, self.stats.dropped = self.stats.dropped, {}
+        return dropped
+
+    # ----- reading ----------------------------------------------------------------------------
+
+    async def read(self, after: int, upto: int, limit: int = 1000) -> list[Stored]:
+        """Waiting events with ``after < seq <= upto``, oldest first."""
+        return await self._run(self._reader, self._read_sync, after, upto, limit)
+
+    def _read_sync(self, after: int, upto: int, limit: int) -> list[Stored]:
+        rows = (
+            self._db()
+            .execute(
+                "SELECT seq, kind, payload FROM events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+                (after, upto, limit),
+            )
+            .fetchall()
+        )
+        return [Stored(*row) for row in rows]
+
+    async def flushed(self) -> None:
+        """Wait until every submitted event and acknowledgement is committed."""
+        await self._drain()

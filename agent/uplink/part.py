@@ -1,0 +1,91 @@
+"""The uplink part: opens the outbox (the agent's event sink), answers commands, publishes events
+and health telemetry."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from agent.config import GatewayConfig
+from agent.events import now_ms
+
+from .builtins import register_builtins
+from .gate import CommandGate
+from .outbox import Outbox
+from .publisher import Publisher
+from .telemetry import health_event
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Uplink:
+    outbox: Outbox
+    gate: CommandGate
+    publisher: Publisher
+
+
+def quota_bytes(config: GatewayConfig) -> int:
+    return int(config.outbox.quota_mb * 1_000_000)
+
+
+async def setup(ctx: Any) -> None:
+    config: GatewayConfig = ctx.config
+    device = config.device.id
+    outbox = await Outbox.open(config.outbox.path, device, quota_bytes(config))
+    ctx.sink = outbox
+    gate = CommandGate(ctx.commands, config.uplink.commands, device, config.uplink.topic_prefix)
+    publisher = Publisher(
+        config.uplink, device, outbox, on_message=gate.handle, subscriptions=(gate.subscription,)
+    )
+
+    def apply(new: GatewayConfig) -> None:
+        """Take over the settings that can change while running (builtins.LIVE_SETTINGS)."""
+        ctx.config = new
+        gate.set_auth(new.uplink.commands)
+        publisher.set_replay_rate(new.uplink.replay_rate)
+        publisher.config = publisher.config.model_copy(
+            update={
+                "telemetry_interval_s": new.uplink.telemetry_interval_s,
+                "replay_rate": new.uplink.replay_rate,
+            }
+        )
+        outbox.quota_bytes = quota_bytes(new)
+        logging.getLogger().setLevel(new.logging.level)
+
+    register_builtins(
+        ctx.commands,
+        get_config=lambda: ctx.config,
+        config_path=ctx.config_path,
+        apply=apply,
+        outbox=outbox,
+        started_ms=now_ms(),
+    )
+    ctx.health.register("outbox", lambda: outbox.stats.as_health(now_ms()))
+    ctx.health.register("uplink", lambda: {**publisher.stats.as_health(), "commands": dict(gate.counts)})
+    ctx.uplink = Uplink(outbox, gate, publisher)
+
+
+async def run(ctx: Any) -> None:
+    uplink: Uplink = ctx.uplink
+    async with asyncio.TaskGroup() as tasks:
+        tasks.create_task(uplink.publisher.run())
+        tasks.create_task(_telemetry(ctx, uplink))
+
+
+async def _telemetry(ctx: Any, uplink: Uplink) -> None:
+    while True:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(ctx.stopping.wait(), ctx.config.uplink.telemetry_interval_s)
+        if ctx.stopping.is_set():
+            return
+        await uplink.outbox.submit(health_event(ctx.started, ctx.config.outbox.path.parent, ctx.health))
+
+
+async def close(ctx: Any) -> None:
+    uplink: Uplink | None = getattr(ctx, "uplink", None)
+    if uplink is not None:
+        await uplink.outbox.close()
