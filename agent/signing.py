@@ -26,6 +26,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 SIGNATURE_FILE = "signature.json"
 LISTING_FORMAT = 1
+# Prefixed to the signed bytes so a package signature can never pass for another kind (e.g. a command).
+DOMAIN = b"edge-package/1\n"
 # Fields of a listing that the signature does not cover (the signature itself).
 _UNSIGNED = ("signature",)
 
@@ -129,11 +131,20 @@ def generate_signing_key(path: Path) -> Ed25519PrivateKey:
 
 
 def load_signing_key(path: Path) -> Ed25519PrivateKey:
-    """A private key from a PKCS#8 PEM file (``edgectl firmware keygen``, ``openssl genpkey``)."""
+    """A private key from a PKCS#8 PEM file (``edgectl model keygen``, ``openssl genpkey``) or a file
+    holding base64 of the raw 32 bytes (the form operators' command keys take)."""
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise KeyFileError(f"{path}: cannot read the signing key: {exc.strerror or exc}") from None
+    if not data.lstrip().startswith(b"-----BEGIN"):
+        try:
+            raw = base64.b64decode(data.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            raw = b""
+        if len(raw) != 32:
+            raise KeyFileError(f"{path}: neither a PEM private key nor base64 of a raw 32-byte ed25519 key")
+        return Ed25519PrivateKey.from_private_bytes(raw)
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError) as exc:
@@ -146,7 +157,9 @@ def load_signing_key(path: Path) -> Ed25519PrivateKey:
 def canonical(doc: dict[str, Any]) -> bytes:
     """The bytes a signature covers: sorted keys, no spaces, UTF-8; fields in _UNSIGNED left out."""
     body = {k: v for k, v in doc.items() if k not in _UNSIGNED}
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return DOMAIN + json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
+        "utf-8"
+    )
 
 
 def sign_document(doc: dict[str, Any], key: Ed25519PrivateKey) -> dict[str, Any]:

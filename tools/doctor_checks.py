@@ -135,16 +135,6 @@ def _redact_in(source: str, text: str) -> str:
     return text.replace(source, _redact(source))
 
 
-def _tls_context(uplink: UplinkConfig) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=str(uplink.ca_file) if uplink.ca_file else None)
-    if not uplink.tls_verify:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    if uplink.cert_file is not None:
-        context.load_cert_chain(str(uplink.cert_file), str(uplink.key_file))
-    return context
-
-
 def broker_failure(url: str, exc: BaseException) -> tuple[str, str]:
     """What went wrong connecting to the broker, and the fix, from the exception chain."""
     chain = []
@@ -211,47 +201,24 @@ def parse_broker_time(payload: bytes) -> float | None:
 
 
 async def probe_broker(uplink: UplinkConfig, options: DoctorOptions) -> list[Finding]:
-    """Connect as the agent would; then read the broker's clock where it publishes one."""
-    import aiomqtt
+    """Connect exactly as the agent's uplink does; then read the broker's clock where it publishes one."""
+    from agent.uplink.connect import client_for
 
     url = uplink.url
-    parts = urlsplit(url)
     try:
-        password = uplink.password()
-    except (OSError, ValueError) as exc:
-        return [
-            Finding(
-                "broker",
-                url,
-                "fail",
-                f"the MQTT password cannot be read: {exc}",
-                "fix uplink.password_file or password_env",
-            )
-        ]
-    try:
-        context = _tls_context(uplink) if uplink.tls else None
+        client = client_for(uplink, f"edgectl-doctor-{os.getpid()}")
     except (OSError, ssl.SSLError) as exc:
         return [
             Finding(
                 "broker",
                 url,
                 "fail",
-                f"TLS files cannot be used: {exc}",
-                "check uplink.ca_file, cert_file and key_file",
+                f"TLS or password files cannot be used: {exc}",
+                "check uplink.ca_file, cert_file, key_file and password_file",
             )
         ]
-    client = aiomqtt.Client(
-        parts.hostname or "",
-        _port(url),
-        username=uplink.username,
-        password=password.get_secret_value() if password else None,
-        identifier=f"edgectl-doctor-{os.getpid()}",
-        protocol=aiomqtt.ProtocolVersion.V5 if uplink.protocol == "5" else aiomqtt.ProtocolVersion.V311,
-        transport="websockets" if parts.scheme in ("ws", "wss") else "tcp",
-        websocket_path=(parts.path or "/mqtt") if parts.scheme in ("ws", "wss") else None,
-        tls_context=context,
-        timeout=options.timeout_s,
-    )
+    except ValueError as exc:
+        return [Finding("broker", url, "fail", str(exc), "fix uplink.password_file or password_env")]
     findings: list[Finding] = []
     try:
         async with asyncio.timeout(options.timeout_s + 5), client:

@@ -1,19 +1,13 @@
 """Fixtures for the edgectl tests: a real Mosquitto (plain and TLS) and a test certificate authority.
 
-The broker fixture is deliberately small; once ``tools/broker.py`` (uplink) is on main it can be
-replaced by that launcher without touching the tests (same ``url`` / ``tls_url`` / ``stop``).
+The broker is ``tools/broker.py``'s launcher with a TLS listener whose certificate the test CA signed.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import ipaddress
-import os
-import shutil
 import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +17,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from tools.broker import Broker, BrokerTLS
 
 
 @dataclass(frozen=True)
@@ -97,54 +93,13 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> TestPKI:
     return TestPKI(folder / "ca.pem", folder / "broker.pem", folder / "broker.key", folder / "other-ca.pem")
 
 
-class Mosquitto:
-    """A real mosquitto with a plain and a TLS listener on free loopback ports."""
-
-    def __init__(self, workdir: Path, pki: TestPKI) -> None:
-        self.port, self.tls_port = _free_port(), _free_port()
-        lines = [
-            f"listener {self.port} 127.0.0.1",
-            "allow_anonymous true",
-            "persistence false",
-            f"listener {self.tls_port} 127.0.0.1",
-            f"cafile {pki.ca_file}",
-            f"certfile {pki.cert_file}",
-            f"keyfile {pki.key_file}",
-            f"log_dest file {workdir / 'mosquitto.log'}",
-        ]
-        if os.geteuid() == 0:
-            lines.append("user root")
-        conf = workdir / "mosquitto.conf"
-        conf.write_text("\n".join(lines) + "\n")
-        exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        self.proc = subprocess.Popen(
-            [exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        deadline = time.monotonic() + 10
-        for port in (self.port, self.tls_port):
-            while True:
-                assert self.proc.poll() is None, "mosquitto exited at start"
-                with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-                    break
-                assert time.monotonic() < deadline, "mosquitto did not start listening"
-                time.sleep(0.02)
-
-    @property
-    def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
-
-    @property
-    def tls_url(self) -> str:
-        return f"mqtts://localhost:{self.tls_port}"
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
-
-
 @pytest.fixture(scope="session")
-def broker(tmp_path_factory: pytest.TempPathFactory, pki: TestPKI) -> Iterator[Mosquitto]:
-    server = Mosquitto(tmp_path_factory.mktemp("mosquitto"), pki)
+def broker(tmp_path_factory: pytest.TempPathFactory, pki: TestPKI) -> Iterator[Broker]:
+    """A real mosquitto with a plain and a TLS listener (certificate for localhost from ``pki``)."""
+    server = Broker(
+        tmp_path_factory.mktemp("mosquitto-tls"), tls=BrokerTLS(pki.ca_file, pki.cert_file, pki.key_file)
+    )
+    server.start()
     yield server
     server.stop()
 
@@ -153,3 +108,20 @@ def broker(tmp_path_factory: pytest.TempPathFactory, pki: TestPKI) -> Iterator[M
 def closed_port() -> int:
     """A loopback port nothing listens on."""
     return _free_port()
+
+
+class LockedBroker(Broker):
+    """A mosquitto that refuses every login (no anonymous clients, no password file entries)."""
+
+    def _config(self) -> Path:
+        path = super()._config()
+        path.write_text(path.read_text().replace("allow_anonymous true", "allow_anonymous false"))
+        return path
+
+
+@pytest.fixture
+def locked_broker(tmp_path: Path) -> Iterator[Broker]:
+    server = LockedBroker(tmp_path / "locked")
+    server.start()
+    yield server
+    server.stop()

@@ -186,3 +186,11 @@ def test_a_camera_password_never_reaches_the_report(pole: dict, closed_port: int
     camera = by_check(findings)["camera"]
     assert code == FAILED and camera["status"] == "fail"
     assert "admin:***@" in camera["detail"] and "s3cret" not in json.dumps(findings)
+
+
+def test_a_refused_login_names_the_credentials(pole: dict, locked_broker) -> None:
+    config = write_config(pole, url=locked_broker.url)
+    code, findings = doctor(config, "--skip", "model", "--skip", "camera")
+    broker = by_check(findings)["broker"]
+    assert code == FAILED and broker["status"] == "fail"
+    assert "refused the login" in broker["detail"] and "uplink.username" in broker["fix"]

@@ -113,3 +113,15 @@ def test_sign_refuses_a_model_that_does_not_match_its_manifest(model: Path, tmp_
     assert edgectl(["model", "sign", str(model), "--key", str(tmp_path / "k.pem")]) == MODEL
     assert "does not match the manifest" in capsys.readouterr().err
     assert not (model / "signature.json").exists()
+
+
+def test_a_raw_base64_operator_key_signs_too(model: Path, tmp_path: Path, capsys) -> None:
+    from agent.uplink.signing import new_key
+
+    private, public = new_key()  # the key form of signed MQTT commands
+    (tmp_path / "operator.key").write_text(private + "\n")
+    assert edgectl(["model", "sign", str(model), "--key", str(tmp_path / "operator.key")]) == 0
+    assert edgectl(["model", "verify", str(model), "--trust-key", public]) == 0
+    (tmp_path / "junk.key").write_text("not a key")
+    assert edgectl(["model", "sign", str(model), "--key", str(tmp_path / "junk.key")]) == USAGE
+    assert "neither a PEM private key" in capsys.readouterr().err
