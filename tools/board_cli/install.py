@@ -131,7 +131,7 @@ def installed_intact(board: BoardFiles, bundle: FirmwareBundle) -> bool:
     return all(board.sha256(f"{folder}/{n}") == d for n, (_, d) in _bundle_entries(bundle).items())
 
 
-def _write_verified(board: BoardFiles, path: str, data: bytes, progress: Progress) -> None:
+def write_verified(board: BoardFiles, path: str, data: bytes, progress: Progress) -> None:
     tmp = path + ".tmp"
     board.write(tmp, data, progress)
     got = board.sha256(tmp)
@@ -161,7 +161,7 @@ def install(board: BoardFiles, bundle: FirmwareBundle, progress: Progress = lamb
         for name in plan.send:
             board.makedirs(f"{part}/{name}".rsplit("/", 1)[0])
             data, _digest = entries[name]
-            _write_verified(board, f"{part}/{name}", data, progress)
+            write_verified(board, f"{part}/{name}", data, progress)
             sent += 1
         reused = len(plan.skip)
         progress(0)
@@ -172,11 +172,11 @@ def install(board: BoardFiles, bundle: FirmwareBundle, progress: Progress = lamb
         if not installed_intact(board, bundle):
             raise InstallError(f"{final}: files changed after verification; run again")
     if board.sha256("/main.py") != hashlib.sha256(LOADER).hexdigest():
-        _write_verified(board, "/main.py", LOADER, lambda n: None)
+        write_verified(board, "/main.py", LOADER, lambda n: None)
     if previous != bundle.version:
         if previous is not None:
-            _write_verified(board, f"{FW_DIR}/previous", previous.encode() + b"\n", lambda n: None)
-        _write_verified(board, f"{FW_DIR}/current", bundle.version.encode() + b"\n", lambda n: None)
+            write_verified(board, f"{FW_DIR}/previous", previous.encode() + b"\n", lambda n: None)
+        write_verified(board, f"{FW_DIR}/current", bundle.version.encode() + b"\n", lambda n: None)
     _prune(board, keep={bundle.version, previous})
     return InstallResult(bundle.version, previous if previous != bundle.version else None, sent, reused)
 

@@ -8,6 +8,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ..board_cli.ports import list_serial_ports
+from ..errors import FAILED, USAGE, EdgectlError
 from ..model_signing import add_trust_options, trust_from_args
 
 
@@ -42,6 +43,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     flash.add_argument("--quiet", action="store_true", help="no progress bar")
     add_trust_options(flash)
     flash.set_defaults(func=cmd_flash)
+
+    provision = cmds.add_parser(
+        "provision",
+        help="write a board's config (id, sensors and pins, intervals, thresholds, calibration) and verify it",
+        description="Validates a board setup file (TOML or JSON), writes it to the board as /config.json under "
+        "a temporary name, checks its sha256 on the board, renames it into place (the previous config is kept "
+        "as /config.prev.json), reads it back and compares. With --show, prints the board's current config.",
+    )
+    provision.add_argument("setup", nargs="?", type=Path, help="board setup file (.toml or .json)")
+    provision.add_argument("--port", required=True, help="serial port of the board")
+    provision.add_argument("--baud", type=int, default=115200)
+    provision.add_argument("--board-id", help="board id, overriding the file's (one file for many boards)")
+    provision.add_argument("--show", action="store_true", help="print the board's current config and exit")
+    provision.add_argument("--dry-run", action="store_true", help="validate the setup file only")
+    provision.set_defaults(func=cmd_provision)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -78,4 +94,35 @@ def cmd_flash(args: argparse.Namespace) -> int:
         f"{args.port}: firmware {result.version} installed ({result.sent} file(s) sent, {result.reused} reused; {was})"
         + ("; rebooted and running it" if options.reboot else "; reboot the board to run it")
     )
+    return 0
+
+
+def cmd_provision(args: argparse.Namespace) -> int:
+    from ..board_cli.board_setup import SetupError, load_setup
+    from ..board_cli.provision import provision_over_repl, show_over_repl
+
+    if args.show:
+        current = show_over_repl(args.port, args.baud)
+        if current is None:
+            print(f"{args.port}: the board has no config yet; provision it with a setup file")
+            return FAILED
+        print(json.dumps(current, indent=2, sort_keys=True))
+        return 0
+    if args.setup is None:
+        raise EdgectlError("give a board setup file to write, or --show to read the board's config", USAGE)
+    try:
+        setup = load_setup(args.setup, args.board_id)
+    except SetupError as exc:
+        raise EdgectlError(str(exc), USAGE) from None
+    summary = f"{setup.board_id}: {len(setup.sensors)} sensor(s)" + (
+        f", lamp on pin {setup.lamp.pin}" if setup.lamp else ""
+    )
+    if args.dry_run:
+        print(f"{args.setup}: valid ({summary})")
+        return 0
+    previous = provision_over_repl(setup, args.port, args.baud)
+    was = (
+        f"; previous config of {previous.get('board_id', '?')} kept as /config.prev.json" if previous else ""
+    )
+    print(f"{args.port}: provisioned {summary}; read back and verified{was}")
     return 0
