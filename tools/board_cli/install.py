@@ -39,14 +39,20 @@ def _version(name):
 
 def _run(version):
     base = "/fw/" + version
+    before = list(sys.modules)
     sys.path.insert(0, base + "/lib")
     sys.path.insert(0, base)
     try:
         __import__("main")
+    except Exception:
+        # Forget every module the failed version loaded, so the fallback imports its own.
+        for name in list(sys.modules):
+            if name not in before:
+                del sys.modules[name]
+        raise
     finally:
         sys.path.remove(base)
         sys.path.remove(base + "/lib")
-        sys.modules.pop("main", None)
 
 
 _current = _version("current")
