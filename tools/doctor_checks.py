@@ -293,6 +293,12 @@ def check_board(board: BoardConfig, timeout_s: float) -> Finding:
     try:
         port = open_port(board.port, board.baud)
     except EdgectlError as exc:
+        if "in use by another program" in exc.message:
+            # On a running gateway the agent holds its boards' ports: that is not a fault.
+            detail = (
+                f"{board.port} is in use, usually by the running edge-agent (its health reports the board)"
+            )
+            return Finding("board", board.id, "skip", detail)
         return Finding(
             "board", board.id, "fail", exc.message, "plug the board in, or fix boards.port in the config"
         )

@@ -194,3 +194,15 @@ def test_a_refused_login_names_the_credentials(pole: dict, locked_broker) -> Non
     broker = by_check(findings)["broker"]
     assert code == FAILED and broker["status"] == "fail"
     assert "refused the login" in broker["detail"] and "uplink.username" in broker["fix"]
+
+
+def test_a_board_port_held_by_the_running_agent_is_skipped_not_failed(pole: dict) -> None:
+    from tools.board_cli.ports import open_port
+
+    held = open_port(pole["port"])  # as the agent holds it
+    try:
+        code, findings = doctor(write_config(pole), "--skip", "model", "--skip", "camera", "--skip", "broker")
+    finally:
+        held.close()
+    board = by_check(findings)["board"]
+    assert code == 0 and board["status"] == "skip" and "in use" in board["detail"]
