@@ -79,3 +79,24 @@ def test_permission_denied_names_the_group_fix() -> None:
     )
     err = port_error("/dev/ttyUSB0", exc)
     assert err.exit_code == NO_PORT and "dialout" in err.message
+
+
+def test_probe_says_who_answers(tmp_path, pty: str, capsys) -> None:
+    from tools.board_cli.repl_sim import StockBoard
+
+    with StockBoard(tmp_path / "flash") as board:
+        (board.flash / "fw").mkdir()
+        (board.flash / "fw" / "current").write_text("1.4.0\n")
+        (board.flash / "config.json").write_text('{"board_id": "pole-0042-b1"}')
+        assert edgectl(["board", "list", "--port", board.port, "--port", pty, "--probe", "--json"]) == 0
+    found = {p["device"]: p for p in json.loads(capsys.readouterr().out)}
+    answer = found[board.port]["answer"]
+    assert answer["answered"] and answer["micropython"] == "1.27.0"
+    assert answer["firmware"] == "1.4.0" and answer["board_id"] == "pole-0042-b1"
+    assert found[pty]["answer"] == {
+        "answered": False,
+        "micropython": None,
+        "firmware": None,
+        "board_id": None,
+        "detail": "no MicroPython REPL",
+    }

@@ -46,8 +46,9 @@ class _OpenedTransport(SerialTransport):
 class ReplBoard:
     """A board's raw REPL; implements ``install.BoardFiles``. Use as a context manager."""
 
-    def __init__(self, port: str, baud: int = 115200) -> None:
+    def __init__(self, port: str, baud: int = 115200, pauses: tuple[float, ...] | None = None) -> None:
         self.port_name = port
+        self.pauses = ENTER_PAUSES_S if pauses is None else pauses
         self.transport = _OpenedTransport(open_port(port, baud, timeout=0.5))
 
     def __enter__(self) -> ReplBoard:
@@ -71,7 +72,7 @@ class ReplBoard:
 
     def enter_raw_repl(self) -> None:
         port = self.transport.serial
-        for pause in ENTER_PAUSES_S:
+        for pause in self.pauses:
             time.sleep(pause)
             try:
                 port.write(b"\r\x03\x03")  # two interrupts: a loop may catch the first one
@@ -87,7 +88,7 @@ class ReplBoard:
                 self.transport.in_raw_repl = True
                 return
         raise EdgectlError(
-            f"{self.port_name}: could not enter the MicroPython raw REPL after {len(ENTER_PAUSES_S)} tries. "
+            f"{self.port_name}: could not enter the MicroPython raw REPL after {len(self.pauses)} tries. "
             "If the board runs our firmware, it answers our protocol instead (is another program using the "
             "port?); otherwise press its RESET button and run the command again, and check that it runs "
             "MicroPython at all (a fresh ESP32 needs MicroPython flashed with esptool first)",

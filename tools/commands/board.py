@@ -23,6 +23,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     listing.add_argument("--port", action="append", default=[], help="also show this port (repeatable)")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
+    listing.add_argument(
+        "--probe",
+        action="store_true",
+        help="ask each likely board who it is (briefly interrupts its program, which then restarts)",
+    )
     listing.set_defaults(func=cmd_list)
 
     flash = cmds.add_parser(
@@ -61,15 +66,33 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from ..board_cli.probe import probe
+
     ports = list_serial_ports(args.port)
+    # Probe the ports that may be boards: USB ids of boards, and ports named explicitly.
+    answers = {
+        p.device: probe(p.device) for p in ports if args.probe and (p.micropython or p.device in args.port)
+    }
     if args.json:
-        print(json.dumps([{**asdict(p), "usb_id": p.usb_id} for p in ports], indent=2))
+        out = []
+        for p in ports:
+            item = {**asdict(p), "usb_id": p.usb_id}
+            if p.device in answers:
+                item["answer"] = asdict(answers[p.device])
+            out.append(item)
+        print(json.dumps(out, indent=2))
         return 0
     if not ports:
         print("no serial ports found; plug the board in (a data cable, not a charge-only one) and retry")
         return 0
-    rows = [("PORT", "USB ID", "MICROPYTHON", "KIND", "DESCRIPTION")]
-    rows += [(p.device, p.usb_id, p.micropython or "-", p.kind or "-", p.description or "-") for p in ports]
+    rows = [("PORT", "USB ID", "MICROPYTHON", "KIND", "DESCRIPTION" if not args.probe else "ANSWER")]
+    for p in ports:
+        last = (
+            answers[p.device].summary()
+            if p.device in answers
+            else ("-" if args.probe else p.description or "-")
+        )
+        rows.append((p.device, p.usb_id, p.micropython or "-", p.kind or "-", last))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1])
