@@ -100,3 +100,15 @@ def test_probe_says_who_answers(tmp_path, pty: str, capsys) -> None:
         "board_id": None,
         "detail": "no MicroPython REPL",
     }
+
+
+def test_without_port_edgectl_takes_the_only_board_or_says_what_to_do(capsys) -> None:
+    from tools.board_cli.ports import list_serial_ports, the_only_board
+
+    boards = [p.device for p in list_serial_ports() if p.micropython]
+    if len(boards) == 1:  # a developer's machine with one board plugged in
+        assert the_only_board() == boards[0]
+        return
+    assert edgectl(["board", "provision", "--show"]) == NO_PORT
+    err = capsys.readouterr().err
+    assert ("no board found on USB" in err) if not boards else ("choose one with --port" in err)

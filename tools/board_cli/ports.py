@@ -110,3 +110,16 @@ def port_error(path: str, exc: BaseException) -> EdgectlError:
             NO_PORT,
         )
     return EdgectlError(f"{path}: cannot open the serial port: {text}", NO_PORT)
+
+
+def the_only_board() -> str:
+    """The port of the one board plugged in, for commands given no --port; refuses to guess among several."""
+    boards = [p for p in list_serial_ports() if p.micropython]
+    if len(boards) == 1:
+        return boards[0].device
+    if not boards:
+        raise EdgectlError(
+            "no board found on USB; plug it in with a data cable, or name its port with --port", NO_PORT
+        )
+    names = ", ".join(p.device for p in boards)
+    raise EdgectlError(f"several boards are plugged in ({names}); choose one with --port", NO_PORT)

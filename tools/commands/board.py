@@ -7,7 +7,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from ..board_cli.ports import list_serial_ports
+from ..board_cli.ports import list_serial_ports, the_only_board
 from ..errors import FAILED, USAGE, EdgectlError
 from ..model_signing import add_trust_options, trust_from_args
 
@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "command again completes it. The board is then rebooted and must come back with the new version.",
     )
     flash.add_argument("bundle", type=Path, help="bundle folder (with bundle.json)")
-    flash.add_argument("--port", required=True, help="serial port of the board (see `edgectl board list`)")
+    flash.add_argument("--port", help="serial port of the board (default: the only board plugged in)")
     flash.add_argument("--baud", type=int, default=115200)
     flash.add_argument(
         "--allow-downgrade", action="store_true", help="install a version older than the board's"
@@ -57,7 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "as /config.prev.json), reads it back and compares. With --show, prints the board's current config.",
     )
     provision.add_argument("setup", nargs="?", type=Path, help="board setup file (.toml or .json)")
-    provision.add_argument("--port", required=True, help="serial port of the board")
+    provision.add_argument("--port", help="serial port of the board (default: the only board plugged in)")
     provision.add_argument("--baud", type=int, default=115200)
     provision.add_argument("--board-id", help="board id, overriding the file's (one file for many boards)")
     provision.add_argument("--show", action="store_true", help="print the board's current config and exit")
@@ -103,6 +103,7 @@ def cmd_flash(args: argparse.Namespace) -> int:
     from ..board_cli.flash import FlashOptions, flash_over_repl, open_bundle
 
     bundle = open_bundle(args.bundle, trust_from_args(args))
+    args.port = args.port or the_only_board()
     options = FlashOptions(
         port=args.port,
         baud=args.baud,
@@ -124,6 +125,7 @@ def cmd_provision(args: argparse.Namespace) -> int:
     from ..board_cli.board_setup import SetupError, load_setup
     from ..board_cli.provision import provision_over_repl, show_over_repl
 
+    args.port = args.port or the_only_board()
     if args.show:
         current = show_over_repl(args.port, args.baud)
         if current is None:
