@@ -8,7 +8,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ..board_cli.ports import list_serial_ports, the_only_board
-from ..errors import FAILED, USAGE, EdgectlError
+from ..errors import BROKER, FAILED, USAGE, EdgectlError
 from ..model_signing import add_trust_options, trust_from_args
 
 
@@ -63,6 +63,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     provision.add_argument("--show", action="store_true", help="print the board's current config and exit")
     provision.add_argument("--dry-run", action="store_true", help="validate the setup file only")
     provision.set_defaults(func=cmd_provision)
+
+    monitor = cmds.add_parser(
+        "monitor",
+        help="live readings, alarms and link statistics of the pole's boards",
+        description="Shows the latest reading of each sensor, open and cleared alarms, and the boards' link "
+        "statistics, in a table that updates in place. It watches what the running agent publishes (the "
+        "agent holds the serial ports), connecting with the gateway config's broker settings. --json prints "
+        "one JSON object per line instead: {'event': ...} or {'link': ...}.",
+    )
+    monitor.add_argument(
+        "--config", type=Path, default=Path("/etc/edge-agent/config.toml"), help="gateway config"
+    )
+    monitor.add_argument("--board", help="only this board")
+    monitor.add_argument("--json", action="store_true", help="JSON lines for machines")
+    monitor.add_argument("--duration", type=float, help="stop after this many seconds")
+    monitor.add_argument("--count", type=int, help="stop after this many readings and alarms")
+    monitor.set_defaults(func=cmd_monitor)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -150,4 +167,27 @@ def cmd_provision(args: argparse.Namespace) -> int:
         f"; previous config of {previous.get('board_id', '?')} kept as /config.prev.json" if previous else ""
     )
     print(f"{args.port}: provisioned {summary}; read back and verified{was}")
+    return 0
+
+
+def cmd_monitor(args: argparse.Namespace) -> int:
+    import aiomqtt
+
+    from agent.config import ConfigError, load_config
+
+    from ..board_cli.monitor import MonitorOptions, run_monitor
+    from ..doctor_checks import broker_failure
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        raise EdgectlError(
+            f"{exc.source}: invalid config; `edgectl config check {exc.source}` lists each problem", USAGE
+        ) from None
+    options = MonitorOptions(board=args.board, json=args.json, duration_s=args.duration, count=args.count)
+    try:
+        run_monitor(config, options)
+    except aiomqtt.MqttError as exc:
+        detail, fix = broker_failure(config.uplink.url, exc)
+        raise EdgectlError(f"{config.uplink.url}: {detail}; {fix}", BROKER) from None
     return 0
