@@ -137,7 +137,7 @@ def _redact_in(source: str, text: str) -> str:
 
 def broker_failure(url: str, exc: BaseException) -> tuple[str, str]:
     """What went wrong connecting to the broker, and the fix, from the exception chain."""
-    chain = []
+    chain: list[BaseException] = []
     cur: BaseException | None = exc
     while cur is not None and len(chain) < 5:
         chain.append(cur)

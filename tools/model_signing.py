@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from agent.signing import (
     KeyFileError,
     SignatureError,
+    TrustedKey,
     TrustList,
     generate_signing_key,
     key_id,
@@ -67,7 +68,7 @@ def signing_key_from_args(args: argparse.Namespace, required: bool) -> Ed25519Pr
 
 def trust_from_args(args: argparse.Namespace) -> TrustList:
     files = list(args.trust) or ([Path(os.environ[TRUST_ENV])] if os.environ.get(TRUST_ENV) else [])
-    keys = []
+    keys: list[TrustedKey] = []
     try:
         for path in files:
             keys.extend(TrustList.from_file(path).keys)
