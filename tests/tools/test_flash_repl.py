@@ -100,6 +100,7 @@ def test_flash_from_scratch_then_update_keeps_the_previous(
     )
     assert (flash_dir / "fw" / "1.2.0" / "app.mpy").is_file(), "the previous version stays for rollback"
     assert not list(flash_dir.rglob("*.tmp")) and not list(flash_dir.rglob("*.part"))
+    assert board.paste_overruns == 0, "raw-paste flow control was respected"
 
 
 def test_downgrade_is_refused_unless_allowed(bundles, board: StockBoard, flash_dir: Path, capsys) -> None:

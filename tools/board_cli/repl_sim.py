@@ -77,6 +77,8 @@ class StockBoard:
         self._line = bytearray()
         self._code = bytearray()
         self._paste_count = 0
+        self._paste_granted = 0
+        self.paste_overruns = 0  # bytes a host sent beyond the raw-paste window (flow control broken)
         self._escape = b""
         self._globals: dict[str, Any] = {}
         self._cwd = "/"
@@ -195,7 +197,8 @@ class StockBoard:
                     self._mode = "paste"
                     self._code.clear()
                     self._paste_count = 0
-                    self._write(b"R\x01" + struct.pack("<H", RAW_PASTE_WINDOW) + b"\x01")
+                    self._paste_granted = RAW_PASTE_WINDOW
+                    self._write(b"R\x01" + struct.pack("<H", RAW_PASTE_WINDOW))
                 else:
                     self._write(b"R\x00")
             return
@@ -252,7 +255,10 @@ class StockBoard:
             return
         self._code.append(byte)
         self._paste_count += 1
+        if self._paste_count > self._paste_granted:
+            self.paste_overruns += 1  # a real board's buffer would have dropped this byte
         if self._paste_count % RAW_PASTE_WINDOW == 0:
+            self._paste_granted += RAW_PASTE_WINDOW
             self._write(b"\x01")  # room for another window
 
     def _run(self, code: bytes) -> None:
