@@ -168,3 +168,20 @@ def test_a_port_with_no_micropython_behind_it(monkeypatch, capsys) -> None:
     finally:
         os.close(controller)
         os.close(peripheral)
+
+
+def test_flashing_the_installed_version_again_sends_nothing(
+    bundles, board: StockBoard, flash_dir: Path, capsys
+) -> None:
+    assert (
+        edgectl(["board", "flash", str(bundles["1.2.0"]), "--port", board.port, "--quiet", "--no-reboot"])
+        == 0
+    )
+    capsys.readouterr()
+    assert (
+        edgectl(["board", "flash", str(bundles["1.2.0"]), "--port", board.port, "--quiet", "--no-reboot"])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "(0 file(s) sent, 6 reused; it was already installed and intact)" in out
+    assert on_board(flash_dir, "/fw/current") == b"1.2.0\n" and not (flash_dir / "fw" / "previous").exists()

@@ -104,6 +104,7 @@ class InstallResult:
     previous: str | None
     sent: int  # files transferred this run
     reused: int  # files already verified on the board (a resumed or repeated flash)
+    unchanged: bool = False  # the version was already installed, intact and current
 
 
 def current_version(board: BoardFiles) -> str | None:
@@ -154,7 +155,7 @@ def install(board: BoardFiles, bundle: FirmwareBundle, progress: Progress = lamb
     entries = _bundle_entries(bundle)
     previous = current_version(board)
     final = f"{FW_DIR}/{bundle.version}"
-    sent = reused = 0
+    sent, reused = 0, len(entries)
     if not (previous == bundle.version and installed_intact(board, bundle)):
         plan = plan_install(board, bundle)
         free = board.free_bytes()
@@ -170,7 +171,6 @@ def install(board: BoardFiles, bundle: FirmwareBundle, progress: Progress = lamb
             write_verified(board, f"{part}/{name}", data, progress)
             sent += 1
         reused = len(plan.skip)
-        progress(0)
         # A version folder left by an earlier, complete run is replaced only if it is not the running one.
         if final.rsplit("/", 1)[1] in board.listdir(FW_DIR):
             board.remove_tree(final)
@@ -184,7 +184,10 @@ def install(board: BoardFiles, bundle: FirmwareBundle, progress: Progress = lamb
             write_verified(board, f"{FW_DIR}/previous", previous.encode() + b"\n", lambda n: None)
         write_verified(board, f"{FW_DIR}/current", bundle.version.encode() + b"\n", lambda n: None)
     _prune(board, keep={bundle.version, previous})
-    return InstallResult(bundle.version, previous if previous != bundle.version else None, sent, reused)
+    unchanged = previous == bundle.version and sent == 0
+    return InstallResult(
+        bundle.version, previous if previous != bundle.version else None, sent, reused, unchanged
+    )
 
 
 def _prune(board: BoardFiles, keep: set[str | None]) -> None:

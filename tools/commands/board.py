@@ -130,7 +130,10 @@ def cmd_flash(args: argparse.Namespace) -> int:
     )
     say = (lambda text: None) if args.quiet else print
     result = flash_over_repl(bundle, options, say)
-    was = f"was {result.previous}, kept for rollback" if result.previous else "first install"
+    if result.unchanged:
+        was = "it was already installed and intact"
+    else:
+        was = f"was {result.previous}, kept for rollback" if result.previous else "first install"
     print(
         f"{args.port}: firmware {result.version} installed ({result.sent} file(s) sent, {result.reused} reused; {was})"
         + ("; rebooted and running it" if options.reboot else "; reboot the board to run it")
