@@ -303,7 +303,34 @@ def check_board(board: BoardConfig, timeout_s: float) -> Finding:
             "board", board.id, "fail", exc.message, "plug the board in, or fix boards.port in the config"
         )
     port.close()
-    return Finding("board", board.id, "pass", f"{board.port} opens")
+    from .board_cli.probe import probe
+
+    answer = probe(board.port, board.baud)
+    if not answer.answered:
+        return Finding(
+            "board",
+            board.id,
+            "fail",
+            f"{board.port} opens but no board answers ({answer.detail})",
+            "check the cable and the baud rate; press the board's RESET button; flash it with `edgectl board flash`",
+        )
+    if not answer.firmware:
+        return Finding(
+            "board",
+            board.id,
+            "fail",
+            f"{answer.summary()}: our firmware is not installed",
+            "run `edgectl board flash`",
+        )
+    if answer.board_id != board.id:
+        return Finding(
+            "board",
+            board.id,
+            "warn",
+            f"{answer.summary()}: provisioned as {answer.board_id or '(nothing)'}, the config calls it {board.id}",
+            f"run `edgectl board provision SETUP --port {board.port} --board-id {board.id}`",
+        )
+    return Finding("board", board.id, "pass", f"{board.port}: {answer.summary()}")
 
 
 def check_disk(config: GatewayConfig) -> Finding:

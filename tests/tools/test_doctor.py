@@ -14,20 +14,23 @@ import paho.mqtt.publish as publish
 import pytest
 
 from agent.vision.synthetic import constant_model, write_manifest
+from tools.board_cli.repl_sim import StockBoard
 from tools.edgectl import main as edgectl
 from tools.errors import FAILED
 
 
 @pytest.fixture
-def pty() -> Iterator[str]:
-    controller, peripheral = os.openpty()
-    yield os.ttyname(peripheral)
-    os.close(controller)
-    os.close(peripheral)
+def board(tmp_path: Path) -> Iterator[StockBoard]:
+    """A simulated board with our firmware 1.4.0 installed and provisioned as board-1."""
+    with StockBoard(tmp_path / "board-flash") as sim:
+        (sim.flash / "fw").mkdir()
+        (sim.flash / "fw" / "current").write_text("1.4.0\n")
+        (sim.flash / "config.json").write_text('{"board_id": "board-1"}')
+        yield sim
 
 
 @pytest.fixture
-def pole(tmp_path: Path, broker, pki, pty: str) -> dict[str, Path | str]:
+def pole(tmp_path: Path, broker, pki, board: StockBoard) -> dict[str, Path | str]:
     """Everything a healthy pole has: a model folder, a camera clip, a broker with TLS, a board port."""
     model = tmp_path / "models" / "street-issues"
     constant_model(model / "model.onnx", np.zeros((1, 6, 4), np.float32))
@@ -42,7 +45,7 @@ def pole(tmp_path: Path, broker, pki, pty: str) -> dict[str, Path | str]:
         "clip": clip,
         "url": broker.tls_url,
         "ca": pki.ca_file,
-        "port": pty,
+        "port": board.port,
         "dir": tmp_path,
     }
 
@@ -206,3 +209,20 @@ def test_a_board_port_held_by_the_running_agent_is_skipped_not_failed(pole: dict
         held.close()
     board = by_check(findings)["board"]
     assert code == 0 and board["status"] == "skip" and "in use" in board["detail"]
+
+
+def test_board_answers_are_checked_against_the_config(pole: dict, board: StockBoard) -> None:
+    config = write_config(pole)
+    skip = ("--skip", "model", "--skip", "camera", "--skip", "broker", "--skip", "disk")
+    code, findings = doctor(config, *skip)
+    found = by_check(findings)["board"]
+    assert code == 0 and found["status"] == "pass" and "firmware 1.4.0, board board-1" in found["detail"]
+    (board.flash / "config.json").write_text('{"board_id": "board-7"}')
+    code, findings = doctor(config, *skip)
+    found = by_check(findings)["board"]
+    assert code == 0 and found["status"] == "warn" and "provisioned as board-7" in found["detail"]
+    assert "--board-id board-1" in found["fix"]
+    (board.flash / "fw" / "current").unlink()
+    code, findings = doctor(config, *skip)
+    found = by_check(findings)["board"]
+    assert code == FAILED and "our firmware is not installed" in found["detail"]
