@@ -112,3 +112,11 @@ def test_without_port_edgectl_takes_the_only_board_or_says_what_to_do(capsys) ->
     assert edgectl(["board", "provision", "--show"]) == NO_PORT
     err = capsys.readouterr().err
     assert ("no board found on USB" in err) if not boards else ("choose one with --port" in err)
+
+
+def test_verbose_adds_the_traceback(capsys) -> None:
+    assert edgectl(["--verbose", "board", "list", "--port", "/dev/ttyUSB-missing"]) == NO_PORT
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and err.rstrip().endswith(
+        "no such serial port; `edgectl board list` shows the ports"
+    )

@@ -185,3 +185,30 @@ def test_flashing_the_installed_version_again_sends_nothing(
     out = capsys.readouterr().out
     assert "(0 file(s) sent, 6 reused; it was already installed and intact)" in out
     assert on_board(flash_dir, "/fw/current") == b"1.2.0\n" and not (flash_dir / "fw" / "previous").exists()
+
+
+def test_board_sim_stock_command_serves_mpremote(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    sim = subprocess.Popen(
+        [sys.executable, "-m", "tools.edgectl", "board", "sim", "--stock", "--flash", str(tmp_path / "f")],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert sim.stdout is not None
+        port = sim.stdout.readline().split(" on ")[1].split(" ")[0]
+        out = subprocess.run(
+            [sys.executable, "-m", "mpremote", "connect", port, "exec", "print(6 * 7)"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert out.stdout.strip() == "42"
+    finally:
+        sim.send_signal(signal.SIGINT)
+        assert sim.wait(10) == 0

@@ -64,6 +64,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     provision.add_argument("--dry-run", action="store_true", help="validate the setup file only")
     provision.set_defaults(func=cmd_provision)
 
+    sim = cmds.add_parser(
+        "sim",
+        help="run a simulated board on a pseudo-terminal, to practise and test without hardware",
+        description="--stock: a board that runs only stock MicroPython (raw REPL, raw paste, soft reboot), "
+        "on a pseudo-terminal whose path is printed; mpremote and `edgectl board flash` work on it. Its flash "
+        "is a folder on this machine. Stop it with Ctrl-C.",
+    )
+    sim.add_argument(
+        "--stock", action="store_true", required=True, help="a board with stock MicroPython only"
+    )
+    sim.add_argument("--flash", type=Path, default=Path("board-flash"), help="folder standing for its flash")
+    sim.set_defaults(func=cmd_sim)
+
     monitor = cmds.add_parser(
         "monitor",
         help="live readings, alarms and link statistics of the pole's boards",
@@ -193,4 +206,23 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     except aiomqtt.MqttError as exc:
         detail, fix = broker_failure(config.uplink.url, exc)
         raise EdgectlError(f"{config.uplink.url}: {detail}; {fix}", BROKER) from None
+    return 0
+
+
+def cmd_sim(args: argparse.Namespace) -> int:
+    import time
+
+    from ..board_cli.repl_sim import StockBoard
+
+    with StockBoard(args.flash) as board:
+        board.booted.wait(10)  # announce the port once the board listens
+        print(
+            f"simulated stock MicroPython board on {board.port} (flash: {args.flash}); Ctrl-C stops it",
+            flush=True,
+        )
+        try:
+            while not board.unplugged.is_set():
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
     return 0
