@@ -104,3 +104,12 @@ def test_a_current_version_that_fails_to_start_falls_back_to_the_previous(
     out = boot(flash)
     assert "no_such_driver" in out and "firmware 1.1.0 failed; starting 1.0.0" in out
     assert "running 1.0.0" in out
+
+
+def test_a_reset_while_current_is_being_replaced_boots_the_previous(tmp_path: Path, flash: Path) -> None:
+    board = FolderBoard(flash)
+    install(board, load_bundle(build(tmp_path, "1.0.0", "import app\nprint('running', app.VERSION)\n")))
+    install(board, load_bundle(build(tmp_path, "1.1.0", "import app\nprint('running', app.VERSION)\n")))
+    assert "running 1.1.0" in boot(flash)
+    (flash / "fw" / "current").unlink()  # FAT: removed before the new one is renamed in
+    assert "running 1.0.0" in boot(flash)

@@ -55,17 +55,20 @@ def _run(version):
         sys.path.remove(base + "/lib")
 
 
+# On FAT a rename cannot replace a file, so "current" is briefly absent while it is switched:
+# a reset in that instant boots the previous version.
 _current = _version("current")
-if _current:
+_previous = _version("previous")
+_first = _current or _previous
+if _first:
     try:
-        _run(_current)
+        _run(_first)
     except KeyboardInterrupt:
         raise
     except Exception as e:
         sys.print_exception(e)
-        _previous = _version("previous")
-        if _previous and _previous != _current:
-            print("edgectl loader: firmware", _current, "failed; starting", _previous)
+        if _previous and _previous != _first:
+            print("edgectl loader: firmware", _first, "failed; starting", _previous)
             _run(_previous)
 """
 
