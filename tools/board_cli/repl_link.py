@@ -136,16 +136,6 @@ class ReplBoard:
         self.transport.in_raw_repl = False
 
     # -- BoardFiles --------------------------------------------------------------------------------
-    def _quiet(self, code: str) -> bool:
-        """Run code; False if it raised OSError on the board (file missing and the like)."""
-        try:
-            self.exec(code)
-        except TransportExecError as exc:
-            if "OSError" in exc.error_output:
-                return False
-            raise
-        return True
-
     def read(self, path: str) -> bytes | None:
         try:
             return bytes(self.eval(f"open({path!r},'rb').read()"))
@@ -178,9 +168,11 @@ class ReplBoard:
             raise
 
     def rename(self, old: str, new: str) -> None:
-        # FAT (and some LittleFS builds) refuse to rename over an existing file: remove it first.
-        self._quiet(f"import os\ntry:\n os.remove({new!r})\nexcept OSError:\n pass")
-        self.exec(f"import os\nos.rename({old!r},{new!r})")
+        # LittleFS replaces the target in one atomic step; FAT refuses, so there it is removed first.
+        self.exec(
+            f"import os\ntry:\n os.rename({old!r},{new!r})\nexcept OSError:\n"
+            f" try:\n  os.remove({new!r})\n except OSError:\n  pass\n os.rename({old!r},{new!r})"
+        )
 
     def remove_tree(self, path: str) -> None:
         self.exec(
