@@ -19,7 +19,7 @@ from tools.board_cli import repl_link
 from tools.board_cli.install import LOADER
 from tools.board_cli.repl_sim import StockBoard
 from tools.edgectl import main as edgectl
-from tools.errors import BYTECODE, DOWNGRADE, NO_BOARD
+from tools.errors import BYTECODE, DOWNGRADE, NO_BOARD, USAGE
 
 
 def firmware_source(folder: Path, version: str) -> Path:
@@ -212,3 +212,26 @@ def test_board_sim_stock_command_serves_mpremote(tmp_path: Path) -> None:
     finally:
         sim.send_signal(signal.SIGINT)
         assert sim.wait(10) == 0
+
+
+def test_a_source_folder_is_compiled_for_the_bytecode_the_board_reports(
+    tmp_path: Path, flash_dir: Path, capsys
+) -> None:
+    src = firmware_source(tmp_path / "src", "2.0.0")
+    with StockBoard(flash_dir, mpy=5) as old_board:  # MicroPython 1.12-1.18: bytecode v5
+        assert edgectl(["board", "flash", str(src), "--port", old_board.port, "--quiet"]) == USAGE
+        assert "give --version" in capsys.readouterr().err
+        args = [
+            "board",
+            "flash",
+            str(src),
+            "--version",
+            "2.0.0",
+            "--port",
+            old_board.port,
+            "--no-reboot",
+        ]
+        assert edgectl(args) == 0
+    assert "compiled street-board 2.0.0 for bytecode v5" in capsys.readouterr().out
+    assert on_board(flash_dir, "/fw/2.0.0/app.mpy")[:2] == b"M\x05"
+    assert on_board(flash_dir, "/fw/current") == b"2.0.0\n"

@@ -82,14 +82,23 @@ def _progress_bar(quiet: bool) -> Progress:
 
 
 def flash_over_repl(
-    bundle: FirmwareBundle, options: FlashOptions, say: Callable[[str], None]
+    bundle: FirmwareBundle | Callable[[int], FirmwareBundle],
+    options: FlashOptions,
+    say: Callable[[str], None],
 ) -> InstallResult:
-    """Install over the raw REPL of a board that runs MicroPython (ours or not)."""
+    """Install over the raw REPL of a board that runs MicroPython (ours or not).
+
+    ``bundle`` may be a function building the bundle for the bytecode version the board reports.
+    """
     with ReplBoard(options.port, options.baud) as board:
         info: dict[str, Any] = board.info()
+        mpy = board_mpy_major(info["mpy"])
         say(
-            f"{options.port}: MicroPython {info['version']} on {info['machine'] or info['platform']}, bytecode v{board_mpy_major(info['mpy'])}"
+            f"{options.port}: MicroPython {info['version']} on {info['machine'] or info['platform']}, bytecode v{mpy}"
         )
+        if callable(bundle):
+            bundle = bundle(mpy)
+            say(f"compiled {bundle.name} {bundle.version} for bytecode v{mpy}")
         check_bytecode(bundle, info["mpy"], options.port)
         installed = current_version(board)
         try:

@@ -6,10 +6,11 @@ import argparse
 import json
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from ..board_cli.ports import list_serial_ports, the_only_board
-from ..errors import BROKER, FAILED, USAGE, EdgectlError
-from ..model_signing import add_trust_options, trust_from_args
+from ..errors import BROKER, BYTECODE, FAILED, USAGE, EdgectlError
+from ..model_signing import add_key_option, add_trust_options, signing_key_from_args, trust_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,7 +39,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "previous version for rollback. An interrupted flash leaves the old firmware booting; running the "
         "command again completes it. The board is then rebooted and must come back with the new version.",
     )
-    flash.add_argument("bundle", type=Path, help="bundle folder (with bundle.json)")
+    flash.add_argument(
+        "bundle",
+        type=Path,
+        help="bundle folder (with bundle.json), or a firmware source folder to compile for the board's bytecode",
+    )
+    flash.add_argument("--version", dest="fw_version", help="with a source folder: the version to build")
+    add_key_option(flash, "bundle built from a source folder")
     flash.add_argument("--port", help="serial port of the board (default: the only board plugged in)")
     flash.add_argument("--baud", type=int, default=115200)
     flash.add_argument(
@@ -130,9 +137,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_flash(args: argparse.Namespace) -> int:
-    from ..board_cli.flash import FlashOptions, flash_over_repl, open_bundle
+    from ..board_cli.flash import FlashOptions, flash_over_repl
 
-    bundle = open_bundle(args.bundle, trust_from_args(args))
+    bundle = _bundle_or_builder(args)
     args.port = args.port or the_only_board()
     options = FlashOptions(
         port=args.port,
@@ -226,3 +233,39 @@ def cmd_sim(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             pass
     return 0
+
+
+def _bundle_or_builder(args: argparse.Namespace) -> Any:
+    """The bundle to flash, or, for a firmware source folder, a function compiling it for a bytecode version."""
+    import atexit
+    import shutil
+    import tempfile
+
+    from agent.firmware_bundle import BUNDLE_FILE
+
+    from ..board_cli.flash import open_bundle
+    from ..firmware_build import BuildError, BytecodeError, build_bundle
+
+    if (args.bundle / BUNDLE_FILE).is_file() or not args.bundle.is_dir():
+        return open_bundle(args.bundle, trust_from_args(args))
+    if not args.fw_version:
+        raise EdgectlError(
+            f"{args.bundle} is a firmware source folder (no bundle.json); give --version X.Y.Z to compile it for "
+            "the board, or flash a bundle built with `edgectl firmware build`",
+            USAGE,
+        )
+    key = signing_key_from_args(args, required=False)
+    workdir = Path(tempfile.mkdtemp(prefix="edgectl-flash-"))
+    atexit.register(shutil.rmtree, workdir, True)
+
+    def build(mpy: int) -> Any:
+        try:
+            return build_bundle(
+                args.bundle, workdir / "bundle", args.fw_version, mpy=mpy, key=key, force=True
+            )
+        except BytecodeError as exc:
+            raise EdgectlError(str(exc), BYTECODE) from None
+        except BuildError as exc:
+            raise EdgectlError(str(exc), USAGE) from None
+
+    return build
