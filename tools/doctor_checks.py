@@ -20,6 +20,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from agent.config import BoardConfig, CameraConfig, ConfigError, GatewayConfig, UplinkConfig, load_config
+from agent.signing import SignatureError, TrustList, verify_package
 
 Status = Literal["pass", "fail", "warn", "skip"]
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883, "ws": 80, "wss": 443}
@@ -42,6 +43,7 @@ class DoctorOptions:
     max_skew_s: float = 2.0
     time_topics: tuple[str, ...] = TIME_TOPICS
     skip: frozenset[str] = frozenset()
+    trust: TrustList | None = None  # with keys: every model package must be signed by one of them
 
 
 def check_config(path: Path) -> tuple[GatewayConfig | None, Finding]:
@@ -62,7 +64,7 @@ def check_config(path: Path) -> tuple[GatewayConfig | None, Finding]:
     return config, Finding("config", str(path), "pass", detail)
 
 
-def check_models(config: GatewayConfig) -> list[Finding]:
+def check_models(config: GatewayConfig, trust: TrustList | None = None) -> list[Finding]:
     from agent.vision.engine import ModelRefused, load_engine
     from agent.vision.part import engine_options
 
@@ -85,12 +87,21 @@ def check_models(config: GatewayConfig) -> list[Finding]:
             continue
         m = engine.manifest
         tested = ", golden image reproduced" if options.self_test and m.golden else ""
+        signed = ""
+        if trust is not None and trust.keys:
+            try:
+                signer = verify_package(Path(folder), trust, kind="model").signer
+            except SignatureError as exc:
+                fix = "install the package as released, or sign it: `edgectl model sign FOLDER --key KEY`"
+                findings.append(Finding("model", str(folder), "fail", f"{m.id} {m.version}: {exc}", fix))
+                continue
+            signed = f", signed by trusted key {signer.key_id}"
         findings.append(
             Finding(
                 "model",
                 str(folder),
                 "pass",
-                f"{m.id} {m.version}: hash matches, loads in onnxruntime{tested}",
+                f"{m.id} {m.version}: hash matches, loads in onnxruntime{tested}{signed}",
             )
         )
     return findings
@@ -373,7 +384,7 @@ def run_checks(config_path: Path, options: DoctorOptions, report: Callable[[Find
     if config is None:
         return findings
     if "model" not in options.skip:
-        add(check_models(config))
+        add(check_models(config, options.trust))
     if "camera" not in options.skip:
         add([check_camera(cam, options.timeout_s) for cam in config.cameras])
     if "broker" not in options.skip:

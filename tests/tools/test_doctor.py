@@ -226,3 +226,17 @@ def test_board_answers_are_checked_against_the_config(pole: dict, board: StockBo
     code, findings = doctor(config, *skip)
     found = by_check(findings)["board"]
     assert code == FAILED and "our firmware is not installed" in found["detail"]
+
+
+def test_with_a_trust_list_models_must_be_signed(pole: dict, tmp_path: Path) -> None:
+    from agent.signing import generate_signing_key, public_key_b64, sign_package
+
+    key = generate_signing_key(tmp_path / "ops.pem")
+    public = public_key_b64(key.public_key())
+    config = write_config(pole)
+    skip = ("--skip", "camera", "--skip", "broker", "--skip", "board", "--skip", "disk")
+    code, findings = doctor(config, *skip, "--trust-key", public)
+    assert code == FAILED and "not signed" in by_check(findings)["model"]["detail"]
+    sign_package(pole["model"], key, "model", "street-issues", "1.0.0")
+    code, findings = doctor(config, *skip, "--trust-key", public)
+    assert code == 0 and "signed by trusted key" in by_check(findings)["model"]["detail"]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..doctor_checks import TIME_TOPICS, DoctorOptions, Finding, run_checks
 from ..errors import FAILED
+from ..model_signing import add_trust_options, trust_from_args
 
 CHECKS = ("model", "camera", "broker", "clock", "board", "disk")
 DEFAULT_CONFIG = Path("/etc/edge-agent/config.toml")
@@ -40,6 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="topic where the broker publishes its time (repeatable)",
     )
     doctor.add_argument("--json", action="store_true", help="machine-readable output, one object per finding")
+    add_trust_options(doctor)
     doctor.set_defaults(func=cmd_doctor)
 
 
@@ -55,6 +57,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         max_skew_s=args.max_skew,
         time_topics=tuple(args.time_topic) or TIME_TOPICS,
         skip=frozenset(args.skip),
+        trust=trust_from_args(args),
     )
     findings = run_checks(args.config, options, (lambda f: None) if args.json else _print)
     failed = sum(f.status == "fail" for f in findings)
