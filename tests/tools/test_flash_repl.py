@@ -19,7 +19,7 @@ from tools.board_cli import repl_link
 from tools.board_cli.install import LOADER
 from tools.board_cli.repl_sim import StockBoard
 from tools.edgectl import main as edgectl
-from tools.errors import BYTECODE, DOWNGRADE, NO_BOARD, USAGE
+from tools.errors import BYTECODE, DOWNGRADE, FLASH, NO_BOARD, USAGE
 
 
 def firmware_source(folder: Path, version: str) -> Path:
@@ -235,3 +235,11 @@ def test_a_source_folder_is_compiled_for_the_bytecode_the_board_reports(
     assert "compiled street-board 2.0.0 for bytecode v5" in capsys.readouterr().out
     assert on_board(flash_dir, "/fw/2.0.0/app.mpy")[:2] == b"M\x05"
     assert on_board(flash_dir, "/fw/current") == b"2.0.0\n"
+
+
+def test_a_full_board_is_refused_before_writing(bundles, flash_dir: Path, capsys) -> None:
+    with StockBoard(flash_dir, capacity=8 * 1024) as small:
+        assert edgectl(["board", "flash", str(bundles["1.2.0"]), "--port", small.port, "--quiet"]) == FLASH
+    err = capsys.readouterr().err
+    assert "KB free and the bundle needs" in err and "keeps firmware (none)" in err
+    assert not (flash_dir / "main.py").exists()

@@ -56,6 +56,7 @@ class StockBoard:
         mpy: int = MPY_ESP32,
         on_main: Callable[[StockBoard], bool] | None = None,
         unplug_after: int | None = None,
+        capacity: int = 2 * 1024 * 1024,
     ) -> None:
         self.flash = Path(flash)
         self.flash.mkdir(parents=True, exist_ok=True)
@@ -65,6 +66,7 @@ class StockBoard:
         self.on_main = on_main
         # Fault injection: the cable is pulled once this many bytes have arrived (the port vanishes).
         self.unplug_after = unplug_after
+        self.capacity = capacity  # bytes of the simulated flash filesystem
         self.received = 0
         self.unplugged = threading.Event()
         self.booted = threading.Event()  # set once the board listens (tools like mpremote need that)
@@ -360,6 +362,12 @@ class StockBoard:
     def _open(self, path: str, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
         return open(self.host_path(path), mode)
 
+    def statvfs(self) -> tuple[int, ...]:
+        """os.statvfs of the simulated flash: 4 KB blocks, free space what the folder does not use."""
+        used = sum(p.stat().st_size for p in self.flash.rglob("*") if p.is_file())
+        blocks, free = self.capacity // 4096, max(self.capacity - used, 0) // 4096
+        return (4096, 4096, blocks, free, free, 0, 0, 0, 0, 255)
+
     def _modules(self) -> dict[str, Any]:
         board = self
 
@@ -400,7 +408,7 @@ class StockBoard:
             getcwd=lambda: board._cwd,
             chdir=chdir,
             sync=lambda: None,
-            statvfs=lambda path: (4096, 4096, 512, 400, 400, 0, 0, 0, 0, 255),
+            statvfs=lambda path: board.statvfs(),
             uname=lambda: (
                 "esp32",
                 "esp32",
