@@ -54,7 +54,6 @@ class StockBoard:
         flash: Path,
         boot_delay_s: float = 0.3,
         mpy: int = MPY_ESP32,
-        on_main: Callable[[StockBoard], bool] | None = None,
         unplug_after: int | None = None,
         capacity: int = 2 * 1024 * 1024,
     ) -> None:
@@ -62,8 +61,6 @@ class StockBoard:
         self.flash.mkdir(parents=True, exist_ok=True)
         self.boot_delay_s = boot_delay_s
         self.mpy = mpy
-        # Called when the board boots into main.py; returns True if it took the port over (our firmware).
-        self.on_main = on_main
         # Fault injection: the cable is pulled once this many bytes have arrived (the port vanishes).
         self.unplug_after = unplug_after
         self.capacity = capacity  # bytes of the simulated flash filesystem
@@ -87,7 +84,6 @@ class StockBoard:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="stock-board", daemon=True)
         self._running_main = False
-        self.taken_over = False
 
     # -- lifetime -------------------------------------------------------------------------------------
     def __enter__(self) -> StockBoard:
@@ -135,8 +131,6 @@ class StockBoard:
             now = time.monotonic()
             if self._mode == "booting" and now - self._booted_at >= self.boot_delay_s:
                 self._finish_boot()
-            if self.taken_over:
-                return
             if self._running_main and now - last_tick > 0.2:
                 self._write(b"main: sampling\r\n")
                 last_tick = now
@@ -153,8 +147,6 @@ class StockBoard:
                     return
                 if self._mode != "booting":  # a booting board drops what it receives
                     self._receive(byte)
-                if self.taken_over:
-                    return
 
     # -- boot ---------------------------------------------------------------------------------------
     def _reset(self, hard: bool, run_main: bool = True) -> None:
@@ -179,10 +171,7 @@ class StockBoard:
         self._mode = "friendly"
         self.booted.set()
         if (self.flash / "main.py").is_file():
-            if self.on_main is not None and self.on_main(self):
-                self.taken_over = True
-                return
-            self._running_main = True
+            self._running_main = True  # runs until interrupted, printing as it goes
             return
         self._write(BANNER + b">>> ")
 
