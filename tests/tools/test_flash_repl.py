@@ -243,3 +243,30 @@ def test_a_full_board_is_refused_before_writing(bundles, flash_dir: Path, capsys
     err = capsys.readouterr().err
     assert "KB free and the bundle needs" in err and "keeps firmware (none)" in err
     assert not (flash_dir / "main.py").exists()
+
+
+def test_rollback_to_the_kept_version_only_switches_and_reflash_keeps_it(
+    bundles, board: StockBoard, flash_dir: Path, capsys
+) -> None:
+    for version in ("1.2.0", "1.3.0", "1.3.0"):  # the second 1.3.0 must not drop 1.2.0
+        assert (
+            edgectl(["board", "flash", str(bundles[version]), "--port", board.port, "--quiet", "--no-reboot"])
+            == 0
+        )
+    assert (flash_dir / "fw" / "1.2.0" / "app.mpy").is_file()
+    capsys.readouterr()
+    args = [
+        "board",
+        "flash",
+        str(bundles["1.2.0"]),
+        "--port",
+        board.port,
+        "--quiet",
+        "--no-reboot",
+        "--allow-downgrade",
+    ]
+    assert edgectl(args) == 0
+    assert "(0 file(s) sent, 6 reused; was 1.3.0, kept for rollback)" in capsys.readouterr().out
+    assert (
+        on_board(flash_dir, "/fw/current") == b"1.2.0\n" and on_board(flash_dir, "/fw/previous") == b"1.3.0\n"
+    )

@@ -110,9 +110,13 @@ class InstallResult:
     unchanged: bool = False  # the version was already installed, intact and current
 
 
-def current_version(board: BoardFiles) -> str | None:
-    raw = board.read(f"{FW_DIR}/current")
+def _version_file(board: BoardFiles, name: str) -> str | None:
+    raw = board.read(f"{FW_DIR}/{name}")
     return raw.decode("utf-8", "replace").strip() or None if raw is not None else None
+
+
+def current_version(board: BoardFiles) -> str | None:
+    return _version_file(board, "current")
 
 
 def _bundle_entries(bundle: FirmwareBundle) -> dict[str, tuple[bytes, str]]:
@@ -159,7 +163,8 @@ def install(board: BoardFiles, bundle: FirmwareBundle, progress: Progress = lamb
     previous = current_version(board)
     final = f"{FW_DIR}/{bundle.version}"
     sent, reused = 0, len(entries)
-    if not (previous == bundle.version and installed_intact(board, bundle)):
+    # An intact folder of this version (the running one, or the previous one on a rollback) is reused.
+    if not installed_intact(board, bundle):
         plan = plan_install(board, bundle)
         free = board.free_bytes()
         if plan.bytes_to_send + 4096 > free:
@@ -174,7 +179,7 @@ def install(board: BoardFiles, bundle: FirmwareBundle, progress: Progress = lamb
             write_verified(board, f"{part}/{name}", data, progress)
             sent += 1
         reused = len(plan.skip)
-        # A version folder left by an earlier, complete run is replaced only if it is not the running one.
+        # A damaged folder of this version (not intact, checked above) makes way for the verified one.
         if final.rsplit("/", 1)[1] in board.listdir(FW_DIR):
             board.remove_tree(final)
         board.rename(part, final)
@@ -186,7 +191,7 @@ def install(board: BoardFiles, bundle: FirmwareBundle, progress: Progress = lamb
         if previous is not None:
             write_verified(board, f"{FW_DIR}/previous", previous.encode() + b"\n", lambda n: None)
         write_verified(board, f"{FW_DIR}/current", bundle.version.encode() + b"\n", lambda n: None)
-    _prune(board, keep={bundle.version, previous})
+    _prune(board, keep={current_version(board), _version_file(board, "previous")})
     unchanged = previous == bundle.version and sent == 0
     return InstallResult(
         bundle.version, previous if previous != bundle.version else None, sent, reused, unchanged
