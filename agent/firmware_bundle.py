@@ -1,9 +1,9 @@
 """A firmware bundle: the compiled files a board runs, described by a (signed) ``bundle.json``.
 
 It lives in the agent so that ``edgectl board flash`` and a gateway updating its boards apply the same
-checks before any byte goes to a board: every file matches its hash, the signature comes from a trusted key when signatures are required, the bytecode
-version suits the board, and the bundle is not older than what the board runs (no silent rollback to
-a vulnerable version).
+checks before any byte goes to a board: every file matches its hash, the signature comes from a
+trusted key when signatures are required, the bytecode version suits the board, and the bundle is not
+older than what the board runs (no silent rollback to a vulnerable version).
 """
 
 from __future__ import annotations
