@@ -15,7 +15,7 @@ import traceback
 from agent import __version__
 
 from . import commands
-from .errors import USAGE, EdgectlError
+from .errors import INTERNAL, INTERRUPTED, USAGE, EdgectlError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,7 +53,17 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except KeyboardInterrupt:
         print("edgectl: interrupted", file=sys.stderr)
-        return 130
+        return INTERRUPTED
+    except Exception as exc:  # a bug, not a user error: one line unless asked for the traceback
+        if args.verbose:
+            traceback.print_exc()
+            return INTERNAL
+        print(
+            f"edgectl: internal error ({type(exc).__name__}: {exc}); rerun with --verbose and report the "
+            "traceback",
+            file=sys.stderr,
+        )
+        return INTERNAL
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """`edgectl model`: look inside a model package and measure it on this machine.
 
-Each subcommand is a ``cmd_*`` function added in ``register``; more (sign, verify) slot in the same way.
+Each subcommand is a ``cmd_*`` function added in ``register``; keygen, sign and verify come from ``tools/model_signing.py``.
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MODEL, USAGE, EdgectlError
+from ..model_signing import register_sign
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    group = sub.add_parser("model", help="inspect and benchmark model packages")
+    group = sub.add_parser("model", help="inspect, benchmark, sign and verify model packages")
     cmds = group.add_subparsers(dest="command", metavar="COMMAND", required=True)
     inspect = cmds.add_parser(
         "inspect",
@@ -38,6 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     bench.add_argument("--image", type=Path, help="frame to use (default: the golden image or noise)")
     bench.add_argument("--json", action="store_true", help="machine-readable output")
     bench.set_defaults(func=cmd_bench)
+    register_sign(cmds)
 
 
 def _io(session: Any) -> dict[str, list[dict[str, Any]]]:

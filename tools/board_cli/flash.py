@@ -1,0 +1,150 @@
+"""`edgectl board flash`: check the bundle, reach the board, install, reboot, confirm the new version."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from agent.firmware_bundle import (
+    BundleError,
+    DowngradeRefused,
+    FirmwareBundle,
+    board_mpy_major,
+    check_upgrade,
+    load_bundle,
+)
+from agent.signing import TrustList
+
+from ..errors import BYTECODE, DOWNGRADE, FLASH, NO_BOARD, SIGNATURE, EdgectlError
+from .install import InstallError, InstallResult, current_version, install, plan_install
+from .repl_link import ReplBoard
+
+MPY_RELEASES = {
+    6: "MicroPython 1.19 or newer",
+    5: "MicroPython 1.12 to 1.18",
+    4: "MicroPython 1.11",
+    3: "MicroPython 1.9.3 to 1.10",
+}
+
+
+@dataclass(frozen=True)
+class FlashOptions:
+    port: str
+    baud: int = 115200
+    allow_downgrade: bool = False
+    reboot: bool = True
+    boot_timeout_s: float = 20.0
+    quiet: bool = False
+
+
+def open_bundle(folder: Path, trust: TrustList) -> FirmwareBundle:
+    try:
+        return load_bundle(folder, trust if trust.keys else None, require_signature=bool(trust.keys))
+    except BundleError as exc:
+        raise EdgectlError(str(exc), SIGNATURE) from None
+
+
+def check_bytecode(bundle: FirmwareBundle, board_mpy: int | str, port: str) -> None:
+    major = board_mpy_major(board_mpy)
+    if bundle.mpy_major and major and bundle.mpy_major != major:
+        raise EdgectlError(
+            f"{port}: the board runs bytecode v{major} ({MPY_RELEASES.get(major, 'another MicroPython')}) but the "
+            f"bundle was compiled for v{bundle.mpy_major}; rebuild it with `edgectl firmware build --mpy {major}` "
+            "or update MicroPython on the board",
+            BYTECODE,
+        )
+
+
+def _progress_bar(quiet: bool) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        disable=quiet,
+        transient=False,
+    )
+
+
+def flash_over_repl(
+    bundle: FirmwareBundle | Callable[[int], FirmwareBundle],
+    options: FlashOptions,
+    say: Callable[[str], None],
+) -> InstallResult:
+    """Install over the raw REPL of a board that runs MicroPython (ours or not).
+
+    ``bundle`` may be a function building the bundle for the bytecode version the board reports.
+    """
+    with ReplBoard(options.port, options.baud) as board:
+        info: dict[str, Any] = board.info()
+        mpy = board_mpy_major(info["mpy"])
+        say(
+            f"{options.port}: MicroPython {info['version']} on {info['machine'] or info['platform']}, bytecode v{mpy}"
+        )
+        if callable(bundle):
+            bundle = bundle(mpy)
+            say(f"compiled {bundle.name} {bundle.version} for bytecode v{mpy}")
+        check_bytecode(bundle, info["mpy"], options.port)
+        installed = current_version(board)
+        try:
+            check_upgrade(installed, bundle.version, options.allow_downgrade)
+        except DowngradeRefused as exc:
+            raise EdgectlError(f"{options.port}: {exc}", DOWNGRADE) from None
+        plan = plan_install(board, bundle)
+        if plan.skip:
+            say(f"resuming: {len(plan.skip)} file(s) already on the board and verified")
+        with _progress_bar(options.quiet) as bar:
+            task = bar.add_task(f"{bundle.name} {bundle.version}", total=max(plan.bytes_to_send, 1))
+            try:
+                result = install(board, bundle, lambda n: bar.advance(task, n))
+            except InstallError as exc:
+                raise EdgectlError(
+                    f"{options.port}: {exc}; the board keeps firmware {installed or '(none)'}", FLASH
+                ) from None
+            bar.update(task, completed=max(plan.bytes_to_send, 1))
+        if options.reboot:
+            board.reboot()
+    if options.reboot:
+        confirm_after_reboot(bundle, options)
+    return result
+
+
+def confirm_after_reboot(bundle: FirmwareBundle, options: FlashOptions) -> None:
+    """After the reset the board must come back with the new version switched in."""
+    deadline = time.monotonic() + options.boot_timeout_s
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            with ReplBoard(options.port, options.baud) as board:
+                running = current_version(board)
+            if running == bundle.version:
+                return
+            raise EdgectlError(
+                f"{options.port}: after the reboot the board reports firmware {running}, not {bundle.version}",
+                FLASH,
+            )
+        except EdgectlError as exc:
+            if exc.exit_code == FLASH:
+                raise
+            last = exc
+            time.sleep(0.5)
+    raise EdgectlError(
+        f"{options.port}: the board did not come back within {options.boot_timeout_s:.0f} s after the reboot "
+        f"({last}); unplug and replug it, then run `edgectl board flash` again",
+        NO_BOARD,
+    )

@@ -1,0 +1,106 @@
+"""`edgectl board monitor`: live readings, alarms and link statistics of a pole's boards.
+
+On a running gateway the agent holds the boards' serial ports, so the monitor watches what the agent
+publishes instead: readings and alarms as the very events integrators receive, and the boards' link
+statistics from the health telemetry. It connects with the gateway's own uplink settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+
+from agent.config import GatewayConfig
+from agent.events import ALARM, HEALTH, READING, Event, EventFormatError, decode, topic
+
+from .monitor_view import BoardView, event_line, link_line
+
+
+@dataclass(frozen=True)
+class MonitorOptions:
+    board: str | None = None  # only this board's events
+    json: bool = False
+    duration_s: float | None = None  # stop after this long (scripts, tests)
+    count: int | None = None  # stop after this many events
+
+
+def link_sections(health: dict[str, Any]) -> dict[str, Any]:
+    """The boards' link statistics out of a health report (sections named board…/boards…)."""
+    out: dict[str, Any] = {}
+    for section, figures in health.items():
+        if not section.startswith("board"):
+            continue
+        if isinstance(figures, dict):
+            out.update({f"{section}.{k}": v for k, v in figures.items() if not isinstance(v, dict | list)})
+        else:
+            out[section] = figures
+    return out
+
+
+async def watch(
+    config: GatewayConfig, options: MonitorOptions, show: Callable[[Event | None, dict], None]
+) -> int:
+    """Follow the device's reading, alarm and telemetry topics; returns the number of events shown."""
+    from agent.uplink.connect import client_for
+
+    prefix, device = config.uplink.topic_prefix, config.device.id
+    topics = [topic(prefix, device, READING), topic(prefix, device, ALARM), f"{prefix}/{device}/telemetry"]
+    shown = 0
+    link: dict[str, Any] = {}
+    deadline = time.monotonic() + options.duration_s if options.duration_s else None
+    async with client_for(config.uplink, f"edgectl-monitor-{os.getpid()}") as client:
+        for t in topics:
+            await client.subscribe(t, qos=1)
+        print(f"watching {', '.join(topics)} on {config.uplink.url}", file=sys.stderr, flush=True)
+        messages = aiter(client.messages)
+        while options.count is None or shown < options.count:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                break
+            try:
+                message = await asyncio.wait_for(anext(messages), remaining)
+            except TimeoutError:
+                break
+            if not isinstance(message.payload, bytes | bytearray):
+                continue
+            try:
+                event = decode(bytes(message.payload))
+            except EventFormatError as exc:
+                print(f"skipped a malformed message on {message.topic}: {exc}", file=sys.stderr)
+                continue
+            if event.kind == HEALTH:
+                link = link_sections(event.health or {})
+                show(None, link)
+                continue
+            if options.board is not None and event.board != options.board:
+                continue
+            shown += 1
+            show(event, link)
+    return shown
+
+
+def run_monitor(config: GatewayConfig, options: MonitorOptions) -> int:
+    view = BoardView(device=config.device.id)
+    if options.json:
+
+        def show_json(event: Event | None, link: dict) -> None:
+            print(event_line(event) if event is not None else link_line(link), flush=True)
+
+        return asyncio.run(watch(config, options, show_json))
+    console = Console()
+    with Live(view.render(), console=console, refresh_per_second=4, transient=False) as live:
+
+        def show_table(event: Event | None, link: dict) -> None:
+            if event is not None:
+                view.add(event)
+            live.update(view.render(link))
+
+        return asyncio.run(watch(config, options, show_table))
