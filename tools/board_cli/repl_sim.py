@@ -105,11 +105,11 @@ class StockBoard:
             self._unplug()
 
     def _unplug(self) -> None:
+        self.unplugged.set()  # before the port vanishes: whoever sees it vanish may ask at once
         for fd in (self.controller, self.peripheral):
             with contextlib.suppress(OSError):
                 os.close(fd)
         self.controller = self.peripheral = -1
-        self.unplugged.set()
 
     # -- byte I/O ---------------------------------------------------------------------------------------
     def _write(self, data: bytes) -> None:
