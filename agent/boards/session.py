@@ -1,0 +1,426 @@
+"""One sensor board on one serial port: handshake, time sync, readings and alarms into events, board
+commands, link statistics. Reconnects by itself when the board is unplugged and replugged.
+
+Alarms are acknowledged to the board only after the outbox has made their event durable, so an alarm
+is never lost between the board and the outbox: until then the board keeps retransmitting it. A
+retransmitted alarm that was already committed (its ACK was corrupted on the way back) is recognised
+by the board's boot nonce and alarm id, and only acknowledged again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import OrderedDict
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from firmware.streetfw import wire
+
+from ..clock import clock_synchronized
+from ..config.board import BoardConfig
+from ..events import ALARM, END, READING, START, Event, now_ms
+from ..sink import EventSink
+from .link import LinkClosed, SerialLink
+
+log = logging.getLogger(__name__)
+
+HELLO_TIMEOUT_S = 2.0
+HELLO_TRIES = 5
+PING_INTERVAL_S = 5.0
+SILENCE_S = 20.0  # nothing from the board for this long: the link is considered dead and reopened
+COMMAND_TIMEOUT_S = 2.0
+COMMAND_TRIES = 3
+SEEN_ALARMS = 512  # (boot, alarm id, phase) remembered to recognise retransmissions
+SEVERITIES = ("info", "warning", "critical")
+
+
+class BoardError(Exception):
+    """A board command that failed: not connected, no answer, or refused by the board."""
+
+
+@dataclass
+class LinkStats:
+    connected: bool = False
+    connects: int = 0
+    frames_good: int = 0
+    frames_corrupt: int = 0
+    frames_rejected: int = 0  # valid frames with a body that makes no sense
+    readings: int = 0
+    alarms: int = 0
+    alarm_retransmits: int = 0  # alarms received again (their ACK was lost)
+    command_retries: int = 0
+    rtt_ms: float | None = None
+    rtt_max_ms: float | None = None
+    bytes_in: int = 0
+    bytes_out: int = 0
+    last_error: str = ""
+
+
+@dataclass
+class BoardInfo:
+    """What the board said about itself in its HELLO."""
+
+    board_id: str
+    firmware: str
+    boot: int
+    sensors: dict[str, dict[str, Any]]
+    caps: list[str]
+    lamp: float | None
+    errors: list[str]
+
+
+class BoardSession:
+    def __init__(self, config: BoardConfig, sink: EventSink) -> None:
+        self.config = config
+        self.sink = sink
+        self.stats = LinkStats()
+        self.info: BoardInfo | None = None
+        self._link: SerialLink | None = None
+        self._seq = 0
+        self._req_id = random.randrange(1 << 20)
+        self._results: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._acks: dict[int, asyncio.Future[None]] = {}
+        self._hello: asyncio.Event = asyncio.Event()
+        self._seen: OrderedDict[tuple[int, int, str], bytes] = OrderedDict()
+        self._starts: dict[tuple[int, int], bytes] = {}  # (boot, alarm id) -> event_id of its start
+        self._last_rx = 0.0
+        self._pings: dict[int, float] = {}
+        self.connected = asyncio.Event()
+        self._deframer = wire.Deframer()
+
+    # -- the connection loop ---------------------------------------------------------------------------
+    async def run(self) -> None:
+        delay = 0.5
+        while True:
+            try:
+                link = await SerialLink.open(self.config.port, self.config.baud)
+            except (OSError, ValueError) as exc:
+                self._note_error(f"cannot open {self.config.port}: {exc}")
+            else:
+                started = time.monotonic()
+                try:
+                    await self._serve(link)
+                except (LinkClosed, TimeoutError, BoardError) as exc:
+                    self._note_error(str(exc) or type(exc).__name__)
+                except Exception as exc:  # a bug must not end the session: log it and reconnect
+                    log.exception("board %s: session failed", self.config.id)
+                    self._note_error(f"session failed: {exc!r}")
+                finally:
+                    self._disconnected(link)
+                if time.monotonic() - started > 30:
+                    delay = 0.5
+            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+            delay = min(delay * 2, 10.0)
+
+    def _note_error(self, message: str) -> None:
+        if message != self.stats.last_error:
+            log.warning("board %s: %s", self.config.id, message)
+        self.stats.last_error = message
+
+    def _disconnected(self, link: SerialLink) -> None:
+        self.stats.bytes_in += link.bytes_in
+        self.stats.bytes_out += link.bytes_out
+        link.close()
+        self._link = None
+        self.stats.connected = False
+        self.connected.clear()
+        self._hello.clear()
+        for fut in [*self._results.values(), *self._acks.values()]:
+            if not fut.done():
+                fut.set_exception(BoardError(f"board {self.config.id} disconnected"))
+        self._results.clear()
+        self._acks.clear()
+
+    async def _serve(self, link: SerialLink) -> None:
+        self._link = link
+        self._deframer.n = 0  # a half frame from the last connection is not the start of a new one
+        self._deframer.overflow = False
+        self._last_rx = time.monotonic()
+        reader = asyncio.create_task(self._read(link))
+        try:
+            await self._handshake()
+            self.stats.connected = True
+            self.stats.connects += 1
+            self.stats.last_error = ""
+            self.connected.set()
+            info = self.info
+            assert info is not None
+            log.info(
+                "board %s connected on %s: firmware %s, sensors %s",
+                self.config.id,
+                self.config.port,
+                info.firmware,
+                ", ".join(info.sensors) or "none",
+            )
+            await self._keepalive(reader)
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, LinkClosed):
+                await reader
+
+    async def _handshake(self) -> None:
+        for _ in range(HELLO_TRIES):
+            self._hello.clear()
+            self._send(wire.HELLO, {"gw": self.config.id, "proto": wire.PROTOCOL})
+            try:
+                await asyncio.wait_for(self._hello.wait(), HELLO_TIMEOUT_S)
+            except TimeoutError:
+                continue
+            try:
+                await self.sync_time()
+            except BoardError as exc:  # the link works; the clock is set again at the next sync
+                self._note_error(str(exc))
+            return
+        raise TimeoutError(f"no HELLO from the board on {self.config.port} (is our firmware running?)")
+
+    async def _keepalive(self, reader: asyncio.Task[None]) -> None:
+        next_sync = time.monotonic() + self.config.time_sync_interval_s
+        while True:
+            done, _ = await asyncio.wait({reader}, timeout=PING_INTERVAL_S)
+            if done:
+                reader.result()  # raises LinkClosed
+                raise LinkClosed("reader stopped")
+            if time.monotonic() - self._last_rx > SILENCE_S:
+                raise TimeoutError(f"the board has been silent for {SILENCE_S:.0f} s")
+            stamp = random.randrange(1 << 30)
+            self._pings[stamp] = time.monotonic()
+            while len(self._pings) > 8:
+                self._pings.pop(next(iter(self._pings)))
+            self._send(wire.PING, {"t": stamp})
+            if time.monotonic() >= next_sync:
+                next_sync = time.monotonic() + self.config.time_sync_interval_s
+                with contextlib.suppress(BoardError):
+                    await self.sync_time()
+
+    async def _read(self, link: SerialLink) -> None:
+        while True:
+            data = await link.read()
+            frames = self._deframer.feed(data)
+            self.stats.frames_good = self._deframer.good
+            if self._deframer.corrupt != self.stats.frames_corrupt:
+                self.stats.frames_corrupt = self._deframer.corrupt
+                log.debug("board %s: corrupt frame: %s", self.config.id, self._deframer.last_error)
+            for ftype, seq, body in frames:
+                self._last_rx = time.monotonic()
+                try:
+                    await self._handle(ftype, seq, body)
+                except (KeyError, TypeError, ValueError) as exc:
+                    self.stats.frames_rejected += 1
+                    log.warning("board %s: %s frame rejected: %s", self.config.id, wire.NAMES.get(ftype), exc)
+
+    # -- frames from the board -------------------------------------------------------------------------
+    def _send(self, ftype: int, body: Any) -> int:
+        if self._link is None:
+            raise BoardError(f"board {self.config.id} is not connected")
+        self._seq = (self._seq + 1) & 0xFFFF
+        self._link.write(wire.encode_frame(ftype, self._seq, body))
+        return self._seq
+
+    async def _handle(self, ftype: int, seq: int, body: Any) -> None:
+        if ftype == wire.READING:
+            await self._reading(body)
+        elif ftype == wire.ALARM:
+            await self._alarm(seq, body)
+        elif ftype == wire.RESULT:
+            fut = self._results.pop(body["id"], None)
+            if fut is not None and not fut.done():
+                fut.set_result(body)
+        elif ftype == wire.ACK:
+            ack = self._acks.pop(body, None)
+            if ack is not None and not ack.done():
+                ack.set_result(None)
+        elif ftype == wire.PONG:
+            sent = self._pings.pop(body["t"], None)
+            if sent is not None:
+                rtt = (time.monotonic() - sent) * 1000
+                self.stats.rtt_ms = round(rtt, 2)
+                self.stats.rtt_max_ms = round(max(rtt, self.stats.rtt_max_ms or 0.0), 2)
+        elif ftype == wire.HELLO:
+            self._on_hello(body)
+        elif ftype == wire.LOG:
+            level = {"error": logging.ERROR, "warning": logging.WARNING}.get(body.get("l"), logging.INFO)
+            log.log(level, "board %s says: %s", self.config.id, str(body.get("m"))[:500])
+
+    def _on_hello(self, body: dict[str, Any]) -> None:
+        sensors = {str(s["n"]): s for s in body.get("sensors", [])}
+        info = BoardInfo(
+            board_id=str(body["id"]),
+            firmware=str(body["fw"]),
+            boot=int(body["boot"]),
+            sensors=sensors,
+            caps=[str(c) for c in body.get("caps", [])],
+            lamp=body.get("lamp"),
+            errors=[str(e) for e in body.get("errors", [])],
+        )
+        if int(body.get("proto", 0)) != wire.PROTOCOL:
+            raise ValueError(f"board speaks protocol {body.get('proto')}, the agent {wire.PROTOCOL}")
+        if info.board_id != self.config.id:
+            log.warning(
+                "board on %s says it is %r, the config calls it %r (provision it with --board-id %s)",
+                self.config.port,
+                info.board_id,
+                self.config.id,
+                self.config.id,
+            )
+        for error in info.errors:
+            log.error("board %s: %s", self.config.id, error)
+        self.info = info
+        self._hello.set()
+
+    def _captured(self, body: dict[str, Any]) -> tuple[int, bool]:
+        """The sample's wall-clock time: the board's own once we set its clock, else now minus its age."""
+        if isinstance(body.get("t"), int):
+            return body["t"], clock_synchronized()
+        age = body.get("age", 0)
+        if not isinstance(age, int) or age < 0:
+            raise ValueError("age must be a non-negative integer")
+        return now_ms() - age, clock_synchronized()
+
+    def _units(self, sensor: str, keys: Any) -> dict[str, str] | None:
+        info = self.info.sensors.get(sensor) if self.info else None
+        units = (info or {}).get("u") or {}
+        picked = {k: str(units[k]) for k in keys if k in units}
+        return picked or None
+
+    async def _reading(self, body: dict[str, Any]) -> None:
+        sensor = body["s"]
+        values = body["v"]
+        if not isinstance(sensor, str) or not isinstance(values, dict) or not values:
+            raise ValueError("a reading needs a sensor name and a map of values")
+        clean = {}
+        for key, value in values.items():
+            if not isinstance(key, str) or isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"value {key!r} of {sensor} is not a number")
+            clean[key] = float(value)
+        captured, synced = self._captured(body)
+        await self.sink.submit(
+            Event(
+                kind=READING,
+                captured_ms=captured,
+                clock_synced=synced,
+                board=self.config.id,
+                sensor=sensor,
+                values=clean,
+                units=self._units(sensor, clean),
+            )
+        )
+        self.stats.readings += 1
+
+    async def _alarm(self, seq: int, body: dict[str, Any]) -> None:
+        if self.info is None:
+            raise ValueError("an alarm before HELLO")
+        alarm_id, phase, sensor, key = body["a"], body["ph"], body["s"], body["k"]
+        if phase not in (START, END) or not isinstance(alarm_id, int):
+            raise ValueError(f"alarm phase {phase!r} / id {alarm_id!r}")
+        seen = (self.info.boot, alarm_id, phase)
+        if seen in self._seen:
+            self.stats.alarm_retransmits += 1
+            self._send(wire.ACK, seq)
+            return
+        severity = body.get("sev") if body.get("sev") in SEVERITIES else "warning"
+        value = body.get("v")
+        values: dict[str, float] = {}
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            values[key] = float(value)
+        if isinstance(body.get("th"), int | float):
+            values[f"{key}_threshold"] = float(body["th"])
+        captured, synced = self._captured(body)
+        start_key = (self.info.boot, alarm_id)
+        ref = self._starts.pop(start_key, None) if phase == END else None
+        event = await self.sink.submit(
+            Event(
+                kind=ALARM,
+                captured_ms=captured,
+                clock_synced=synced,
+                phase=phase,
+                ref=ref,
+                label=str(key) if key == "sensor_fault" else f"{key}_high",
+                severity=severity,
+                board=self.config.id,
+                sensor=str(sensor),
+                values=values or None,
+                units=self._units(str(sensor), values),
+            )
+        )
+        # Durable now: only now may the board forget it.
+        if phase == START:
+            self._starts[start_key] = event.event_id
+        self._seen[seen] = event.event_id
+        while len(self._seen) > SEEN_ALARMS:
+            self._seen.popitem(last=False)
+        self.stats.alarms += 1
+        with contextlib.suppress(BoardError, LinkClosed):
+            self._send(wire.ACK, seq)
+
+    # -- requests to the board -------------------------------------------------------------------------
+    async def sync_time(self) -> None:
+        """Set the board's clock to the gateway's."""
+        for _ in range(COMMAND_TRIES):
+            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            seq = self._send(wire.TIME, {"t": now_ms()})
+            self._acks[seq] = fut
+            try:
+                await asyncio.wait_for(fut, COMMAND_TIMEOUT_S)
+                return
+            except TimeoutError:
+                self._acks.pop(seq, None)
+                self.stats.command_retries += 1
+        raise BoardError(f"board {self.config.id} did not acknowledge the time")
+
+    async def request(self, ftype: int, body: dict[str, Any], timeout: float = COMMAND_TIMEOUT_S) -> Any:
+        """Send a request (CMD or file frame) and wait for its RESULT, retrying with the same id (the
+        board answers a repeated id from its cache, so a retry never runs a command twice)."""
+        if not self.connected.is_set():
+            raise BoardError(
+                f"board {self.config.id} is not connected ({self.stats.last_error or 'starting'})"
+            )
+        self._req_id = (self._req_id + 1) & 0x7FFFFFFF
+        req_id = self._req_id
+        body = {**body, "id": req_id}
+        for attempt in range(COMMAND_TRIES):
+            fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+            self._results[req_id] = fut
+            self._send(ftype, body)
+            try:
+                result = await asyncio.wait_for(fut, timeout)
+            except TimeoutError:
+                self._results.pop(req_id, None)
+                if attempt + 1 < COMMAND_TRIES:
+                    self.stats.command_retries += 1
+                continue
+            if not result.get("ok"):
+                raise BoardError(str(result.get("e", "refused")))
+            return result.get("r")
+        raise BoardError(f"board {self.config.id} did not answer ({COMMAND_TRIES} tries)")
+
+    async def command(self, op: str, **args: Any) -> Any:
+        return await self.request(wire.CMD, {"op": op, "a": args})
+
+    async def send_file(self, path: str, data: bytes, chunk: int = 512) -> None:
+        """Write a file on the board: chunks, then the board checks size and sha256 before renaming."""
+        import hashlib
+
+        await self.request(
+            wire.FILE_OPEN, {"p": path, "n": len(data), "h": hashlib.sha256(data).digest()}, timeout=5.0
+        )
+        offset = 0
+        while offset < len(data):
+            got = await self.request(wire.FILE_DATA, {"o": offset, "d": data[offset : offset + chunk]})
+            if not isinstance(got, int) or got <= offset:
+                raise BoardError(f"the board stalled at byte {offset} of {path}")
+            offset = got
+        await self.request(wire.FILE_CLOSE, {}, timeout=10.0)
+
+    def health(self) -> dict[str, Any]:
+        out = asdict(self.stats)
+        if self._link is not None:
+            out["bytes_in"] += self._link.bytes_in
+            out["bytes_out"] += self._link.bytes_out
+        if self.info is not None:
+            out["firmware"] = self.info.firmware
+            out["board_id"] = self.info.board_id
+        return out

@@ -1,0 +1,3 @@
+from streetfw.app import main
+
+main()

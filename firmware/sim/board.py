@@ -1,0 +1,239 @@
+"""A simulated sensor board on a pseudo-terminal: the real firmware (streetfw.app) under CPython, with
+simulated devices behind the HAL, and a serial line with the faults of a street cabinet.
+
+The agent opens ``port`` (a stable symlink to the current pseudo-terminal) with pyserial exactly as a
+real board's ``/dev/ttyUSB0``. A pseudo-terminal has no baud rate, so the board paces what it sends
+at the configured one. Faults: bit flips at a given bit-error rate and dropped bytes, in both
+directions, and unplugging (the pseudo-terminal disappears) and replugging (a new one behind the same
+symlink, as udev's /dev/serial/by-id links do).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import select
+import tempfile
+import threading
+import time
+import tty
+from pathlib import Path
+from typing import Any
+
+from firmware.streetfw.app import Board
+
+
+class LineFaults:
+    """Bit flips and dropped bytes on one direction of the line."""
+
+    def __init__(self, ber: float = 0.0, drop: float = 0.0, seed: int | None = None) -> None:
+        self.ber = ber
+        self.drop = drop
+        self.rng = random.Random(seed)
+        self.flipped = 0
+        self.dropped = 0
+
+    def apply(self, data: bytes) -> bytes:
+        if not self.ber and not self.drop:
+            return data
+        out = bytearray()
+        for b in data:
+            if self.drop and self.rng.random() < self.drop:
+                self.dropped += 1
+                continue
+            if self.ber:
+                # Bits in error among 8: drawing per byte keeps the cost down at realistic rates.
+                p_byte = 1 - (1 - self.ber) ** 8
+                if self.rng.random() < p_byte:
+                    b ^= 1 << self.rng.randrange(8)
+                    self.flipped += 1
+            out.append(b)
+        return bytes(out)
+
+
+class PtyLink:
+    """The board's end of the line: non-blocking reads, writes paced at the baud rate."""
+
+    def __init__(self, baud: int, tx_faults: LineFaults, rx_faults: LineFaults) -> None:
+        self.baud = baud
+        self.tx_faults = tx_faults  # board -> gateway
+        self.rx_faults = rx_faults  # gateway -> board
+        self.fd = -1
+        self.bytes_out = 0
+        self.bytes_in = 0
+        self._lock = threading.Lock()
+
+    def attach(self, fd: int) -> None:
+        self.fd = fd
+
+    def any(self) -> int:
+        if self.fd < 0:
+            return 0
+        ready, _, _ = select.select([self.fd], [], [], 0)
+        return 1 if ready else 0
+
+    def readinto(self, buf: bytearray) -> int:
+        if self.fd < 0 or not self.any():
+            return 0
+        try:
+            data = os.read(self.fd, len(buf))
+        except OSError:  # unplugged, or the agent closed its end
+            return 0
+        data = self.rx_faults.apply(data)
+        self.bytes_in += len(data)
+        buf[: len(data)] = data
+        return len(data)
+
+    def write(self, data: bytes) -> None:
+        self.bytes_out += len(data)
+        with self._lock:
+            if self.fd < 0:
+                return  # cable pulled: the bytes go nowhere, as on a real UART
+            wire_bytes = self.tx_faults.apply(bytes(data))
+            view = memoryview(wire_bytes)
+            deadline = time.monotonic() + 1.0
+            while view and time.monotonic() < deadline:
+                try:
+                    n = os.write(self.fd, view)
+                    view = view[n:]
+                except BlockingIOError:
+                    time.sleep(0.001)
+                except OSError:
+                    return
+        # 10 bits per byte (start, 8 data, stop): the time the UART would take to send them
+        time.sleep(len(data) * 10 / self.baud)
+
+
+class SimulatedBoard:
+    """The firmware running in a thread against ``hal``, reachable at ``port``.
+
+    ``setup`` is the board's config document (what ``edgectl board provision`` writes as
+    /config.json). Use as a context manager, or ``start()``/``close()``.
+    """
+
+    def __init__(
+        self,
+        setup: dict[str, Any],
+        hal: Any = None,
+        world: Any = None,
+        port: str | Path | None = None,
+        baud: int = 115200,
+        ber: float = 0.0,
+        drop: float = 0.0,
+        seed: int | None = None,
+        flash: Path | None = None,
+        make_sensor: Any = None,
+    ) -> None:
+        self.setup = setup
+        self.make_sensor = make_sensor  # tests: sensors without the simulated devices
+        if hal is None:
+            from .hal import SimHAL, World
+
+            self.world = world if world is not None else World()
+            hal = SimHAL(self.world, setup)
+        else:
+            self.world = world
+        self.hal = hal
+        self._tmp = tempfile.TemporaryDirectory(prefix="sim-board-")
+        self.port = str(port) if port else os.path.join(self._tmp.name, "ttyBOARD")
+        self.flash = Path(flash) if flash else Path(self._tmp.name) / "flash"
+        self.flash.mkdir(parents=True, exist_ok=True)
+        self.link = PtyLink(
+            baud, LineFaults(ber, drop, seed), LineFaults(ber, drop, None if seed is None else seed + 1)
+        )
+        self.board: Board | None = None
+        self.boots = 0
+        self.plugged = threading.Event()
+        self._controller = -1
+        self._peripheral = -1
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+
+    # -- the cable ------------------------------------------------------------------------------------
+    def plug(self) -> None:
+        controller, peripheral = os.openpty()
+        tty.setraw(peripheral)
+        tty.setraw(controller)
+        os.set_blocking(controller, False)
+        self._controller, self._peripheral = controller, peripheral
+        tmp_link = self.port + ".new"
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_link)
+        os.symlink(os.ttyname(peripheral), tmp_link)
+        os.replace(tmp_link, self.port)  # atomic: the agent never sees a missing or half-made link
+        self.link.attach(controller)
+        self.plugged.set()
+
+    def unplug(self) -> None:
+        """The cable is pulled: the port disappears. The board itself keeps running on its own power."""
+        self.plugged.clear()
+        with self.link._lock:
+            self.link.attach(-1)
+            for fd in (self._controller, self._peripheral):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            self._controller = self._peripheral = -1
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.port)
+
+    def replug(self) -> None:
+        if self.plugged.is_set():
+            self.unplug()
+        self.plug()
+
+    # -- lifetime -------------------------------------------------------------------------------------
+    def start(self) -> SimulatedBoard:
+        self.plug()
+        self._thread = threading.Thread(target=self._run, name="sim-board", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.boots += 1
+            self.board = Board(
+                self.hal,
+                self.link,
+                self.setup,
+                make_sensor=self.make_sensor,
+                config_path=str(self.flash / "config.json"),
+            )
+            try:
+                self._loop(self.board)
+            except Exception as exc:
+                if type(exc).__name__ == "SimReset":
+                    continue  # a reboot command: the firmware starts again, with a new boot nonce
+                self.error = exc
+                raise
+            if self.board.to_repl:
+                return
+
+    def _loop(self, board: Board) -> None:
+        board.hal.kbd_intr(-1)
+        board.hello()
+        for name, reason in board.errors:
+            board.log("error", f"{name}: {reason}")
+        while not self._stop.is_set() and not board.to_repl:
+            wait = board.step()
+            # Sleep until the next sensor is due or a byte arrives, whichever is first.
+            fd = self.link.fd
+            if fd >= 0:
+                with contextlib.suppress(OSError, ValueError):
+                    select.select([fd], [], [], min(wait, 20) / 1000)
+            else:
+                time.sleep(min(wait, 20) / 1000)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+        self.unplug()
+        self._tmp.cleanup()
+
+    def __enter__(self) -> SimulatedBoard:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
