@@ -95,7 +95,7 @@ def demo_config(
         camera["source"] = str(source if source.is_absolute() else ROOT / source)
         camera["models"] = [str(m if Path(m).is_absolute() else ROOT / m) for m in camera["models"]]
     if board_port is not None:
-        boards = data.get("boards") or [{"id": "board-1"}]
+        boards = data.get("boards") or [{"id": "pole-0042-b1"}]  # the sim board's provisioned id
         boards[0]["port"] = board_port
         data["boards"] = boards[:1]
     else:
@@ -181,8 +181,40 @@ async def _run(
         broker.stop()
 
 
-def start_board(workdir: Path):  # -> a running simulated board, or None
-    return None
+class DemoBoard:
+    """The pole's simulated sensor board, playing the street scenario (a pollution episode, a noise
+    spike, the manhole cover lifted, water rising) once a minute."""
+
+    def __init__(self, workdir: Path) -> None:
+        from firmware.sim.board import SimulatedBoard
+        from firmware.sim.scenarios import STREET_SETUP, ScenarioPlayer
+        from tools.board_cli.board_setup import load_setup
+
+        self.setup = load_setup(STREET_SETUP).document()
+        self.board = SimulatedBoard(self.setup, port=workdir / "ttyBOARD")
+        self.player = ScenarioPlayer(self.board.world, "street", loop=True, period_s=60)
+        self.port = self.board.port
+
+    def start(self) -> DemoBoard:
+        self.board.start()
+        self.player.start()
+        return self
+
+    def describe(self) -> str:
+        sensors = ", ".join(s.get("id") or s["type"] for s in self.setup["sensors"])
+        return f"simulated {self.setup['board_id']} on {self.port} ({sensors}, lamp)"
+
+    def stop(self) -> None:
+        self.player.stop()
+        self.board.close()
+
+
+def start_board(workdir: Path) -> DemoBoard | None:
+    """A running simulated board, or None where the firmware simulator is not installed."""
+    try:
+        return DemoBoard(workdir).start()
+    except ImportError:
+        return None
 
 
 def annotate_clip(config_path: Path, out_dir: Path, out: TextIO) -> Path | None:

@@ -53,24 +53,44 @@ class LineFaults:
 
 
 class PtyLink:
-    """The board's end of the line: non-blocking reads, writes paced at the baud rate."""
+    """The board's end of the line, modelled on a UART: writes go into a transmit buffer that a
+    thread drains at the baud rate (a writer blocks only while the buffer is full); reads are
+    non-blocking."""
 
-    def __init__(self, baud: int, tx_faults: LineFaults, rx_faults: LineFaults) -> None:
+    CHUNK = 16  # bytes handed to the pseudo-terminal at a time
+
+    def __init__(
+        self, baud: int, tx_faults: LineFaults, rx_faults: LineFaults, buffer_bytes: int = 512
+    ) -> None:
         self.baud = baud
         self.tx_faults = tx_faults  # board -> gateway
         self.rx_faults = rx_faults  # gateway -> board
+        self.buffer_bytes = buffer_bytes
         self.fd = -1
         self.bytes_out = 0
         self.bytes_in = 0
         self._lock = threading.Lock()
+        self._tx = bytearray()
+        self._tx_ready = threading.Condition()
+        self._closed = False
+        self._sender = threading.Thread(target=self._drain, name="sim-uart-tx", daemon=True)
+        self._sender.start()
 
     def attach(self, fd: int) -> None:
-        self.fd = fd
+        with self._lock:
+            self.fd = fd
+        if fd < 0:
+            with self._tx_ready:
+                self._tx.clear()  # what was in flight when the cable was pulled is gone
+                self._tx_ready.notify_all()
 
     def any(self) -> int:
         if self.fd < 0:
             return 0
-        ready, _, _ = select.select([self.fd], [], [], 0)
+        try:
+            ready, _, _ = select.select([self.fd], [], [], 0)
+        except (OSError, ValueError):
+            return 0
         return 1 if ready else 0
 
     def readinto(self, buf: bytearray) -> int:
@@ -86,12 +106,38 @@ class PtyLink:
         return len(data)
 
     def write(self, data: bytes) -> None:
-        self.bytes_out += len(data)
+        with self._tx_ready:
+            while len(self._tx) + len(data) > self.buffer_bytes and self._tx and not self._closed:
+                self._tx_ready.wait(0.5)  # the transmit buffer is full: wait as a UART driver does
+            self._tx.extend(data)
+            self.bytes_out += len(data)
+            self._tx_ready.notify_all()
+
+    def _drain(self) -> None:
+        chunk_s = self.CHUNK * 10 / self.baud  # 10 bits per byte: start, 8 data, stop
+        next_at = time.monotonic()
+        while True:
+            with self._tx_ready:
+                while not self._tx and not self._closed:
+                    self._tx_ready.wait()
+                if self._closed:
+                    return
+                chunk = bytes(self._tx[: self.CHUNK])
+                del self._tx[: self.CHUNK]
+                self._tx_ready.notify_all()
+            now = time.monotonic()
+            next_at = max(next_at, now - chunk_s)  # an idle line does not bank time
+            next_at += len(chunk) * 10 / self.baud
+            self._send(self.tx_faults.apply(chunk))
+            delay = next_at - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+
+    def _send(self, data: bytes) -> None:
         with self._lock:
             if self.fd < 0:
                 return  # cable pulled: the bytes go nowhere, as on a real UART
-            wire_bytes = self.tx_faults.apply(bytes(data))
-            view = memoryview(wire_bytes)
+            view = memoryview(data)
             deadline = time.monotonic() + 1.0
             while view and time.monotonic() < deadline:
                 try:
@@ -101,8 +147,11 @@ class PtyLink:
                     time.sleep(0.001)
                 except OSError:
                     return
-        # 10 bits per byte (start, 8 data, stop): the time the UART would take to send them
-        time.sleep(len(data) * 10 / self.baud)
+
+    def close(self) -> None:
+        with self._tx_ready:
+            self._closed = True
+            self._tx_ready.notify_all()
 
 
 class SimulatedBoard:
@@ -169,8 +218,8 @@ class SimulatedBoard:
     def unplug(self) -> None:
         """The cable is pulled: the port disappears. The board itself keeps running on its own power."""
         self.plugged.clear()
+        self.link.attach(-1)
         with self.link._lock:
-            self.link.attach(-1)
             for fd in (self._controller, self._peripheral):
                 with contextlib.suppress(OSError):
                     os.close(fd)
@@ -229,6 +278,7 @@ class SimulatedBoard:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(5)
+        self.link.close()
         self.unplug()
         self._tmp.cleanup()
 

@@ -74,14 +74,32 @@ def register(sub: argparse._SubParsersAction) -> None:
     sim = cmds.add_parser(
         "sim",
         help="run a simulated board on a pseudo-terminal, to practise and test without hardware",
-        description="--stock: a board that runs only stock MicroPython (raw REPL, raw paste, soft reboot), "
-        "on a pseudo-terminal whose path is printed; mpremote and `edgectl board flash` work on it. Its flash "
-        "is a folder on this machine. Stop it with Ctrl-C.",
+        description="By default, our firmware under CPython with simulated sensors, on a pseudo-terminal "
+        "reached through a stable path (--port) that the agent's [[boards]] port can name; a scenario "
+        "plays a street situation and faults can be injected on the line. --stock: a board that runs only "
+        "stock MicroPython (raw REPL, raw paste, soft reboot); mpremote and `edgectl board flash` work on "
+        "it, and its flash is a folder on this machine. Stop either with Ctrl-C.",
+    )
+    sim.add_argument("--stock", action="store_true", help="a board with stock MicroPython only")
+    sim.add_argument("--flash", type=Path, default=Path("board-flash"), help="folder standing for its flash")
+    sim.add_argument(
+        "--setup",
+        type=Path,
+        default=None,
+        help="board setup file as for `board provision` (default: firmware/sim/street-setup.toml)",
     )
     sim.add_argument(
-        "--stock", action="store_true", required=True, help="a board with stock MicroPython only"
+        "--port", type=Path, default=Path("ttyBOARD"), help="stable path (symlink) to the board's port"
     )
-    sim.add_argument("--flash", type=Path, default=Path("board-flash"), help="folder standing for its flash")
+    sim.add_argument("--scenario", default="calm", help="calm, pollution, noise, cover, flood, street")
+    sim.add_argument("--loop", action="store_true", help="replay the scenario every --period seconds")
+    sim.add_argument("--period", type=float, default=120.0, help="scenario period with --loop (s)")
+    sim.add_argument("--baud", type=int, default=115200, help="line rate the board paces its bytes at")
+    sim.add_argument("--ber", type=float, default=0.0, help="bit-error rate on the line, e.g. 1e-4")
+    sim.add_argument("--drop", type=float, default=0.0, help="share of bytes lost on the line")
+    sim.add_argument(
+        "--unplug-every", type=float, default=0.0, help="pull the cable every S seconds, for 3 s"
+    )
     sim.set_defaults(func=cmd_sim)
 
     monitor = cmds.add_parser(
@@ -217,6 +235,53 @@ def cmd_monitor(args: argparse.Namespace) -> int:
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
+    if args.stock:
+        return _stock_sim(args)
+    import time
+
+    from firmware.sim.board import SimulatedBoard
+    from firmware.sim.scenarios import SCENARIOS, STREET_SETUP, ScenarioPlayer
+
+    from ..board_cli.board_setup import SetupError, load_setup
+
+    if args.scenario not in SCENARIOS:
+        raise EdgectlError(f"no scenario {args.scenario!r}; known: {', '.join(SCENARIOS)}", USAGE)
+    if not 0 <= args.ber < 0.01 or not 0 <= args.drop < 0.1:
+        raise EdgectlError("--ber must be in [0, 0.01) and --drop in [0, 0.1)", USAGE)
+    try:
+        setup = load_setup(args.setup or STREET_SETUP).document()
+    except SetupError as exc:
+        raise EdgectlError(str(exc), USAGE) from None
+    board = SimulatedBoard(setup, port=args.port.absolute(), baud=args.baud, ber=args.ber, drop=args.drop)
+    player = ScenarioPlayer(board.world, args.scenario, loop=args.loop, period_s=args.period)
+    with board:
+        player.start()
+        print(
+            f"simulated board {setup['board_id']} on {board.port} ({args.baud} baud, scenario "
+            f"{args.scenario}); Ctrl-C stops it",
+            flush=True,
+        )
+        try:
+            next_pull = time.monotonic() + args.unplug_every if args.unplug_every else None
+            while board.error is None:
+                time.sleep(0.2)
+                if next_pull is not None and time.monotonic() >= next_pull:
+                    print("cable pulled", flush=True)
+                    board.unplug()
+                    time.sleep(3)
+                    board.plug()
+                    print("cable back", flush=True)
+                    next_pull = time.monotonic() + args.unplug_every
+        except KeyboardInterrupt:
+            pass
+        finally:
+            player.stop()
+    if board.error is not None:
+        raise EdgectlError(f"the simulated firmware stopped: {board.error!r}", 70)
+    return 0
+
+
+def _stock_sim(args: argparse.Namespace) -> int:
     import time
 
     from ..board_cli.repl_sim import StockBoard
