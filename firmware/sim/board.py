@@ -247,7 +247,7 @@ class SimulatedBoard:
                 self.link,
                 self.setup,
                 make_sensor=self.make_sensor,
-                config_path=str(self.flash / "config.json"),
+                root=str(self.flash),
             )
             try:
                 self._loop(self.board)

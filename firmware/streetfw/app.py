@@ -38,11 +38,12 @@ class _Slot:
 class Board:
     """The firmware. ``hal`` is the hardware (real or simulated), ``link`` the serial link to the gateway."""
 
-    def __init__(self, hal, link, config, make_sensor=None, config_path=CONFIG_PATH):
+    def __init__(self, hal, link, config, make_sensor=None, root=""):
         self.hal = hal
         self.link = link
         self.config = config
-        self.config_path = config_path
+        self.root = root  # the filesystem's root: "" on a board, a folder for the simulated one
+        self.config_path = root + CONFIG_PATH
         self.board_id = config.get("board_id", "unprovisioned")
         self.report_ms = int(float(config.get("report_interval_s", 60)) * 1000)
         self.deframer = wire.Deframer()
@@ -341,6 +342,8 @@ class Board:
                 path = body["p"]
                 if not isinstance(path, str) or not path.startswith("/") or ".." in path:
                     raise ValueError("path must be absolute without '..'")
+                path = self.root + path
+                _makedirs(path[: path.rfind("/")])
                 self.files = {"path": path, "size": body["n"], "sha": body["h"], "got": 0}
                 with open(path + ".part", "wb"):
                     pass
@@ -444,6 +447,21 @@ def _rename(old, new):
         except OSError:
             pass
         os.rename(old, new)
+
+
+def _makedirs(folder):
+    import os
+
+    built = ""
+    for part in folder.split("/"):
+        if not part:
+            built = built or ("/" if folder.startswith("/") else "")
+            continue
+        built = built + part if built.endswith("/") or not built else built + "/" + part
+        try:
+            os.mkdir(built)
+        except OSError:
+            pass  # exists already
 
 
 def _replace(current, keep):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import random
 import time
 
@@ -13,6 +14,7 @@ from linkkit import SlowSink, session_for, setup_doc, wait_for
 
 from agent.boards.session import BoardError
 from agent.events import ALARM, END, READING, START
+from firmware.streetfw import wire
 
 
 @contextlib.asynccontextmanager
@@ -168,3 +170,21 @@ async def test_unplugged_and_replugged_the_link_comes_back_and_the_alarm_raised_
         assert session.stats.connects == 2
         await asyncio.sleep(1.0)
     assert len(alarms(sink)) == 1 and alarms(sink)[0].values["level"] == 42.0
+
+
+async def test_a_file_sent_in_chunks_lands_only_when_its_sha256_matches(make_board) -> None:
+    board = make_board()
+    data = bytes(range(256)) * 9  # several chunks
+    async with running(session_for(board, SlowSink())) as session:
+        await session.send_file("/fw/1.1.0/lib/app.mpy", data, chunk=300)
+        assert (board.flash / "fw/1.1.0/lib/app.mpy").read_bytes() == data
+        assert not (board.flash / "fw/1.1.0/lib/app.mpy.part").exists()
+        # A transfer whose bytes do not add up to the announced hash is refused and not installed.
+        bad = session.request
+        await bad(wire.FILE_OPEN, {"p": "/fw/current", "n": 5, "h": hashlib.sha256(b"1.1.0").digest()})
+        await bad(wire.FILE_DATA, {"o": 0, "d": b"9.9.9"})
+        with pytest.raises(BoardError, match="does not match its size and sha256"):
+            await bad(wire.FILE_CLOSE, {})
+        assert not (board.flash / "fw/current").exists()
+        with pytest.raises(BoardError, match="path must be absolute"):
+            await bad(wire.FILE_OPEN, {"p": "../etc/passwd", "n": 1, "h": b"0" * 32})

@@ -22,6 +22,8 @@ import serial
 from mpremote.transport import TransportError, TransportExecError
 from mpremote.transport_serial import SerialTransport
 
+from firmware.streetfw import wire
+
 from ..errors import NO_BOARD, EdgectlError
 from .install import Progress
 from .ports import open_port
@@ -29,6 +31,11 @@ from .ports import open_port
 RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n"  # the ">" after it is read by the first exec
 ENTER_PAUSES_S = (0.0, 0.5, 1.5, 3.0)  # pause before each Ctrl-C attempt: boot logs, busy loops
 CHUNK = 512
+
+
+# A protocol CMD "repl" (firmware/streetfw/wire.py): our firmware answers it by giving the REPL back.
+# A board without our firmware reads it as a line of junk that the interrupts below discard.
+REPL_REQUEST = b"\x00" + wire.encode_frame(wire.CMD, 0, {"id": 0x7FFFFFF0, "op": "repl", "a": {}})
 
 
 class _OpenedTransport(SerialTransport):
@@ -75,6 +82,9 @@ class ReplBoard:
         for pause in self.pauses:
             time.sleep(pause)
             try:
+                # Our firmware ignores Ctrl-C while it speaks the protocol: ask it for the REPL first.
+                port.write(REPL_REQUEST)
+                time.sleep(0.1)
                 port.write(b"\r\x03\x03")  # two interrupts: a loop may catch the first one
                 time.sleep(0.1)
                 port.reset_input_buffer()
