@@ -213,3 +213,63 @@ class AgentProcess:
     def tail(self, lines: int = 30) -> str:
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
         return "\n".join(text.splitlines()[-lines:])
+
+
+class BenchBoard:
+    """The board on the bench: the simulated one (its world and cable under the test's control), or a
+    dev board on a serial port, flashed with our firmware and provisioned by the suite, where the
+    physical actions are asked of the operator (or the test is skipped without one)."""
+
+    def __init__(self, port: str, setup: dict[str, Any], sim: Any = None, operator: bool = False) -> None:
+        self.port = port
+        self.setup = setup
+        self.board_id = setup["board_id"]
+        self.sim = sim
+        self.operator = operator
+
+    @property
+    def simulated(self) -> bool:
+        return self.sim is not None
+
+    def _ask(self, action: str) -> None:
+        import pytest
+
+        if not self.operator:
+            pytest.skip(f"a real board needs an operator to {action} (run with --operator)")
+        input(f"\n>>> {action}, then press Enter ")
+
+    def world(self, **quantities: float) -> None:
+        """Make the sensors see these quantities (tilt_deg=35, ...): the scenario on the simulated board,
+        the operator on a real one."""
+        if self.sim is not None:
+            for name, value in quantities.items():
+                setattr(self.sim.world, name, value)
+        else:
+            self._ask("make the sensors see " + ", ".join(f"{k} = {v}" for k, v in quantities.items()))
+
+    def unplug(self) -> None:
+        if self.sim is not None:
+            self.sim.unplug()
+        else:
+            self._ask("pull the board's USB cable")
+
+    def replug(self) -> None:
+        if self.sim is not None:
+            self.sim.plug()
+        else:
+            self._ask("plug the board's USB cable back in")
+
+    def lamp_duty(self) -> int | None:
+        """The lamp's PWM duty as the simulated board drives it; None on a real board (look at the lamp)."""
+        if self.sim is None:
+            return None
+        pwm = self.sim.hal.pwms.get(self.setup["lamp"]["pin"])
+        return None if pwm is None else pwm.duty
+
+    def close(self) -> None:
+        if self.sim is not None:
+            self.sim.close()
+
+
+def board_section(board: BenchBoard) -> dict[str, Any]:
+    return {"id": board.board_id, "port": board.port, "time_sync_interval_s": 30}

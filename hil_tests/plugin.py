@@ -27,6 +27,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--camera", default=None, help=f"camera source (default: {DEFAULT_CLIP.relative_to(ROOT)})"
     )
     group.addoption(
+        "--sim-ber",
+        default="1e-4",
+        help="bit-error rate on the simulated board's line, as in a noisy street cabinet (default 1e-4)",
+    )
+    group.addoption(
         "--operator",
         action="store_true",
         help="a person is at the bench: physical actions (unplugging) are prompted instead of skipped",
@@ -126,6 +131,34 @@ def listen(bench_broker):
     yield _listen
     for listener in started:
         listener.stop()
+
+
+@pytest.fixture
+def board(request: pytest.FixtureRequest, tmp_path: Path):
+    """The bench's sensor board (see hil_tests.bench.BenchBoard); ``--board sim`` runs our firmware on a
+    simulated board; ``--board PORT`` flashes and provisions the dev board on that port first."""
+    from firmware.sim.scenarios import STREET_SETUP
+    from hil_tests.bench import BenchBoard
+    from tools.board_cli.board_setup import load_setup
+
+    setup = load_setup(STREET_SETUP).document()
+    choice = request.config.getoption("--board")
+    ber = float(request.config.getoption("--sim-ber"))
+    if choice == "sim":
+        from firmware.sim.board import SimulatedBoard
+
+        sim = SimulatedBoard(setup, port=tmp_path / "ttyBOARD", ber=ber, seed=5).start()
+        bench = BenchBoard(sim.port, setup, sim=sim)
+    else:
+        from firmware.streetfw import VERSION
+        from tools.edgectl import main as edgectl
+
+        fw = str(ROOT / "firmware")
+        assert edgectl(["board", "flash", fw, "--version", VERSION, "--port", choice, "--quiet"]) == 0
+        assert edgectl(["board", "provision", str(STREET_SETUP), "--port", choice]) == 0
+        bench = BenchBoard(choice, setup, operator=interactive(request.config))
+    yield bench
+    bench.close()
 
 
 @pytest.fixture

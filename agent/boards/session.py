@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import random
 import time
@@ -36,6 +37,14 @@ COMMAND_TIMEOUT_S = 2.0
 COMMAND_TRIES = 3
 SEEN_ALARMS = 512  # (boot, alarm id, phase) remembered to recognise retransmissions
 SEVERITIES = ("info", "warning", "critical")
+
+
+def alarm_event_id(board: str, boot: int, alarm_id: int, phase: str) -> bytes:
+    """The event id of a board alarm's start or end, derived from what identifies it on the board, so
+    an end refers to its start across agent restarts, and a start sent twice (its ACK lost while the
+    agent restarted) carries the same id both times: consumers deduplicate on event ids."""
+    key = f"{board}\x00{boot}\x00{alarm_id}\x00{phase}".encode()
+    return hashlib.sha256(b"board-alarm\x00" + key).digest()[:16]
 
 
 class BoardError(Exception):
@@ -86,7 +95,6 @@ class BoardSession:
         self._acks: dict[int, asyncio.Future[None]] = {}
         self._hello: asyncio.Event = asyncio.Event()
         self._seen: OrderedDict[tuple[int, int, str], bytes] = OrderedDict()
-        self._starts: dict[tuple[int, int], bytes] = {}  # (boot, alarm id) -> event_id of its start
         self._last_rx = 0.0
         self._pings: dict[int, float] = {}
         self.connected = asyncio.Event()
@@ -329,15 +337,15 @@ class BoardSession:
         if isinstance(body.get("th"), int | float):
             values[f"{key}_threshold"] = float(body["th"])
         captured, synced = self._captured(body)
-        start_key = (self.info.boot, alarm_id)
-        ref = self._starts.pop(start_key, None) if phase == END else None
+        start_id = alarm_event_id(self.config.id, self.info.boot, alarm_id, START)
         event = await self.sink.submit(
             Event(
                 kind=ALARM,
                 captured_ms=captured,
                 clock_synced=synced,
+                event_id=alarm_event_id(self.config.id, self.info.boot, alarm_id, phase),
                 phase=phase,
-                ref=ref,
+                ref=start_id if phase == END else None,
                 label=str(key) if key == "sensor_fault" else f"{key}_high",
                 severity=severity,
                 board=self.config.id,
@@ -347,8 +355,6 @@ class BoardSession:
             )
         )
         # Durable now: only now may the board forget it.
-        if phase == START:
-            self._starts[start_key] = event.event_id
         self._seen[seen] = event.event_id
         while len(self._seen) > SEEN_ALARMS:
             self._seen.popitem(last=False)
@@ -402,8 +408,6 @@ class BoardSession:
 
     async def send_file(self, path: str, data: bytes, chunk: int = 512) -> None:
         """Write a file on the board: chunks, then the board checks size and sha256 before renaming."""
-        import hashlib
-
         await self.request(
             wire.FILE_OPEN, {"p": path, "n": len(data), "h": hashlib.sha256(data).digest()}, timeout=5.0
         )
