@@ -248,6 +248,7 @@ class SimulatedBoard:
                 self.setup,
                 make_sensor=self.make_sensor,
                 root=str(self.flash),
+                version=self.installed_version(),
             )
             try:
                 self._loop(self.board)
@@ -258,6 +259,15 @@ class SimulatedBoard:
                 raise
             if self.board.to_repl:
                 return
+
+    def installed_version(self) -> str:
+        """The version the loader would start: /fw/current once something was flashed, else ours."""
+        from firmware.streetfw import VERSION
+
+        current = self.flash / "fw" / "current"
+        if current.is_file():
+            return current.read_text().strip() or VERSION
+        return VERSION
 
     def _loop(self, board: Board) -> None:
         wdt = board.hal.watchdog(8000)

@@ -38,7 +38,8 @@ class _Slot:
 class Board:
     """The firmware. ``hal`` is the hardware (real or simulated), ``link`` the serial link to the gateway."""
 
-    def __init__(self, hal, link, config, make_sensor=None, root=""):
+    def __init__(self, hal, link, config, make_sensor=None, root="", version=VERSION):
+        self.version = version
         self.hal = hal
         self.link = link
         self.config = config
@@ -112,7 +113,7 @@ class Board:
             )
         body = {
             "id": self.board_id,
-            "fw": VERSION,
+            "fw": self.version,
             "proto": wire.PROTOCOL,
             "boot": self.boot,
             "sensors": sensors,
@@ -121,6 +122,9 @@ class Board:
         }
         if self.lamp is not None:
             body["lamp"] = self.lamp.level
+        mpy = _mpy()
+        if mpy is not None:
+            body["mpy"] = mpy
         if self.errors:
             body["errors"] = ["%s: %s" % e for e in self.errors]
         self._send(wire.HELLO, body)
@@ -292,7 +296,7 @@ class Board:
 
     def _op_status(self, args):
         out = {
-            "fw": VERSION,
+            "fw": self.version,
             "uptime_ms": self.hal.ticks_ms(),
             "pending_alarms": len(self.pending),
             "dropped_alarms": self.dropped_alarms,
@@ -331,6 +335,58 @@ class Board:
 
     def _op_ping(self, args):
         return {"pong": True}
+
+    # -- files, for `edgectl board flash` over the protocol (small files; data goes by FILE_* frames) ------
+    def _fs_path(self, args, key="path"):
+        path = args.get(key)
+        if not isinstance(path, str) or not path.startswith("/") or ".." in path:
+            raise ValueError("%s must be an absolute path without '..'" % key)
+        return self.root + path
+
+    def _op_fs_read(self, args):
+        try:
+            with open(self._fs_path(args), "rb") as f:
+                data = f.read(FS_READ_MAX + 1)
+        except OSError:
+            return None
+        if len(data) > FS_READ_MAX:
+            raise ValueError("file larger than %d bytes; use fs_sha256" % FS_READ_MAX)
+        return data
+
+    def _op_fs_sha256(self, args):
+        try:
+            digest = _sha256_file(self._fs_path(args))
+        except OSError:
+            return None
+        import binascii
+
+        return binascii.hexlify(digest).decode()
+
+    def _op_fs_rename(self, args):
+        _rename(self._fs_path(args, "old"), self._fs_path(args, "new"))
+        return True
+
+    def _op_fs_rmtree(self, args):
+        _rmtree(self._fs_path(args))
+        return True
+
+    def _op_fs_mkdir(self, args):
+        _makedirs(self._fs_path(args))
+        return True
+
+    def _op_fs_listdir(self, args):
+        import os
+
+        try:
+            return sorted(os.listdir(self._fs_path(args)))
+        except OSError:
+            return []
+
+    def _op_fs_free(self, args):
+        import os
+
+        st = os.statvfs(self.root or "/")
+        return st[0] * st[4]  # block size x free blocks
 
     # -- file transfer (firmware updates): written to PATH.part, checked by sha256, then renamed ------
     def _file(self, ftype, body):
@@ -411,6 +467,32 @@ def _public(body):
     out = dict(body)
     del out["at"]
     return out
+
+
+FS_READ_MAX = 768
+
+
+def _mpy():
+    """The bytecode version this MicroPython loads (None under CPython)."""
+    import sys
+
+    mpy = getattr(sys.implementation, "_mpy", None)
+    return mpy & 0xFF if isinstance(mpy, int) else None
+
+
+def _rmtree(path):
+    import os
+
+    try:
+        mode = os.stat(path)[0]
+    except OSError:
+        return
+    if mode & 0x4000:  # a folder
+        for name in os.listdir(path):
+            _rmtree(path + "/" + name)
+        os.rmdir(path)
+    else:
+        os.remove(path)
 
 
 def _boot_nonce(hal):

@@ -99,7 +99,19 @@ def test_probe_says_who_answers(tmp_path, pty: str, capsys) -> None:
         "firmware": None,
         "board_id": None,
         "detail": "no MicroPython REPL",
+        "hello": False,
     }
+
+
+def test_probe_names_a_board_running_our_firmware_from_its_hello(capsys) -> None:
+    from firmware.sim.board import SimulatedBoard
+
+    with SimulatedBoard({"board_id": "pole-0007-b2", "sensors": []}) as board:
+        assert edgectl(["board", "list", "--port", board.port, "--probe", "--json"]) == 0
+        assert board.boots == 1, "asked by HELLO: the board was not interrupted"
+        port = board.port
+    answer = {p["device"]: p for p in json.loads(capsys.readouterr().out)}[port]["answer"]
+    assert answer["hello"] is True and answer["board_id"] == "pole-0007-b2" and answer["firmware"] == "1.0.0"
 
 
 def test_without_port_edgectl_takes_the_only_board_or_says_what_to_do(capsys) -> None:

@@ -148,3 +148,72 @@ def confirm_after_reboot(bundle: FirmwareBundle, options: FlashOptions) -> None:
         f"({last}); unplug and replug it, then run `edgectl board flash` again",
         NO_BOARD,
     )
+
+
+def flash_over_protocol(
+    bundle: FirmwareBundle | Callable[[int], FirmwareBundle],
+    options: FlashOptions,
+    say: Callable[[str], None],
+) -> InstallResult | None:
+    """Install on a board that runs our firmware, over our protocol's file transfer: no REPL, and the
+    board keeps measuring until the reboot. None when the board does not answer our HELLO."""
+    from .proto import ProtocolBoard, ProtocolFiles
+
+    with ProtocolBoard(options.port, options.baud) as board:
+        hello = board.hello()
+        if hello is None:
+            return None
+        mpy = hello.get("mpy")
+        say(
+            f"{options.port}: board {hello.get('id')} runs our firmware {hello.get('fw')}; flashing over its protocol"
+        )
+        if callable(bundle):
+            bundle = bundle(board_mpy_major(mpy) if mpy else 6)
+            say(f"compiled {bundle.name} {bundle.version} for bytecode v{bundle.mpy_major}")
+        if mpy is not None:
+            check_bytecode(bundle, mpy, options.port)
+        files = ProtocolFiles(board)
+        installed = current_version(files)
+        try:
+            check_upgrade(installed, bundle.version, options.allow_downgrade)
+        except DowngradeRefused as exc:
+            raise EdgectlError(f"{options.port}: {exc}", DOWNGRADE) from None
+        plan = plan_install(files, bundle)
+        with _progress_bar(options.quiet) as bar:
+            task = bar.add_task(f"{bundle.name} {bundle.version}", total=max(plan.bytes_to_send, 1))
+            try:
+                result = install(files, bundle, lambda n: bar.advance(task, n))
+            except InstallError as exc:
+                raise EdgectlError(
+                    f"{options.port}: {exc}; the board keeps firmware {installed or '(none)'}", FLASH
+                ) from None
+            bar.update(task, completed=max(plan.bytes_to_send, 1))
+        if options.reboot and not result.unchanged:
+            board.command("reboot")
+    if options.reboot and not result.unchanged:
+        confirm_hello(bundle, options)
+    return result
+
+
+def confirm_hello(bundle: FirmwareBundle, options: FlashOptions) -> None:
+    """After the reboot the board must answer HELLO with the new version."""
+    from .proto import ProtocolBoard
+
+    deadline = time.monotonic() + options.boot_timeout_s
+    running = None
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        try:
+            with ProtocolBoard(options.port, options.baud) as board:
+                hello = board.hello()
+        except EdgectlError:
+            continue  # a board with native USB re-enumerates while it resets
+        running = hello.get("fw") if hello else None
+        if running == bundle.version:
+            return
+    raise EdgectlError(
+        f"{options.port}: after the reboot the board answers with firmware {running or '(no HELLO)'}, not "
+        f"{bundle.version}; its loader fell back to the previous version if the new one failed to start "
+        "(see its log with `mpremote connect PORT repl`)",
+        FLASH,
+    )

@@ -19,10 +19,13 @@ class BoardAnswer:
     firmware: str | None = None  # our firmware version installed, if any
     board_id: str | None = None  # as provisioned
     detail: str = ""
+    hello: bool = False  # it answered our protocol's HELLO: our firmware is running
 
     def summary(self) -> str:
         if not self.answered:
             return f"no answer ({self.detail})" if self.detail else "no answer"
+        if self.hello:
+            return f"answers HELLO: firmware {self.firmware} running, board {self.board_id}"
         parts = [f"MicroPython {self.micropython}"]
         parts.append(f"firmware {self.firmware}" if self.firmware else "no firmware of ours")
         if self.board_id:
@@ -31,7 +34,16 @@ class BoardAnswer:
 
 
 def probe(port: str, baud: int = 115200) -> BoardAnswer:
-    """Briefly interrupt the board's program through its raw REPL, read who it is, and restart it."""
+    """Who is on the port: a board running our firmware answers HELLO without being interrupted;
+    otherwise its program is briefly interrupted through the raw REPL, and restarted."""
+    from .proto import probe_hello
+
+    try:
+        hello = probe_hello(port, baud)
+    except EdgectlError as exc:
+        return BoardAnswer(False, detail="port busy" if "in use" in exc.message else "error")
+    if hello is not None:
+        return BoardAnswer(True, None, str(hello.get("fw")), str(hello.get("id")), hello=True)
     try:
         with ReplBoard(port, baud, pauses=PROBE_PAUSES_S) as board:
             info = board.info()

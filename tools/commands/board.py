@@ -52,6 +52,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--allow-downgrade", action="store_true", help="install a version older than the board's"
     )
     flash.add_argument("--no-reboot", action="store_true", help="switch the version in but do not reboot")
+    flash.add_argument(
+        "--repl",
+        action="store_true",
+        help="go through the raw REPL even if the board answers our protocol (default: protocol when it does)",
+    )
     flash.add_argument("--quiet", action="store_true", help="no progress bar")
     add_trust_options(flash)
     flash.set_defaults(func=cmd_flash)
@@ -155,7 +160,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_flash(args: argparse.Namespace) -> int:
-    from ..board_cli.flash import FlashOptions, flash_over_repl
+    from ..board_cli.flash import FlashOptions, flash_over_protocol, flash_over_repl
 
     bundle = _bundle_or_builder(args)
     args.port = args.port or the_only_board()
@@ -167,7 +172,10 @@ def cmd_flash(args: argparse.Namespace) -> int:
         quiet=args.quiet,
     )
     say = (lambda text: None) if args.quiet else print
-    result = flash_over_repl(bundle, options, say)
+    # A board running our firmware is flashed over its protocol; any other MicroPython over the raw REPL.
+    result = None if args.repl else flash_over_protocol(bundle, options, say)
+    if result is None:
+        result = flash_over_repl(bundle, options, say)
     if result.unchanged:
         was = "it was already installed and intact"
     else:
