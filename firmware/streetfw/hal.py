@@ -7,8 +7,8 @@ try:
     import machine
     import micropython
 except ImportError:  # CPython: only the simulated HAL is usable there
-    machine = None
-    micropython = None
+    machine = None  # type: ignore[assignment]
+    micropython = None  # type: ignore[assignment]
 
 PROFILE_DIR = "/profiles"
 

@@ -27,11 +27,11 @@ class SensorError(Exception):
 
 
 class Sensor:
-    TYPE = ""
-    PINS = ()
-    UNITS = {}
-    SEVERITY = {}  # value key -> "info" | "warning" | "critical"; "warning" when absent
-    DEFAULT_ADDRESS = None  # I2C drivers: the device's address unless the config gives i2c_address
+    TYPE: str = ""
+    PINS: tuple = ()
+    UNITS: dict = {}
+    SEVERITY: dict = {}  # value key -> "info" | "warning" | "critical"; "warning" when absent
+    DEFAULT_ADDRESS: "int | None" = None  # I2C drivers: the device's address unless the config gives one
 
     def __init__(self, hal, name, pins, calibration=None, options=None):
         self.hal = hal
@@ -63,7 +63,7 @@ class Sensor:
         return self.hal.i2c(self.pins["sda"], self.pins["scl"])
 
 
-_REGISTRY = {}
+_REGISTRY: dict = {}
 _PACKAGE = __name__[: __name__.rfind(".")]  # "streetfw" on a board, "firmware.streetfw" under CPython
 
 
@@ -105,8 +105,8 @@ def create(hal, entry):
     """A driver from one sensors[] entry of /config.json."""
     cls = sensor_class(entry.get("type"))
     name = entry.get("id") or entry["type"]
-    options = {}
+    options = dict(entry.get("options") or {})  # driver settings, e.g. a Modbus address
     for key in entry:
-        if key not in ("type", "id", "pins", "interval_s", "thresholds", "calibration"):
+        if key not in ("type", "id", "pins", "interval_s", "thresholds", "calibration", "options"):
             options[key] = entry[key]
     return cls(hal, name, entry.get("pins") or {}, entry.get("calibration"), options)

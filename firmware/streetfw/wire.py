@@ -14,7 +14,7 @@ import struct
 try:
     from binascii import crc32 as _crc32
 except ImportError:  # ports built without binascii.crc32
-    _crc32 = None
+    _crc32 = None  # type: ignore[assignment]
 
 PROTOCOL = 1
 MAX_BODY = 1024  # msgpack body bytes; a file chunk of 768 bytes fits with room to spare

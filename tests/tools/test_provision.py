@@ -61,7 +61,7 @@ def test_provision_round_trip_and_previous_kept(board: StockBoard, tmp_path: Pat
             "pins = { adc = 34 }\n",
             "pin 34 is used twice",
         ),
-        ('board_id = "b1"\n[[sensors]]\ntype = "geiger"\npins = {}\n', "sensors.0.type"),
+        ('board_id = "b1"\n[[sensors]]\ntype = "Geiger counter"\npins = {}\n', "sensors.0.type"),
         ('board_id = "b 1"\n', "board_id"),
         ('board_id = "b1"\n[[sensors]]\ntype = "noise"\npins = { adc = 34 }\ninterval_s = 0\n', "interval_s"),
         ('board_id = "b1"\nsensors = [\n', "not valid TOML"),

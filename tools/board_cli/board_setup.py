@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -35,16 +35,27 @@ class _Strict(BaseModel):
 
 
 class SensorSetup(_Strict):
-    type: Literal["pms5003", "sht3x", "adxl345", "mpu6050", "noise", "water_ultrasonic", "water_analog"]
+    type: str = Field(
+        pattern=r"^[a-z][a-z0-9_]{0,31}$",
+        description="one of our drivers, or the module name of an integrator's driver (firmware/lib/TYPE.py)",
+    )
     id: str | None = Field(default=None, pattern=ID_PATTERN, description="default: the type")
     pins: dict[str, int]
     interval_s: float = Field(default=10.0, gt=0, le=86400)
     thresholds: dict[str, float] = Field(default_factory=dict, description="alarm thresholds, e.g. tilt_deg")
     calibration: dict[str, float] = Field(default_factory=dict, description="offsets, e.g. db_offset")
     i2c_address: int | None = Field(default=None, ge=0x08, le=0x77)
+    options: dict[str, str | float | int | bool] = Field(
+        default_factory=dict, description="driver settings beyond pins, e.g. a Modbus address"
+    )
 
     @model_validator(mode="after")
     def _pins_of_type(self) -> SensorSetup:
+        for name, pin in self.pins.items():
+            if not 0 <= pin <= 48:
+                raise ValueError(f"pin {name} = {pin} is not a GPIO number (0-48)")
+        if self.type not in PINS:
+            return self  # an integrator's driver: its own PINS are checked by the firmware at start
         wanted = set(PINS[self.type])
         missing = sorted(wanted - set(self.pins))
         unknown = sorted(set(self.pins) - wanted)
@@ -56,9 +67,6 @@ class SensorSetup(_Strict):
             raise ValueError(
                 f"a {self.type} has no pin named {', '.join(unknown)} (it uses {', '.join(sorted(wanted))})"
             )
-        for name, pin in self.pins.items():
-            if not 0 <= pin <= 48:
-                raise ValueError(f"pin {name} = {pin} is not a GPIO number (0-48)")
         return self
 
     @property

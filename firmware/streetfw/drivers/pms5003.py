@@ -54,7 +54,7 @@ def newest_frame(data):
 class PMS5003(Sensor):
     TYPE = "pms5003"
     PINS = ("tx", "rx")
-    UNITS = {"pm1_0": "ug/m3", "pm2_5": "ug/m3", "pm10": "ug/m3", "n0_3": "1/0.1L", "n2_5": "1/0.1L"}
+    UNITS = {"pm1_0": "ug/m3", "pm2_5": "ug/m3", "pm10": "ug/m3", "n0_3": "/0.1L", "n2_5": "/0.1L"}
     SEVERITY = {"pm2_5": "warning", "pm10": "warning"}
 
     def setup(self):
