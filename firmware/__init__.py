@@ -26,4 +26,4 @@ class _StreetfwAlias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
 
 if not any(isinstance(f, _StreetfwAlias) for f in sys.meta_path):
-    sys.meta_path.append(_StreetfwAlias())
+    sys.meta_path.insert(0, _StreetfwAlias())  # ahead of the path finders, which would load a second copy

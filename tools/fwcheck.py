@@ -73,16 +73,24 @@ def ensure_stubs(port: str) -> Path:
     return folder
 
 
+def sdk_dir() -> Path:
+    """The folder holding the ``streetfw`` package (the firmware SDK)."""
+    import firmware
+
+    return Path(firmware.__file__).resolve().parent
+
+
 _MYPY_LINE = re.compile(r"^(?P<file>[^:]+):(?P<line>\d+):(?:\d+:)? (?P<level>error|note): (?P<msg>.*)$")
 
 
 def mypy_check(files: list[Path], port: str) -> dict[Path, list[str]]:
     """mypy over ``files`` with ``port``'s stubs as the whole standard library and MicroPython API."""
     stubs = ensure_stubs(port)
-    env = {
-        **os.environ,
-        "MYPYPATH": os.pathsep.join([*sorted({str(f.parent.resolve()) for f in files}), str(stubs)]),
-    }
+    paths = sorted({str(f.parent.resolve()) for f in files})
+    sdk = sdk_dir()
+    if not any(sdk in f.resolve().parents for f in files):
+        paths.append(str(sdk))  # an integrator's driver imports streetfw.sensor: check it against ours
+    env = {**os.environ, "MYPYPATH": os.pathsep.join([*paths, str(stubs)])}
     cmd = [
         sys.executable,
         "-m",
