@@ -35,6 +35,7 @@ PING_INTERVAL_S = 5.0
 SILENCE_S = 20.0  # nothing from the board for this long: the link is considered dead and reopened
 COMMAND_TIMEOUT_S = 2.0
 COMMAND_TRIES = 3
+EARLY_MAX = 256  # frames kept while waiting for a connection's HELLO
 SEEN_ALARMS = 512  # (boot, alarm id, phase) remembered to recognise retransmissions
 SEVERITIES = ("info", "warning", "critical")
 
@@ -88,6 +89,7 @@ class BoardSession:
         self.sink = sink
         self.stats = LinkStats()
         self.info: BoardInfo | None = None
+        self._early: list[tuple[int, int, Any]] = []
         self._link: SerialLink | None = None
         self._seq = 0
         self._req_id = random.randrange(1 << 20)
@@ -137,6 +139,7 @@ class BoardSession:
         self.stats.connected = False
         self.connected.clear()
         self._hello.clear()
+        self._early.clear()
         for fut in [*self._results.values(), *self._acks.values()]:
             if not fut.done():
                 fut.set_exception(BoardError(f"board {self.config.id} disconnected"))
@@ -157,6 +160,9 @@ class BoardSession:
             self.connected.set()
             info = self.info
             assert info is not None
+            early, self._early = self._early, []
+            for frame in early:
+                await self._handle(*frame)
             log.info(
                 "board %s connected on %s: firmware %s, sensors %s",
                 self.config.id,
@@ -229,6 +235,12 @@ class BoardSession:
         return self._seq
 
     async def _handle(self, ftype: int, seq: int, body: Any) -> None:
+        if ftype in (wire.READING, wire.ALARM) and not self._hello.is_set():
+            # Sent before this connection's HELLO (buffered in the line while the agent was away):
+            # kept until the HELLO says which sensors and units they belong to.
+            if len(self._early) < EARLY_MAX:
+                self._early.append((ftype, seq, body))
+            return
         if ftype == wire.READING:
             await self._reading(body)
         elif ftype == wire.ALARM:
