@@ -141,3 +141,28 @@ def test_check_reports_syntax_errors_and_missing_port_apis(tmp_path: Path, capsy
     assert "FAIL  " + str(tmp_path / "uses_cpython.py") in out and "no_such_method" in out
     assert "ok    " + str(tmp_path / "good.py") in out
     assert "1 of 3 file(s) fit esp32" in out
+
+
+def test_our_firmware_fits_both_ports(capsys) -> None:
+    firmware = Path(__file__).resolve().parents[2] / "firmware" / "streetfw"
+    assert edgectl(["firmware", "check", str(firmware)]) == 0, capsys.readouterr().out
+    assert "fit esp32, rp2" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("port", "other", "code"),
+    [
+        # The ESP32 port's own module does not exist on the RP2040, nor the RP2040's PIO on the ESP32.
+        ("esp32", "rp2", "import esp32\nprint(esp32.raw_temperature())\n"),
+        ("rp2", "esp32", "import rp2\nprint(rp2.bootsel_button())\n"),
+    ],
+)
+def test_a_call_one_port_lacks_fails_only_on_that_port(
+    tmp_path: Path, capsys, port: str, other: str, code: str
+) -> None:
+    (tmp_path / "driver.py").write_text(code)
+    assert edgectl(["firmware", "check", str(tmp_path), "--port", port]) == 0, capsys.readouterr().out
+    capsys.readouterr()
+    assert edgectl(["firmware", "check", str(tmp_path), "--port", other]) == FAILED
+    out = capsys.readouterr().out
+    assert "FAIL  " + str(tmp_path / "driver.py") in out and f"0 of 1 file(s) fit {other}" in out
