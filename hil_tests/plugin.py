@@ -32,6 +32,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="bit-error rate on the simulated board's line, as in a noisy street cabinet (default 1e-4)",
     )
     group.addoption(
+        "--board-setup",
+        default=None,
+        help="board setup to provision on a real board (default: firmware/sim/street-setup.toml, ESP32 pins)",
+    )
+    group.addoption(
         "--operator",
         action="store_true",
         help="a person is at the bench: physical actions (unplugging) are prompted instead of skipped",
@@ -141,7 +146,8 @@ def board(request: pytest.FixtureRequest, tmp_path: Path):
     from hil_tests.bench import BenchBoard
     from tools.board_cli.board_setup import load_setup
 
-    setup = load_setup(STREET_SETUP).document()
+    setup_file = Path(request.config.getoption("--board-setup") or STREET_SETUP)
+    setup = load_setup(setup_file).document()
     choice = request.config.getoption("--board")
     ber = float(request.config.getoption("--sim-ber"))
     if choice == "sim":
@@ -155,7 +161,7 @@ def board(request: pytest.FixtureRequest, tmp_path: Path):
 
         fw = str(ROOT / "firmware")
         assert edgectl(["board", "flash", fw, "--version", VERSION, "--port", choice, "--quiet"]) == 0
-        assert edgectl(["board", "provision", str(STREET_SETUP), "--port", choice]) == 0
+        assert edgectl(["board", "provision", str(setup_file), "--port", choice]) == 0
         bench = BenchBoard(choice, setup, operator=interactive(request.config))
     yield bench
     bench.close()

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from firmware.streetfw.drivers.sht3x import crc8
+from firmware.streetfw.hal import _bus_id
 
 TICKS_PERIOD = 1 << 30  # MicroPython's ticks_ms wraps here
 MIC_OFFSET_DB = 30.0  # the simulated microphone: SPL = 20·log10(rms counts) + 30 (set db_offset = 30)
@@ -333,6 +334,10 @@ class SimHAL:
         self.intr: list[int] = []
         self.watchdogs: list[SimWatchdog] = []
         self.resets = 0
+        # The board family's profile, as provisioning ships it: the simulated board refuses the pins
+        # the real one would refuse (an ADC on a pin without one, a UART on pins of no UART).
+        self.profile: dict[str, Any] | None = self.setup.get("profile")
+        self._pairs: dict[str, list[tuple[int, int]]] = {"uart": [], "i2c": []}
         for entry in self.setup.get("sensors", []):
             self._wire(entry)
 
@@ -371,7 +376,15 @@ class SimHAL:
         return self.devices[name]
 
     # -- buses ---------------------------------------------------------------------------------------
+    def _check_bus(self, kind: str, a: int, b: int) -> None:
+        if self.profile is not None:
+            pairs = self._pairs[kind]
+            if (a, b) not in pairs:
+                pairs.append((a, b))
+            _bus_id(self.profile, kind, a, b, pairs.index((a, b)))
+
     def uart(self, tx: int, rx: int, baudrate: int) -> SimPMS5003:
+        self._check_bus("uart", tx, rx)
         try:
             return self.uarts[(tx, rx)]
         except KeyError:
@@ -380,9 +393,13 @@ class SimHAL:
             ) from None
 
     def i2c(self, sda: int, scl: int, freq: int = 100000) -> SimI2C:
+        self._check_bus("i2c", sda, scl)
         return self.buses.setdefault((sda, scl), SimI2C())
 
     def adc(self, pin: int) -> Any:
+        allowed = (self.profile or {}).get("adc_pins")
+        if allowed and pin not in allowed:
+            raise ValueError(f"pin {pin} has no ADC on {self.profile['family']} (use one of {allowed})")
         if pin not in self.adcs:
             raise ValueError(f"nothing is wired to ADC pin {pin} on the simulated board")
         return self.adcs[pin]

@@ -563,10 +563,11 @@ def load_config(path=CONFIG_PATH):
 
 def main(hal=None, link=None):
     """Entry point on a board: /fw/<version>/main.py calls this."""
+    config = load_config()
     if hal is None:
         from .hal import MachineHAL
 
-        hal = MachineHAL()
+        hal = MachineHAL(config.get("profile"))  # the board family's pins, shipped by provisioning
     if link is None:
         link = hal.link()
-    Board(hal, link, load_config()).run()
+    Board(hal, link, config).run()

@@ -14,6 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from .profiles import load_profile, pin_problems
+
 CONFIG_PATH = "/config.json"
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
@@ -82,6 +84,9 @@ class LampSetup(_Strict):
 
 class BoardSetup(_Strict):
     board_id: str = Field(pattern=ID_PATTERN)
+    board: str = Field(
+        default="esp32", description="board family, a profile in firmware/profiles (esp32, rp2040)"
+    )
     sensors: list[SensorSetup] = Field(default_factory=list)
     lamp: LampSetup | None = None
     report_interval_s: float = Field(default=60.0, gt=0, description="readings sent at least this often")
@@ -102,11 +107,19 @@ class BoardSetup(_Strict):
                 owner[pin] = f"{sensor.name}.{role}"
         if self.lamp is not None and self.lamp.pin in owner:
             raise ValueError(f"the lamp's pin {self.lamp.pin} is also {owner[self.lamp.pin]}")
+        profile = load_profile(self.board)
+        sensors = [s.model_dump() for s in self.sensors]
+        problems = pin_problems(profile, sensors, self.lamp.pin if self.lamp else None)
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     def document(self) -> dict[str, Any]:
-        """The JSON document the board stores: defaults filled in, so what is read back is comparable."""
-        return self.model_dump(mode="json")
+        """The JSON document the board stores: defaults filled in, so what is read back is comparable,
+        and the board family's profile, with which the firmware maps pins to its peripherals."""
+        doc = self.model_dump(mode="json")
+        doc["profile"] = load_profile(self.board)
+        return doc
 
 
 class SetupError(ValueError):
