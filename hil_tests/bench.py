@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 import tomllib
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,8 @@ from urllib.parse import urlsplit
 import msgpack
 import paho.mqtt.client as mqtt
 import tomli_w
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from agent.events import Event, EventFormatError, decode
 
@@ -65,7 +68,7 @@ class Listener:
     def start(self) -> Listener:
         client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
-            client_id=f"hil-listener-{os.getpid()}-{self.device}",
+            client_id=f"hil-listener-{os.getpid()}-{self.device}-{uuid.uuid4().hex[:8]}",
             protocol=mqtt.MQTTv5,
         )
         subscribed = threading.Event()
@@ -81,7 +84,9 @@ class Listener:
         client.on_message = self._on_message
         host, port = self.broker.host_port
         client.reconnect_delay_set(0.2, 2)
-        client.connect(host, port, keepalive=15)
+        session = Properties(PacketTypes.CONNECT)
+        session.SessionExpiryInterval = 600  # messages published while it reconnects are kept for it
+        client.connect(host, port, keepalive=15, clean_start=False, properties=session)
         client.loop_start()
         if not subscribed.wait(15):
             raise RuntimeError(f"the HIL listener could not subscribe on {self.broker.url}")
@@ -104,6 +109,8 @@ class Listener:
                     self.problems.append(f"{topic}: {exc}")
                 return
             with self._lock:
+                if message.dup and any(a.event.event_id == event.event_id for a in self.arrivals):
+                    return  # the broker's own redelivery of a message it already gave us
                 self.arrivals.append(Arrival(event, topic, now))
         elif "/cmd/" in topic and "/reply" in topic:
             try:

@@ -104,7 +104,10 @@ def bench_broker(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         return
     from tools.broker import Broker
 
-    broker = Broker(tmp_path_factory.mktemp("hil-broker"))
+    # Persistent, as a city platform's broker is: a subscriber's session and its queued QoS 1 messages
+    # survive the restarts the tests make, so what the listener sees does not depend on whether it or
+    # the agent reconnects first.
+    broker = Broker(tmp_path_factory.mktemp("hil-broker"), persistent=True)
     broker.start()
 
     def restart() -> None:
