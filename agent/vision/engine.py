@@ -134,7 +134,12 @@ class ModelEngine:
 
         ``manifest`` lets a camera use its own thresholds with the shared session.
         """
-        box = prep(frame)
+        return self.infer_prepared(prep, prep(frame), manifest)
+
+    def infer_prepared(
+        self, prep: Preprocessor, box: Letterbox, manifest: ModelManifest | None = None
+    ) -> Detections | DensityMap:
+        """Like ``infer`` on a frame ``prep`` already holds (models with the same input share it)."""
         return self.decode(self.run(self._batched(prep.tensor)), box, 0, manifest)
 
     def with_thresholds(self, per_class: dict[str, float]) -> ModelManifest:
@@ -163,6 +168,9 @@ def open_session(path: Path, options: EngineOptions) -> ort.InferenceSession:
     so.inter_op_num_threads = options.inter_op_threads
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.log_severity_level = 3
+    # onnxruntime's worker threads otherwise spin for a while after each run, taking the cores from
+    # the preprocessing, rules and capture threads that run between inferences on a small gateway.
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), so, providers=resolve_providers(options.providers))
 
 

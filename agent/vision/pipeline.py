@@ -20,7 +20,7 @@ from .detections import DensityMap, Detections
 from .engine import ModelEngine
 from .issues import FrameInfo
 from .manifest import ModelManifest
-from .preprocess import Preprocessor
+from .preprocess import Letterbox, Preprocessor
 from .privacy import snapshot
 from .rules import CameraRules
 from .sources import Frame, MotionGate
@@ -73,7 +73,16 @@ class CameraPipeline:
         if not engines:
             raise ValueError(f"camera {config.id} has no usable model")
         self.config = config
-        models = [_Model(e, e.preprocessor(), e.with_thresholds(config.confidence)) for e in engines]
+        # Models with the same input spec (ours, and most YOLO exports at one size) share one
+        # preprocessed tensor: a frame is letterboxed and converted once for all of them.
+        preps: list[Preprocessor] = []
+        models = []
+        for e in engines:
+            prep = next((p for p in preps if p.spec == e.manifest.input), None)
+            if prep is None:
+                prep = e.preprocessor()
+                preps.append(prep)
+            models.append(_Model(e, prep, e.with_thresholds(config.confidence)))
         self.detectors = [m for m in models if not m.engine.is_density]
         self.density = next((m for m in models if m.engine.is_density), None)
         self.rules = CameraRules(
@@ -124,14 +133,21 @@ class CameraPipeline:
 
     def _infer(self, image: np.ndarray) -> list[Detections]:
         started = time.perf_counter()
+        boxes: dict[int, Letterbox] = {}
+
+        def prepared(m: _Model) -> Letterbox:
+            if id(m.prep) not in boxes:
+                boxes[id(m.prep)] = m.prep(image)
+            return boxes[id(m.prep)]
+
         found = []
         for m in self.detectors:
-            dets = m.engine.infer(image, m.prep, m.manifest)
+            dets = m.engine.infer_prepared(m.prep, prepared(m), m.manifest)
             assert isinstance(dets, Detections)
             m.last = dets
             found.append(dets)
         if self.density is not None:
-            self.density.last = self.density.engine.infer(image, self.density.prep)
+            self.density.last = self.density.engine.infer_prepared(self.density.prep, prepared(self.density))
         self.stats.infer_ms = (time.perf_counter() - started) * 1000.0
         return found
 

@@ -90,6 +90,17 @@ class Preprocessor:
             interp = cv2.INTER_AREA if box.scale < 1 else cv2.INTER_LINEAR
             cv2.resize(frame, (new_w, new_h), dst=inner, interpolation=interp)
         image = self._canvas
+        if spec.layout == "NCHW" and self._float is not None:
+            # Channel planes straight into the tensor: one pass per plane, no interleaved float copy
+            # to transpose afterwards (the costly, cache-unfriendly part on a small CPU).
+            planes = cv2.split(image)  # B, G, R
+            order = (2, 1, 0) if spec.color == "RGB" else (0, 1, 2)
+            for c, src in enumerate(order):
+                out = self.tensor[slot, c]
+                np.multiply(planes[src], self._mul[c], out=out, casting="unsafe")
+                if not self._identity:
+                    out += self._add[c]
+            return box
         if spec.color == "RGB":
             image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
         if self._float is not None:
