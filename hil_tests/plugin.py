@@ -156,14 +156,18 @@ def board(request: pytest.FixtureRequest, tmp_path: Path):
     if choice == "sim":
         from firmware.sim.board import SimulatedBoard
 
-        sim = SimulatedBoard(setup, port=tmp_path / "ttyBOARD", ber=ber, seed=5).start()
+        sim = SimulatedBoard(
+            setup, port=tmp_path / "ttyBOARD", ber=ber, seed=5, flash=tmp_path / "flash"
+        ).start()
         bench = BenchBoard(sim.port, setup, sim=sim)
     else:
         from firmware.streetfw import VERSION
         from tools.edgectl import main as edgectl
 
         fw = str(ROOT / "firmware")
-        assert edgectl(["board", "flash", fw, "--version", VERSION, "--port", choice, "--quiet"]) == 0
+        # This checkout's firmware, even over a newer one a previous run left (the flash test bumps it).
+        flash = ["board", "flash", fw, "--version", VERSION, "--port", choice, "--quiet", "--allow-downgrade"]
+        assert edgectl(flash) == 0
         assert edgectl(["board", "provision", str(setup_file), "--port", choice]) == 0
         bench = BenchBoard(choice, setup, operator=interactive(request.config))
     yield bench

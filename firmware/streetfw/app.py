@@ -393,6 +393,11 @@ class Board:
         if not isinstance(body, dict) or not isinstance(body.get("id"), int):
             return
         req_id = body["id"]
+        if self.last_result is not None and self.last_result[0] == req_id:
+            # A retransmission (our answer was lost on the line): answer again, do not redo it; a
+            # second FILE_CLOSE would find no file open, a second FILE_OPEN would truncate the file.
+            self.link.write(self.last_result[1])
+            return
         try:
             if ftype == wire.FILE_OPEN:
                 path = body["p"]

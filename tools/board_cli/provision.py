@@ -52,3 +52,44 @@ def provision_over_repl(setup: BoardSetup, port: str, baud: int = 115200) -> dic
 def show_over_repl(port: str, baud: int = 115200) -> dict[str, Any] | None:
     with ReplBoard(port, baud) as board:
         return read_config(board)
+
+
+def provision_over_protocol(setup: BoardSetup, port: str, baud: int = 115200) -> dict[str, Any]:
+    """Write ``setup`` to a board that runs our firmware, over the protocol's verified file transfer
+    (robust to line noise, unlike the raw REPL), keep the previous config, reboot, and check that the
+    board comes back under the new config. Returns the board's HELLO before the change."""
+    import hashlib
+    import time
+
+    from .proto import ProtocolBoard, probe_hello
+
+    data = encode(setup.document())
+    staged = CONFIG_PATH.replace(".json", ".new.json")
+    with ProtocolBoard(port, baud) as board:
+        before = board.hello()
+        if before is None:
+            raise EdgectlError(f"{port}: the board does not answer our protocol", FAILED)
+        board.send_file(staged, data, lambda n: None)
+        if board.command("fs_sha256", path=CONFIG_PATH) is not None:
+            board.command("fs_rename", old=CONFIG_PATH, new=PREVIOUS_PATH)
+        board.command("fs_rename", old=staged, new=CONFIG_PATH)
+        if board.command("fs_sha256", path=CONFIG_PATH) != hashlib.sha256(data).hexdigest():
+            raise EdgectlError(f"{port}: the config read back differs from what was written", FAILED)
+        board.command("reboot")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        hello = probe_hello(port, baud)
+        if hello is not None:
+            names = [s.get("n") for s in hello.get("sensors", [])]
+            wanted = [s.name for s in setup.sensors]
+            if hello.get("id") != setup.board_id or names != wanted:
+                raise EdgectlError(
+                    f"{port}: after the reboot the board runs {hello.get('id')} with sensors {names}, "
+                    f"not {setup.board_id} with {wanted}; its log (`edgectl board monitor`) says why",
+                    FAILED,
+                )
+            if hello.get("errors"):
+                raise EdgectlError(f"{port}: the board started with: {'; '.join(hello['errors'])}", FAILED)
+            return before
+    raise EdgectlError(f"{port}: the board did not come back within 20 s after the reboot", FAILED)

@@ -189,7 +189,8 @@ def cmd_flash(args: argparse.Namespace) -> int:
 
 def cmd_provision(args: argparse.Namespace) -> int:
     from ..board_cli.board_setup import SetupError, load_setup
-    from ..board_cli.provision import provision_over_repl, show_over_repl
+    from ..board_cli.proto import probe_hello
+    from ..board_cli.provision import provision_over_protocol, provision_over_repl, show_over_repl
 
     args.port = args.port or the_only_board()
     if args.show:
@@ -210,6 +211,14 @@ def cmd_provision(args: argparse.Namespace) -> int:
     )
     if args.dry_run:
         print(f"{args.setup}: valid ({summary})")
+        return 0
+    if probe_hello(args.port, args.baud) is not None:
+        # Our firmware: the protocol's verified transfer, then a reboot into the new config.
+        before = provision_over_protocol(setup, args.port, args.baud)
+        print(
+            f"{args.port}: provisioned {summary}; read back and verified, rebooted and running it "
+            f"(previous config of {before.get('id', '?')} kept as /config.prev.json)"
+        )
         return 0
     previous = provision_over_repl(setup, args.port, args.baud)
     was = (
