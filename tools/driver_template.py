@@ -455,6 +455,12 @@ def cmd_new_driver(args: argparse.Namespace) -> int:
     spec = DriverSpec(args.name, args.bus, args.key, args.unit, args.severity)
     for path in write_driver(spec, args.root, args.force):
         print(f"wrote {path}")
+    if not (args.root / "firmware" / "streetfw").is_dir():
+        # Outside a checkout, the project's own firmware/ folder would hide our firmware package.
+        print(
+            f"note: {args.root} is not a checkout of this repository; run its tests from one: "
+            f"python -m pytest --rootdir {args.root} {args.root / 'tests' / 'drivers'}"
+        )
     print(
         f"next: edit firmware/lib/{spec.name}.py to your datasheet, then run "
         f"`python -m pytest tests/drivers/test_{spec.name}.py` and `edgectl firmware check "
