@@ -55,7 +55,7 @@ SPECS = {
     # whatever else the machine is doing; the budget is for quick experiments (--smoke).
     "street-issues": Spec("street-issues", "detect", "1.1.0", 320, 192, 6000, 300, 600, 8000, 16, 2e-3, 0, 0),
     "crowd-counter": Spec(
-        "crowd-counter", "density", "1.1.0", 320, 192, 2500, 150, 300, 1500, 12, 2e-3, 0, 0
+        "crowd-counter", "density", "1.2.0", 320, 192, 4000, 150, 300, 4500, 12, 2e-3, 0, 0
     ),
 }
 SMOKE = {
