@@ -134,23 +134,57 @@ def build(name: str, out: Path, data_dir: Path | None, smoke: bool, cache: Path 
     calib = to_tensor(val.images[: min(64, len(val.images))])
     quantize_int8(fp32, int8, calib, exclude=tail_nodes(fp32, include_last_convs=kind == "crowd"))
     (out / "weights.pt").unlink()
-    timing = ev.time_side_by_side(
-        {"fp32": fp32, "int8": int8}, spec.width, spec.height, runs=10 if smoke else 40
+    training = {
+        "data": source,
+        "steps": cfg.steps,
+        "batch": spec.batch,
+        "train_s": round(train_s),
+        "render_s": round(render_s),
+        "torch": torch.__version__,
+    }
+    return _measure(spec, out, val, heldout, training, started, runs=10 if smoke else 40)
+
+
+def remeasure(name: str, out: Path, cache: Path | None, smoke: bool = False) -> dict:
+    """Measure the ONNX files a build left in ``out`` again, and rewrite metrics, manifest and card.
+
+    No training: for a new figure in the card, or to re-time a model on another machine. The training
+    record is kept from the existing ``metrics.json``."""
+    spec = SPECS[name] if not smoke else replace(SPECS[name], **SMOKE)
+    previous = json.loads((out / "metrics.json").read_text())
+    if previous.get("input") != [spec.width, spec.height]:
+        raise SystemExit(
+            f"error: {out} holds a {previous.get('input')} model; this spec is {spec.width}x{spec.height}"
+        )
+    kind = "street" if spec.task == "detect" else "crowd"
+    val = _cached(kind, datasets.VALIDATION_SEEDS, spec.val_images, spec, cache)
+    heldout = _cached(kind, datasets.HELDOUT_SEEDS, spec.heldout_images, spec, cache)
+    return _measure(
+        spec, out, val, heldout, previous["training"], None, runs=40, total_s=previous.get("total_s")
     )
+
+
+def _measure(
+    spec: Spec,
+    out: Path,
+    val,
+    heldout,
+    training: dict,
+    started: float | None,
+    runs: int,
+    total_s: int | None = None,
+) -> dict:
+    name = spec.name
+    kind = "street" if spec.task == "detect" else "crowd"
+    fp32, int8 = out / f"{name}-fp32.onnx", out / f"{name}-int8.onnx"
+    timing = ev.time_side_by_side({"fp32": fp32, "int8": int8}, spec.width, spec.height, runs=runs)
     _log(f"{name}: ms/frame {timing}")
 
     metrics: dict = {
         "name": name,
         "version": spec.version,
         "input": [spec.width, spec.height],
-        "training": {
-            "data": source,
-            "steps": cfg.steps,
-            "batch": spec.batch,
-            "train_s": round(train_s),
-            "render_s": round(render_s),
-            "torch": torch.__version__,
-        },
+        "training": training,
         "heldout": {"first_seed": datasets.HELDOUT_SEEDS, "images": len(heldout.images)},
         "ms_per_frame": timing,
     }
@@ -158,7 +192,7 @@ def build(name: str, out: Path, data_dir: Path | None, smoke: bool, cache: Path 
         result = _finish_detector(spec, fp32, int8, val, heldout, metrics, out)
     else:
         result = _finish_counter(spec, fp32, int8, heldout, metrics, out)
-    metrics["total_s"] = round(time.monotonic() - started)
+    metrics["total_s"] = round(time.monotonic() - started) if started is not None else total_s
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     if kind == "street":
         write_detector_card(out / "MODEL_CARD.md", metrics, result)
@@ -168,8 +202,8 @@ def build(name: str, out: Path, data_dir: Path | None, smoke: bool, cache: Path 
     return metrics
 
 
-def _detector_figures(dets, data, thresholds) -> dict:
-    rep = ev.score(dets, data, len(CLASSES), thresholds)
+def _detector_figures(dets, data, thresholds, min_px: float) -> dict:
+    rep = ev.score(dets, data, len(CLASSES), thresholds, min_px=min_px)
     out = {
         "map50": rep.map50,
         "pooled_precision": rep.pooled_precision,
@@ -183,12 +217,18 @@ def _detector_figures(dets, data, thresholds) -> dict:
             }
             for c in range(len(CLASSES))
         },
+        "recall_by_size": {
+            CLASSES[c]: bands
+            for c, bands in ev.recall_by_size(
+                dets, data, len(CLASSES), thresholds, min_px / ev.MIN_EVAL_FRAME_PX
+            ).items()
+        },
     }
     for key, values in (("lighting", data.lighting), ("weather", data.weather)):
         out[key] = {}
         for v in sorted(set(values)):
             sub = [i for i, x in enumerate(values) if x == v]
-            r = ev.score(dets, data, len(CLASSES), thresholds, subset=sub)
+            r = ev.score(dets, data, len(CLASSES), thresholds, subset=sub, min_px=min_px)
             out[key][v] = {
                 "images": len(sub),
                 "map50": r.map50,
@@ -201,14 +241,15 @@ def _detector_figures(dets, data, thresholds) -> dict:
 
 def _finish_detector(spec: Spec, fp32: Path, int8: Path, val, heldout, metrics: dict, out: Path) -> dict:
     sessions = {"fp32": ev.session(fp32), "int8": ev.session(int8)}
+    min_px = ev.min_eval_px(spec.width)
     held = {k: ev.detect_all(s, heldout.images) for k, s in sessions.items()}
-    maps = {k: ev.score(d, heldout, len(CLASSES), {}).map50 for k, d in held.items()}
+    maps = {k: ev.score(d, heldout, len(CLASSES), {}, min_px=min_px).map50 for k, d in held.items()}
     drop = (maps["fp32"] - maps["int8"]) * 100
     speedup = metrics["ms_per_frame"]["fp32"] / metrics["ms_per_frame"]["int8"]
     shipped = "int8" if drop <= 2.0 else "fp32"
     _log(f"{spec.name}: held-out mAP@0.5 fp32 {maps['fp32']:.3f} int8 {maps['int8']:.3f}; shipping {shipped}")
     val_dets = ev.detect_all(sessions[shipped], val.images)
-    thresholds = ev.tune_thresholds(val_dets, val, len(CLASSES))
+    thresholds = ev.tune_thresholds(val_dets, val, len(CLASSES), min_px=min_px)
     metrics["thresholds"] = {CLASSES[c]: t for c, t in thresholds.items()}
     metrics["shipped"] = shipped
     metrics["int8"] = {
@@ -218,7 +259,7 @@ def _finish_detector(spec: Spec, fp32: Path, int8: Path, val, heldout, metrics: 
         "speedup": speedup,
     }
     for k in ("fp32", "int8"):
-        metrics[k + "_heldout"] = _detector_figures(held[k], heldout, thresholds)
+        metrics[k + "_heldout"] = _detector_figures(held[k], heldout, thresholds, min_px)
     golden = _detector_golden(spec, sessions[shipped], thresholds, out, strict=spec.steps > SMOKE["steps"])
     file = (int8 if shipped == "int8" else fp32).name
     write_manifest(
@@ -341,13 +382,21 @@ def main(argv: list[str] | None = None) -> int:
         "--smoke", action="store_true", help="a few steps on a few images: checks the pipeline"
     )
     parser.add_argument(
+        "--remeasure",
+        action="store_true",
+        help="no training: measure the ONNX files already in --out again and rewrite metrics, manifest, card",
+    )
+    parser.add_argument(
         "--no-cache", action="store_true", help="render data afresh instead of using out/cache"
     )
     args = parser.parse_args(argv)
     out = args.out or MODELS / args.model
     cache = None if args.no_cache or args.smoke else ROOT / "out" / "cache"
     try:
-        build(args.model, out, args.data, args.smoke, cache)
+        if args.remeasure:
+            remeasure(args.model, out, cache, args.smoke)
+        else:
+            build(args.model, out, args.data, args.smoke, cache)
     except datasets.DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -2,8 +2,9 @@
 
 The pipeline has its own small YOLOv8 decode (confidence filter, per-class NMS) so its figures do not
 depend on the runtime's adapter; the two are cross-checked by the golden image in the manifest.
-Ground-truth boxes under ``MIN_EVAL_PX`` on their longer side are "difficult" (VOC's term): neither
-counted as misses nor do detections on them count as false alarms; the model cards say so.
+Ground-truth boxes under ``MIN_EVAL_FRAME_PX`` on their longer side (pixels of a 640-wide frame, so
+the scope does not change with the model's input size) are "difficult" (VOC's term): neither counted
+as misses nor do detections on them count as false alarms; the model cards say so.
 """
 
 from __future__ import annotations
@@ -18,7 +19,15 @@ import onnxruntime as ort
 from models.pipeline.data import CrowdSet, DetectionSet
 from models.pipeline.letterbox import to_tensor
 
-MIN_EVAL_PX = 8.0  # model-input pixels (16 px in a 640x360 frame)
+MIN_EVAL_FRAME_PX = 16.0  # in a 640-wide camera frame, whatever the model's input size
+FRAME_WIDTH = 640  # the renderer's (and the demo camera's) frame width
+
+
+def min_eval_px(model_width: int) -> float:
+    """The "difficult" size limit in model-input pixels, for a model ``model_width`` wide."""
+    return MIN_EVAL_FRAME_PX * model_width / FRAME_WIDTH
+
+
 MATCH_IOU = 0.5
 
 
@@ -79,12 +88,12 @@ def detect_all(sess: ort.InferenceSession, images: np.ndarray, low: float = 0.01
     return [decode(sess.run(None, {name: to_tensor(img)})[0], {}, low, iou) for img in images]
 
 
-def _match(dets: list[Detection], gt: np.ndarray, num_classes: int):
+def _match(dets: list[Detection], gt: np.ndarray, num_classes: int, min_px: float):
     """Per detection: 1 true positive, 0 false positive, -1 ignored (on a difficult box)."""
     verdict = np.zeros(len(dets), dtype=np.int8)
     order = np.argsort([-d.score for d in dets])
     sizes = np.maximum(gt[:, 3] - gt[:, 1], gt[:, 4] - gt[:, 2]) if len(gt) else np.zeros(0)
-    difficult = sizes < MIN_EVAL_PX
+    difficult = sizes < min_px
     used = np.zeros(len(gt), dtype=bool)
     for i in order:
         d = dets[i]
@@ -145,13 +154,15 @@ def score(
     num_classes: int,
     thresholds: dict[int, float],
     subset=None,
+    *,
+    min_px: float,
 ) -> DetectionReport:
     """mAP@0.5 per class over the full score range, and P/R at ``thresholds``."""
     idx = range(len(dets)) if subset is None else subset
     per_cls: dict[int, list] = {c: [] for c in range(num_classes)}
     gt_total = np.zeros(num_classes, dtype=int)
     for i in idx:
-        verdict, gt_count = _match(dets[i], data.boxes[i], num_classes)
+        verdict, gt_count = _match(dets[i], data.boxes[i], num_classes, min_px)
         gt_total += gt_count.astype(int)
         for d, v in zip(dets[i], verdict, strict=False):
             if v >= 0:
@@ -177,13 +188,49 @@ def score(
     )
 
 
-def tune_thresholds(dets: list[list[Detection]], data: DetectionSet, num_classes: int, target_p: float = 0.9):
+SIZE_BINS = (16, 24, 32, 48, 64, 96)  # object size bands (longer side), pixels of a 640-wide frame
+
+
+def recall_by_size(
+    dets: list[list[Detection]],
+    data: DetectionSet,
+    num_classes: int,
+    thresholds: dict[int, float],
+    scale: float,
+) -> dict[int, list[tuple[int, int]]]:
+    """Per class and size band of ``SIZE_BINS`` (the last band open-ended): (found, objects) at
+    ``thresholds``. ``scale`` is model pixels per frame pixel. Tells how far away a camera still sees
+    each kind of object, which the pooled recall hides."""
+    edges = np.array(SIZE_BINS, dtype=np.float64) * scale
+    out = {c: [(0, 0)] * len(edges) for c in range(num_classes)}
+    for d_img, gt in zip(dets, data.boxes, strict=False):
+        kept = [d for d in d_img if d.score >= thresholds.get(d.cls, 0.25)]
+        for g in gt:
+            c, size = int(g[0]), max(g[3] - g[1], g[4] - g[2])
+            band = int(np.searchsorted(edges, size, side="right")) - 1
+            if band < 0:
+                continue  # under the scored size: "difficult"
+            boxes = np.array([d.box for d in kept if d.cls == c]).reshape(-1, 4)
+            found = bool(len(boxes)) and float(iou_matrix(boxes, g[None, 1:]).max()) >= MATCH_IOU
+            hit, total = out[c][band]
+            out[c][band] = (hit + int(found), total + 1)
+    return out
+
+
+def tune_thresholds(
+    dets: list[list[Detection]],
+    data: DetectionSet,
+    num_classes: int,
+    target_p: float = 0.9,
+    *,
+    min_px: float,
+):
     """Per class, the lowest score threshold whose precision reaches ``target_p`` on this (validation) set;
     where no threshold reaches it, the one with the best F1."""
     per_cls: dict[int, list] = {c: [] for c in range(num_classes)}
     gt_total = np.zeros(num_classes, dtype=int)
     for d_img, gt in zip(dets, data.boxes, strict=False):
-        verdict, gt_count = _match(d_img, gt, num_classes)
+        verdict, gt_count = _match(d_img, gt, num_classes, min_px)
         gt_total += gt_count.astype(int)
         for d, v in zip(d_img, verdict, strict=False):
             if v >= 0:

@@ -19,7 +19,10 @@ from torch.nn import functional as F
 from models.pipeline.data import CrowdSet, DetectionSet, density_map
 from models.pipeline.nets import STRIDES, Counter, Detector
 
-MIN_BOX = 4.0  # model pixels; smaller boxes are ignored in the loss (neither positive nor background)
+# Boxes smaller than this on their longer side (pixels of a 640-wide frame; scaled to the model's input)
+# are ignored in the loss: neither positive nor background.
+MIN_BOX = 8.0
+FRAME_WIDTH = 640
 LEVEL_RANGES = ((0, 48), (32, 112), (80, 10_000))  # box size (longer side) handled by each stride
 
 
@@ -64,7 +67,9 @@ def _augment(images: np.ndarray, boxes: list[np.ndarray], rng: np.random.Generat
     return np.clip(out, 0, 255) / 255.0, new_boxes
 
 
-def assign(boxes: list[np.ndarray], points: torch.Tensor, strides: torch.Tensor, num_classes: int):
+def assign(
+    boxes: list[np.ndarray], points: torch.Tensor, strides: torch.Tensor, num_classes: int, min_box: float
+):
     """Per image: class targets ``[N, C]``, box targets ``[N, 4]`` (x1y1x2y2), positive and ignore masks."""
     n = points.shape[1]
     px, py, st = points[0].numpy(), points[1].numpy(), strides[0].numpy()
@@ -84,7 +89,7 @@ def assign(boxes: list[np.ndarray], points: torch.Tensor, strides: torch.Tensor,
             bw, bh = x2 - x1, y2 - y1
             size = max(bw, bh)
             inside = (px > x1) & (px < x2) & (py > y1) & (py < y2)
-            if size < MIN_BOX or min(bw, bh) < 2:
+            if size < min_box or min(bw, bh) < 2:
                 ignore[b] |= inside
                 continue
             cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
@@ -127,7 +132,8 @@ def _giou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def detector_loss(model: Detector, x: torch.Tensor, boxes: list[np.ndarray]) -> tuple[torch.Tensor, dict]:
     ltrb, logits = model(x)
-    cls_t, box_t, pos, ignore = assign(boxes, model.points, model.strides, model.num_classes)
+    min_box = MIN_BOX * model.width / FRAME_WIDTH
+    cls_t, box_t, pos, ignore = assign(boxes, model.points, model.strides, model.num_classes, min_box)
     logits = logits.permute(0, 2, 1)  # [B, N, C]
     weight = (~ignore).float()[..., None]
     num_pos = max(float(pos.sum()), 1.0)

@@ -33,6 +33,32 @@ def test_smoke_build_writes_a_loadable_model_folder(tmp_path, name) -> None:
     assert path.stat().st_size > 10_000
 
 
+def test_remeasure_rewrites_the_figures_and_keeps_the_training_record(tmp_path) -> None:
+    assert build.main(["street-issues", "--smoke", "--out", str(tmp_path)]) == 0
+    before = json.loads((tmp_path / "metrics.json").read_text())
+    del before["int8_heldout"]["recall_by_size"]
+    (tmp_path / "metrics.json").write_text(json.dumps(before))
+    (tmp_path / "MODEL_CARD.md").write_text("stale")
+    assert build.main(["street-issues", "--smoke", "--remeasure", "--out", str(tmp_path)]) == 0
+    after = json.loads((tmp_path / "metrics.json").read_text())
+    assert after["training"] == before["training"] and after["total_s"] == before["total_s"]
+    sizes = after["int8_heldout"]["recall_by_size"]
+    assert set(sizes) == set(CLASSES) and all(len(bands) == 6 for bands in sizes.values())
+    assert all(0 <= hit <= n for bands in sizes.values() for hit, n in bands)
+    card = (tmp_path / "MODEL_CARD.md").read_text()
+    assert "### By object size" in card and "16-24 px" in card
+    verify_model_file(tmp_path, load_manifest(tmp_path))
+
+
+def test_remeasure_refuses_a_model_of_another_input_size(tmp_path) -> None:
+    assert build.main(["street-issues", "--smoke", "--out", str(tmp_path)]) == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    metrics["input"] = [320, 192]
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    with pytest.raises(SystemExit, match="320, 192"):
+        build.main(["street-issues", "--smoke", "--remeasure", "--out", str(tmp_path)])
+
+
 def _nodes(path):
     import onnx
 
