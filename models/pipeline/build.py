@@ -53,11 +53,19 @@ class Spec:
 SPECS = {
     # A fixed number of steps and no time budget (0), so a rebuild repeats the shipped training
     # whatever else the machine is doing; the budget is for quick experiments (--smoke).
-    "street-issues": Spec("street-issues", "detect", "1.1.0", 320, 192, 6000, 300, 600, 8000, 16, 2e-3, 0, 0),
+    # The detector sees a 640x360 camera frame at full resolution (letterboxed to 640x384): at half
+    # size (1.1.0) a distant person or a bag of rubbish is a few pixels wide and most were missed.
+    "street-issues": Spec(
+        "street-issues", "detect", "2.0.0", 640, 384, 6000, 600, 600, 12000, 4, 1.5e-3, 0, 0
+    ),
     "crowd-counter": Spec(
         "crowd-counter", "density", "1.2.0", 320, 192, 4000, 150, 300, 4500, 12, 2e-3, 0, 0
     ),
 }
+# Per-class thresholds are the lowest score reaching this precision on the validation frames. It is
+# above the 0.90 goal because the lowest passing threshold on one set lands a little under it on
+# another (1.1.0, tuned for 0.90: 0.88-0.89 on the held-out set for three classes).
+TARGET_PRECISION = 0.92
 SMOKE = {
     "train_images": 8,
     "val_images": 4,
@@ -249,8 +257,9 @@ def _finish_detector(spec: Spec, fp32: Path, int8: Path, val, heldout, metrics: 
     shipped = "int8" if drop <= 2.0 else "fp32"
     _log(f"{spec.name}: held-out mAP@0.5 fp32 {maps['fp32']:.3f} int8 {maps['int8']:.3f}; shipping {shipped}")
     val_dets = ev.detect_all(sessions[shipped], val.images)
-    thresholds = ev.tune_thresholds(val_dets, val, len(CLASSES), min_px=min_px)
+    thresholds = ev.tune_thresholds(val_dets, val, len(CLASSES), TARGET_PRECISION, min_px=min_px)
     metrics["thresholds"] = {CLASSES[c]: t for c, t in thresholds.items()}
+    metrics["threshold_tuning"] = {"target_precision": TARGET_PRECISION, "validation_images": len(val.images)}
     metrics["shipped"] = shipped
     metrics["int8"] = {
         "map50_fp32": maps["fp32"],
