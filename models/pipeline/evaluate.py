@@ -239,7 +239,7 @@ def tune_thresholds(
     for c in range(num_classes):
         arr = np.array(per_cls[c], dtype=np.float64).reshape(-1, 2)
         best_t, best_f1, chosen = 0.5, -1.0, None
-        for t in np.arange(0.15, 0.91, 0.01):
+        for t in np.arange(15, 91) / 100:  # exact hundredths, the values the manifest ships
             above = arr[arr[:, 0] >= t]
             tp = above[:, 1].sum()
             p = tp / len(above) if len(above) else 0.0
