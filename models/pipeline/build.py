@@ -48,6 +48,8 @@ class Spec:
     lr: float
     time_budget_s: float
     golden_seed: int
+    ema_decay: float = 0.0  # > 0: ship the moving average of the weights (detector)
+    bf16: bool = False  # train the detector under bfloat16 autocast (see TrainConfig)
 
 
 SPECS = {
@@ -128,16 +130,32 @@ def build(name: str, out: Path, data_dir: Path | None, smoke: bool, cache: Path 
     heldout = _cached(kind, datasets.HELDOUT_SEEDS, spec.heldout_images, spec, cache)
     render_s = time.monotonic() - started
 
-    cfg = TrainConfig(steps=spec.steps, batch=spec.batch, lr=spec.lr, time_budget_s=spec.time_budget_s)
+    cfg = TrainConfig(
+        steps=spec.steps,
+        batch=spec.batch,
+        lr=spec.lr,
+        time_budget_s=spec.time_budget_s,
+        ema_decay=spec.ema_decay,
+        bf16=spec.bf16,
+    )
     t0 = time.monotonic()
+    averaged = None
     if kind == "street":
-        model = train_detector(Detector(len(CLASSES), spec.width, spec.height), train, cfg, log=_log)
+        model, averaged = train_detector(
+            Detector(len(CLASSES), spec.width, spec.height), train, cfg, log=_log
+        )
     else:
         model = train_counter(Counter(), train, cfg, log=_log)
     train_s = time.monotonic() - t0
+    fp32, int8 = out / f"{name}-fp32.onnx", out / f"{name}-int8.onnx"
+    last_weights = None
+    if averaged is not None:
+        # the last weights are exported too, unshipped, so the card can show what averaging bought
+        last_weights = out / "last-weights-fp32.onnx"
+        export_onnx(model, last_weights, spec.width, spec.height, "output0")
+        model = averaged
     torch.save(model.state_dict(), out / "weights.pt")
 
-    fp32, int8 = out / f"{name}-fp32.onnx", out / f"{name}-int8.onnx"
     export_onnx(model, fp32, spec.width, spec.height, "output0" if kind == "street" else "density")
     calib = to_tensor(val.images[: min(64, len(val.images))])
     quantize_int8(fp32, int8, calib, exclude=tail_nodes(fp32, include_last_convs=kind == "crowd"))
@@ -150,6 +168,18 @@ def build(name: str, out: Path, data_dir: Path | None, smoke: bool, cache: Path 
         "render_s": round(render_s),
         "torch": torch.__version__,
     }
+    if last_weights is not None:
+        min_px = ev.min_eval_px(spec.width)
+        compare = {}
+        for key, path in (("last_weights", last_weights), ("averaged", fp32)):
+            dets = ev.detect_all(ev.session(path), heldout.images)
+            compare[key] = ev.score(dets, heldout, len(CLASSES), {}, min_px=min_px).map50
+        training["weight_average"] = {"decay": spec.ema_decay, "heldout_map50_fp32": compare}
+        _log(
+            f"{name}: held-out mAP@0.5 (fp32) last weights {compare['last_weights']:.3f}, "
+            f"averaged {compare['averaged']:.3f}"
+        )
+        last_weights.unlink()
     return _measure(spec, out, val, heldout, training, started, runs=10 if smoke else 40)
 
 

@@ -8,6 +8,7 @@ boxes a few pixels wide are left out of the loss rather than forced onto cells t
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import dataclass
@@ -35,6 +36,34 @@ class TrainConfig:
     seed: int = 0
     log_every: int = 50
     time_budget_s: float | None = None  # stop early (with the LR schedule compressed) past this
+    ema_decay: float = 0.0  # > 0: also keep an exponential moving average of the weights (the detector)
+    # bfloat16 autocast and channels-last tensors: about 2x faster training on CPUs with AVX512-BF16
+    # (measured side by side: bench/train_step.py). Weights, optimizer and losses stay float32.
+    bf16: bool = False
+
+
+class WeightAverage:
+    """An exponential moving average of a model's weights and batch-norm statistics.
+
+    With batches of four the last weights jitter from step to step; their running average scores
+    more steadily. The decay ramps up from 0 so the early, fast-moving weights are soon forgotten."""
+
+    def __init__(self, model: torch.nn.Module, decay: float, ramp_steps: float = 2000.0) -> None:
+        self.model = copy.deepcopy(model).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.decay, self.ramp, self.updates = decay, ramp_steps, 0
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        self.updates += 1
+        d = self.decay * (1 - math.exp(-self.updates / self.ramp))
+        live = model.state_dict()
+        for k, v in self.model.state_dict().items():
+            if v.dtype.is_floating_point:
+                v.mul_(d).add_(live[k].detach(), alpha=1 - d)
+            else:
+                v.copy_(live[k])
 
 
 def _setup(cfg: TrainConfig) -> torch.Generator:
@@ -132,6 +161,7 @@ def _giou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def detector_loss(model: Detector, x: torch.Tensor, boxes: list[np.ndarray]) -> tuple[torch.Tensor, dict]:
     ltrb, logits = model(x)
+    ltrb, logits = ltrb.float(), logits.float()  # losses in float32 even under bfloat16 autocast
     min_box = MIN_BOX * model.width / FRAME_WIDTH
     cls_t, box_t, pos, ignore = assign(boxes, model.points, model.strides, model.num_classes, min_box)
     logits = logits.permute(0, 2, 1)  # [B, N, C]
@@ -153,10 +183,16 @@ def detector_loss(model: Detector, x: torch.Tensor, boxes: list[np.ndarray]) -> 
     return loss, {"cls": cls_loss.item(), "box": box_loss.item(), "pos": num_pos / len(boxes)}
 
 
-def train_detector(model: Detector, data: DetectionSet, cfg: TrainConfig, log=print) -> Detector:
+def train_detector(
+    model: Detector, data: DetectionSet, cfg: TrainConfig, log=print
+) -> tuple[Detector, Detector | None]:
+    """Train in place; returns the model and, with ``cfg.ema_decay``, the averaged copy to ship."""
     gen = _setup(cfg)
     rng = np.random.default_rng(cfg.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=5e-4)
+    layout = torch.channels_last if cfg.bf16 else torch.contiguous_format
+    model = model.to(memory_format=layout)
+    ema = WeightAverage(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
     model.train()
     start = time.monotonic()
     total = cfg.steps
@@ -172,19 +208,23 @@ def train_detector(model: Detector, data: DetectionSet, cfg: TrainConfig, log=pr
             g["lr"] = _lr_at(cfg, step, total)
         idx = torch.randint(len(data.images), (cfg.batch,), generator=gen).numpy()
         imgs, boxes = _augment(data.images[idx], [data.boxes[i] for i in idx], rng)
-        x = torch.from_numpy(np.ascontiguousarray(imgs.transpose(0, 3, 1, 2)))
-        loss, parts = detector_loss(model, x, boxes)
+        # NHWC images are already channels-last memory; permuting the view costs nothing
+        x = torch.from_numpy(np.ascontiguousarray(imgs)).permute(0, 3, 1, 2).contiguous(memory_format=layout)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+            loss, parts = detector_loss(model, x, boxes)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
         opt.step()
+        if ema is not None:
+            ema.update(model)
         if step % cfg.log_every == 0 or step == total - 1:
             log(
                 f"detector step {step}/{total} loss {loss.item():.3f} cls {parts['cls']:.3f} "
                 f"box {parts['box']:.3f} pos/img {parts['pos']:.1f} ({time.monotonic() - start:.0f}s)"
             )
-    model.eval()
-    return model
+    model = model.eval().to(memory_format=torch.contiguous_format)
+    return model, (ema.model.to(memory_format=torch.contiguous_format) if ema is not None else None)
 
 
 def train_counter(model: Counter, data: CrowdSet, cfg: TrainConfig, log=print) -> Counter:

@@ -31,6 +31,11 @@ def test_smoke_build_writes_a_loadable_model_folder(tmp_path, name) -> None:
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["ms_per_frame"]["fp32"] > 0 and metrics["ms_per_frame"]["int8"] > 0
     assert path.stat().st_size > 10_000
+    if name == "street-issues":  # the unshipped last weights are measured beside the average, then removed
+        compared = metrics["training"]["weight_average"]["heldout_map50_fp32"]
+        assert set(compared) == {"last_weights", "averaged"}
+        assert all(0.0 <= v <= 1.0 for v in compared.values())
+        assert not (tmp_path / "last-weights-fp32.onnx").exists()
 
 
 def test_remeasure_rewrites_the_figures_and_keeps_the_training_record(tmp_path) -> None:
