@@ -101,7 +101,9 @@ def _cached(kind: str, first: int, count: int, spec: Spec, cache: Path | None):
     return out
 
 
-def build(name: str, out: Path, data_dir: Path | None, smoke: bool, cache: Path | None) -> dict:
+def build(
+    name: str, out: Path, data_dir: Path | None, smoke: bool, cache: Path | None, bf16: bool = False
+) -> dict:
     import torch  # the train extra: imported here so rendering and evaluation work without it
 
     from models.pipeline.export import export_onnx, quantize_int8, tail_nodes
@@ -111,6 +113,8 @@ def build(name: str, out: Path, data_dir: Path | None, smoke: bool, cache: Path 
     spec = SPECS[name]
     if smoke:
         spec = replace(spec, **SMOKE)
+    if bf16:
+        spec = replace(spec, bf16=True)
     out.mkdir(parents=True, exist_ok=True)
     kind = "street" if spec.task == "detect" else "crowd"
     started = time.monotonic()
@@ -167,6 +171,7 @@ def build(name: str, out: Path, data_dir: Path | None, smoke: bool, cache: Path 
         "train_s": round(train_s),
         "render_s": round(render_s),
         "torch": torch.__version__,
+        "bf16": cfg.bf16,
     }
     if last_weights is not None:
         min_px = ev.min_eval_px(spec.width)
@@ -426,6 +431,11 @@ def main(argv: list[str] | None = None) -> int:
         help="no training: measure the ONNX files already in --out again and rewrite metrics, manifest, card",
     )
     parser.add_argument(
+        "--bf16",
+        action="store_true",
+        help="train the detector under bfloat16 autocast: about 2x faster on CPUs with AVX512-BF16",
+    )
+    parser.add_argument(
         "--no-cache", action="store_true", help="render data afresh instead of using out/cache"
     )
     args = parser.parse_args(argv)
@@ -435,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.remeasure:
             remeasure(args.model, out, cache, args.smoke)
         else:
-            build(args.model, out, args.data, args.smoke, cache)
+            build(args.model, out, args.data, args.smoke, cache, bf16=args.bf16)
     except datasets.DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -176,8 +176,9 @@ def write_detector_card(path: Path, m: dict, result: dict) -> None:
         "`pip install -e .[train]`). "
         f"Training: {m['training']['data']}, {m['training']['steps']} steps of batch "
         f"{m['training']['batch']}, "
-        f"{m['training']['train_s']} s on 2 CPU threads (torch {m['training']['torch']}); "
-        f"whole build {m['total_s']} s. Figures: `metrics.json` next to this card.",
+        f"{m['training']['train_s']} s on 2 CPU threads (torch {m['training']['torch']}"
+        f"{', bfloat16 autocast' if m['training'].get('bf16') else ''}); "
+        f"whole build {m['total_s']} s.{_averaging(m['training'])} Figures: `metrics.json` next to this card.",
         "",
         "The manifest's `golden` entry is `golden.jpg` (a rendered noon frame) with the detections this "
         "exact file produces on it; the agent checks them at start.",
@@ -185,6 +186,18 @@ def write_detector_card(path: Path, m: dict, result: dict) -> None:
     ]
     lines += _changes("street-issues")
     path.write_text("\n".join(lines), encoding="utf-8")
+
+
+def _averaging(training: dict) -> str:
+    avg = training.get("weight_average")
+    if not avg:
+        return ""
+    maps = avg["heldout_map50_fp32"]
+    return (
+        f" The shipped weights are the running average (decay {avg['decay']}) of the training weights: "
+        f"held-out FP32 mAP@0.5 {maps['averaged']:.3f}, against {maps['last_weights']:.3f} for the last "
+        "weights, measured in the same build."
+    )
 
 
 def _tuning(m: dict) -> str:

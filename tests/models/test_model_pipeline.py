@@ -36,13 +36,16 @@ def test_smoke_build_writes_a_loadable_model_folder(tmp_path, name) -> None:
 
 def test_a_weight_averaged_build_measures_the_last_weights_beside_the_average(tmp_path, monkeypatch) -> None:
     spec = build.SPECS["street-issues"]
-    monkeypatch.setitem(build.SPECS, "street-issues", replace(spec, ema_decay=0.99, bf16=True))
-    assert build.main(["street-issues", "--smoke", "--out", str(tmp_path)]) == 0
+    monkeypatch.setitem(build.SPECS, "street-issues", replace(spec, ema_decay=0.99))
+    assert build.main(["street-issues", "--smoke", "--bf16", "--out", str(tmp_path)]) == 0
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     compared = metrics["training"]["weight_average"]["heldout_map50_fp32"]
     assert set(compared) == {"last_weights", "averaged"}
     assert all(0.0 <= v <= 1.0 for v in compared.values())
     assert not (tmp_path / "last-weights-fp32.onnx").exists()  # measured, then removed: never shipped
+    card = (tmp_path / "MODEL_CARD.md").read_text()
+    assert "running average (decay 0.99)" in card and "bfloat16 autocast" in card
+    assert metrics["training"]["bf16"] is True
     verify_model_file(tmp_path, load_manifest(tmp_path))
 
 
