@@ -58,3 +58,15 @@ if ! command -v ffmpeg >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-g
     apt-get update -qq >/dev/null
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null
 fi
+# Real footage for the tests, the demo and the model cards: OpenCV's sample clips and photos, from
+# Debian's opencv-doc (the repository holds only our labels for its frames, never the video).
+if [ ! -f /usr/share/doc/opencv-doc/examples/data/vtest.avi ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "setup: installing opencv-doc (real sample footage) from Debian's packages"
+        apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq opencv-doc >/dev/null
+    elif [ "$need_mosquitto" = 1 ]; then
+        echo "setup: the tests need Debian's opencv-doc package (real footage): sudo apt-get install opencv-doc" >&2
+        exit 1
+    fi
+fi

@@ -39,7 +39,7 @@ PREFIX = "city"
 @dataclass
 class DemoResult:
     summary: Summary = field(default_factory=Summary)
-    annotated: Path | None = None
+    annotated: list[Path] = field(default_factory=list)
     broker: str = ""
     board: str = ""
     problems: list[str] = field(default_factory=list)
@@ -78,9 +78,17 @@ class Broker:
 
 
 def demo_config(
-    workdir: Path, broker: Broker, board_port: str | None, path: Path = DEMO_CONFIG
+    workdir: Path,
+    broker: Broker,
+    board_port: str | None,
+    path: Path = DEMO_CONFIG,
+    skipped: list[str] | None = None,
 ) -> GatewayConfig:
-    """The demo's gateway: the cameras of demo/agent.toml, our broker, a scratch outbox, the sim board."""
+    """The demo's gateway: the cameras of demo/agent.toml, our broker, a scratch outbox, the sim board.
+
+    Cameras whose source is missing are left out and named in ``skipped``.
+    """
+    skipped = [] if skipped is None else skipped
     data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
     data["device"] = {**data.get("device", {}), "id": DEVICE}
     data["uplink"] = {
@@ -90,10 +98,18 @@ def demo_config(
         "topic_prefix": PREFIX,
     }
     data["outbox"] = {**data.get("outbox", {}), "path": str(workdir / "outbox.sqlite")}
+    cameras = []
     for camera in data.get("cameras", []):
         source = Path(camera["source"])
-        camera["source"] = str(source if source.is_absolute() else ROOT / source)
+        source = source if source.is_absolute() else ROOT / source
+        if not source.exists():
+            # the real-footage camera needs Debian's opencv-doc, which only root can install
+            skipped.append(f"camera {camera.get('id')}: {source} is missing (apt-get install opencv-doc)")
+            continue
+        cameras.append(camera)
+        camera["source"] = str(source)
         camera["models"] = [str(m if Path(m).is_absolute() else ROOT / m) for m in camera["models"]]
+    data["cameras"] = cameras
     if board_port is not None:
         boards = data.get("boards") or [{"id": "pole-0042-b1"}]  # the sim board's provisioned id
         boards[0]["port"] = board_port
@@ -152,7 +168,10 @@ async def _run(
     board = start_board(workdir)
     result.board = board.describe() if board else "none (the firmware simulator is not installed)"
     try:
-        config = demo_config(workdir, broker, board.port if board else None, config_path)
+        skipped: list[str] = []
+        config = demo_config(workdir, broker, board.port if board else None, config_path, skipped)
+        for line in skipped:
+            out.write(f"left out: {line}\n")
         result.config_file = out_dir / "gateway.toml"
         result.config_file.write_text(tomli_w.dumps(config.model_dump(mode="json", exclude_none=True)))
         out.write(
@@ -217,27 +236,32 @@ def start_board(workdir: Path) -> DemoBoard | None:
         return None
 
 
-def annotate_clip(config_path: Path, out_dir: Path, out: TextIO) -> Path | None:
-    """What the camera saw: the clip with boxes, track ids, zones and counts drawn (vision preview)."""
+def annotate_clips(config_path: Path, out_dir: Path, out: TextIO) -> list[Path]:
+    """What each camera saw: its clip with boxes, track ids, zones and counts drawn (vision preview)."""
     import argparse
     import contextlib as _contextlib
     import io
 
+    from agent.config import load_config
+
     from .commands.vision import cmd_preview
     from .errors import EdgectlError
 
-    target = out_dir / "annotated.mp4"
-    args = argparse.Namespace(
-        source=None, config=config_path, camera=None, model=None, zones=None, out=target,
-        fps=None, frames=0, seconds=10.0,
-    )  # fmt: skip
-    try:
-        with _contextlib.redirect_stdout(io.StringIO()):
-            cmd_preview(args)
-    except EdgectlError as exc:
-        out.write(f"annotated clip not written: {exc}\n")
-        return None
-    return target
+    written = []
+    for i, camera in enumerate(load_config(config_path).cameras):
+        target = out_dir / ("annotated.mp4" if i == 0 else f"annotated-{camera.id}.mp4")
+        args = argparse.Namespace(
+            source=None, config=config_path, camera=camera.id, model=None, zones=None, out=target,
+            fps=None, frames=0, seconds=10.0,
+        )  # fmt: skip
+        try:
+            with _contextlib.redirect_stdout(io.StringIO()):
+                cmd_preview(args)
+        except EdgectlError as exc:
+            out.write(f"annotated clip of {camera.id} not written: {exc}\n")
+            continue
+        written.append(target)
+    return written
 
 
 def run_demo(
@@ -257,10 +281,10 @@ def run_demo(
             out.write("\ninterrupted\n")
     out.write("\nwriting the annotated clip (what the camera saw, with boxes, tracks and zones) ...\n")
     out.flush()
-    result.annotated = annotate_clip(result.config_file, out_dir, out) if result.config_file else None
+    result.annotated = annotate_clips(result.config_file, out_dir, out) if result.config_file else []
     out.write("\nsummary: " + "\n".join(result.summary.lines()) + "\n")
-    if result.annotated:
-        out.write(f"annotated clip: {result.annotated}\n")
+    for clip in result.annotated:
+        out.write(f"annotated clip: {clip}\n")
     for problem in result.problems:
         out.write(f"problem: {problem}\n")
     return result

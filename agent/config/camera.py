@@ -144,6 +144,11 @@ class CameraConfig(Section):
     fps: float = Field(default=2.0, gt=0, le=60, description="frames sampled per second")
     loop: bool = Field(default=False, description="files and folders: start again at the end")
     models: list[Path] = Field(min_length=1, description="model folders (with manifest.json)")
+    model_labels: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="model id -> the only labels this camera takes from that model (e.g. people and "
+        "vehicles from the real-image detector, street issues from street-issues); unnamed models: all",
+    )
     zones: list[ZoneConfig] = Field(default_factory=list)
     confidence: dict[str, float] = Field(
         default_factory=dict, description="detection threshold per class, over the manifest's"

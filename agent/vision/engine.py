@@ -144,7 +144,7 @@ class ModelEngine:
 
     def with_thresholds(self, per_class: dict[str, float]) -> ModelManifest:
         """The manifest with a camera's per-class confidence thresholds laid over it."""
-        mine = {k: v for k, v in per_class.items() if k in self.manifest.classes}
+        mine = {k: v for k, v in per_class.items() if k in self.manifest.labels}
         if not mine:
             return self.manifest
         merged = {**self.manifest.thresholds.per_class, **mine}
@@ -159,7 +159,7 @@ class ModelEngine:
         return tensor
 
     def class_id(self, label: str) -> int:
-        return self.manifest.classes.index(label)
+        return self.manifest.labels.index(label)
 
 
 def open_session(path: Path, options: EngineOptions) -> ort.InferenceSession:
@@ -264,10 +264,10 @@ def golden_mismatches(manifest: ModelManifest, result: Detections | DensityMap) 
                 problems.append(f"count {result.count:.1f}, expected {golden.count:.1f} ± {tol:.1f}")
         return problems
     for want in golden.detections:
-        if want.label not in manifest.classes:
+        if want.label not in manifest.labels:
             problems.append(f"expected label {want.label!r} is not a class of the model")
             continue
-        same = result[result.class_id == manifest.classes.index(want.label)]
+        same = result[result.class_id == manifest.labels.index(want.label)]
         ious = box_iou(np.asarray([want.box], np.float32), same.xyxy)[0]
         best = float(ious.max()) if len(ious) else 0.0
         if best < want.min_iou:

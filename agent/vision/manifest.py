@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 MANIFEST_NAME = "manifest.json"
 
@@ -30,6 +30,9 @@ class InputSpec(_Strict):
     mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
     std: tuple[float, float, float] = (1.0, 1.0, 1.0)
     pad_value: int = Field(default=114, ge=0, le=255, description="letterbox border grey level")
+    # How frames are scaled into the input: as the model was trained (Ultralytics and NanoDet resize
+    # bilinearly; a different filter moves boxes by pixels and scores by several hundredths).
+    resize: Literal["linear", "area"] = "linear"
 
 
 class Thresholds(_Strict):
@@ -61,20 +64,56 @@ class ModelManifest(_Strict):
     file: str = Field(description="ONNX file name inside the model folder")
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     input: InputSpec
-    classes: list[str] = Field(default_factory=list)
+    classes: list[str] = Field(default_factory=list, description="the model's output classes, in order")
+    merge: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="our label -> the model classes it stands for (e.g. vehicle: car, bus, truck)",
+    )
     thresholds: Thresholds = Field(default_factory=Thresholds)
     golden: Golden | None = None
     # other files of the package (FP32 variant, card), keyed by name, for `edgectl model verify`
     files: dict[str, str] = Field(default_factory=dict, description="file name -> sha256")
 
+    _labels: list[str] = PrivateAttr(default_factory=list)
+    _label_of: list[int] = PrivateAttr(default_factory=list)
+
     @model_validator(mode="after")
     def _classes_for_detectors(self) -> ModelManifest:
         if self.task == "detect" and not self.classes:
             raise ValueError("a detection model must list its classes")
-        unknown = sorted(set(self.thresholds.per_class) - set(self.classes))
+        if len(set(self.classes)) != len(self.classes):
+            raise ValueError("classes must be unique")
+        merged_into: dict[str, str] = {}
+        for label, sources in self.merge.items():
+            for name in sources:
+                if name not in self.classes:
+                    raise ValueError(f"merge.{label} names {name!r}, which is not one of the classes")
+                if name in merged_into:
+                    raise ValueError(
+                        f"class {name!r} is merged into both {merged_into[name]!r} and {label!r}"
+                    )
+                merged_into[name] = label
+        labels: list[str] = []
+        for name in self.classes:
+            label = merged_into.get(name, name)
+            if label not in labels:
+                labels.append(label)
+        self._labels = labels
+        self._label_of = [labels.index(merged_into.get(name, name)) for name in self.classes]
+        unknown = sorted(set(self.thresholds.per_class) - set(labels))
         if unknown:
-            raise ValueError(f"thresholds.per_class names classes the model does not have: {unknown}")
+            raise ValueError(f"thresholds.per_class names labels the model does not have: {unknown}")
         return self
+
+    @property
+    def labels(self) -> list[str]:
+        """What detections are called: the classes, with merged ones under their common label."""
+        return self._labels
+
+    @property
+    def label_of_class(self) -> list[int]:
+        """For each model class id, the index of its label in ``labels``."""
+        return self._label_of
 
 
 class ManifestError(ValueError):

@@ -65,7 +65,21 @@ class _Model:
     engine: ModelEngine
     prep: Preprocessor  # this camera's own buffers: sessions are shared, buffers are not
     manifest: ModelManifest  # with this camera's thresholds
+    keep: np.ndarray | None = None  # label ids this camera takes from the model; None: all
     last: Detections | DensityMap | None = None
+
+
+def _kept_labels(config: CameraConfig, manifest: ModelManifest) -> np.ndarray | None:
+    wanted = config.model_labels.get(manifest.id)
+    if wanted is None:
+        return None
+    unknown = sorted(set(wanted) - set(manifest.labels))
+    if unknown:
+        raise ValueError(
+            f"camera {config.id}: model_labels.{manifest.id} names {', '.join(unknown)}, which the model "
+            f"does not detect (it has: {', '.join(manifest.labels)})"
+        )
+    return np.asarray([manifest.labels.index(w) for w in wanted], np.int32)
 
 
 class CameraPipeline:
@@ -82,12 +96,14 @@ class CameraPipeline:
             if prep is None:
                 prep = e.preprocessor()
                 preps.append(prep)
-            models.append(_Model(e, prep, e.with_thresholds(config.confidence)))
+            models.append(
+                _Model(e, prep, e.with_thresholds(config.confidence), _kept_labels(config, e.manifest))
+            )
         self.detectors = [m for m in models if not m.engine.is_density]
         self.density = next((m for m in models if m.engine.is_density), None)
         self.rules = CameraRules(
             config,
-            [(m.engine.ref, m.engine.manifest.classes) for m in self.detectors],
+            [(m.engine.ref, m.engine.manifest.labels) for m in self.detectors],
             self.density.engine.ref if self.density else None,
         )
         m = config.motion
@@ -144,6 +160,8 @@ class CameraPipeline:
         for m in self.detectors:
             dets = m.engine.infer_prepared(m.prep, prepared(m), m.manifest)
             assert isinstance(dets, Detections)
+            if m.keep is not None:
+                dets = dets[np.isin(dets.class_id, m.keep)]
             m.last = dets
             found.append(dets)
         if self.density is not None:
@@ -153,9 +171,7 @@ class CameraPipeline:
 
     def _with_snapshot(self, image: np.ndarray, events: list[Event]) -> list[Event]:
         # Everything found in the frame is blurred if private, whichever model found it.
-        found = [
-            (m.last, m.engine.manifest.classes) for m in self.detectors if isinstance(m.last, Detections)
-        ]
+        found = [(m.last, m.engine.manifest.labels) for m in self.detectors if isinstance(m.last, Detections)]
         jpeg = snapshot(image, found, self.config.snapshots)
         return [
             dataclasses.replace(e, image=jpeg, blurred=True) if e.kind == ISSUE and e.phase == START else e

@@ -87,7 +87,8 @@ class Preprocessor:
         if (new_w, new_h) == (w, h):
             inner[:] = frame
         else:
-            interp = cv2.INTER_AREA if box.scale < 1 else cv2.INTER_LINEAR
+            area = spec.resize == "area" and box.scale < 1
+            interp = cv2.INTER_AREA if area else cv2.INTER_LINEAR
             cv2.resize(frame, (new_w, new_h), dst=inner, interpolation=interp)
         image = self._canvas
         if spec.layout == "NCHW" and self._float is not None:

@@ -40,6 +40,8 @@ def write_manifest(
             "mean": [0.0, 0.0, 0.0],
             "std": [1.0, 1.0, 1.0],
             "pad_value": 114,
+            # models/pipeline/letterbox.py shrinks with INTER_AREA when training and measuring
+            "resize": "area",
         },
         "classes": classes,
         "thresholds": thresholds,

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..errors import MODEL, USAGE, EdgectlError
 from ..model_signing import register_sign
+from .model_detect import register as register_detect
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -40,6 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     bench.add_argument("--json", action="store_true", help="machine-readable output")
     bench.set_defaults(func=cmd_bench)
     register_sign(cmds)
+    register_detect(cmds)
 
 
 def _io(session: Any) -> dict[str, list[dict[str, Any]]]:

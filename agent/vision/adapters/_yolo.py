@@ -12,10 +12,10 @@ from . import AdapterError
 
 
 def class_thresholds(manifest: ModelManifest) -> np.ndarray:
-    """Confidence threshold for each class id: the per-class value where the manifest gives one."""
+    """Confidence threshold for each label id: the per-label value where the manifest gives one."""
     base = manifest.thresholds.confidence
     per = manifest.thresholds.per_class
-    return np.asarray([per.get(name, base) for name in manifest.classes], np.float32)
+    return np.asarray([per.get(name, base) for name in manifest.labels], np.float32)
 
 
 def single_output(outputs: list[np.ndarray], rank: int, what: str) -> np.ndarray:
@@ -35,15 +35,19 @@ def finish(
     manifest: ModelManifest,
     nms: bool = True,
 ) -> Detections:
-    """Threshold per class, NMS per class, map to normalized image coordinates.
+    """Threshold per label, NMS per label, map to normalized image coordinates.
 
-    ``xywh`` are centre-size boxes in model-input pixels.
+    ``xywh`` are centre-size boxes in model-input pixels; ``class_ids`` index the model's classes
+    and come back as indices of ``manifest.labels`` (merged classes share one, so a van scored as
+    both car and truck is one vehicle after NMS).
     """
     n_classes = len(manifest.classes)
     if len(class_ids) and (class_ids.min() < 0 or class_ids.max() >= n_classes):
         raise AdapterError(
             f"the model outputs class id {int(class_ids.max())} but the manifest lists {n_classes} classes"
         )
+    if manifest.merge:
+        class_ids = np.asarray(manifest.label_of_class, np.int64)[class_ids]
     keep = scores >= class_thresholds(manifest)[class_ids]
     xywh, scores, class_ids = xywh[keep], scores[keep], class_ids[keep]
     if nms and len(scores) > 1:
