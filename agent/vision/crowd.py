@@ -76,6 +76,8 @@ class CrowdMonitor:
                 detected = float(np.count_nonzero(inside[:, j] & (dets.class_id == self.person_class)))
                 if raw is None or raw < cfg.sparse_below:
                     raw, source, model = detected, "detections", self.detector
+                elif detected > raw:  # never fewer than the people the detector can see
+                    raw = detected
             if raw is None:
                 continue
             st = self.state[zone.id]

@@ -63,7 +63,9 @@ class OnnxSubgraph(nn.Module):
         self.nodes = [n for n in graph.node if n.name in needed]
         bad = sorted({n.op_type for n in self.nodes} - SUPPORTED)
         if bad:
-            raise NotImplementedError(f"{path}: ops {bad} are not supported by OnnxSubgraph ({sorted(SUPPORTED)})")
+            raise NotImplementedError(
+                f"{path}: ops {bad} are not supported by OnnxSubgraph ({sorted(SUPPORTED)})"
+            )
         inputs = [i.name for i in graph.input if i.name not in inits]
         if len(inputs) != 1:
             raise ValueError(f"{path}: expected one graph input, found {inputs}")
@@ -136,7 +138,14 @@ class OnnxSubgraph(nn.Module):
             p = a.get("pads", [0, 0, 0, 0])
             if any(p):
                 x = F.pad(x, (p[1], p[3], p[0], p[2]), value=float("-inf"))
-            return [F.max_pool2d(x, a["kernel_shape"], a.get("strides", a["kernel_shape"]), ceil_mode=bool(a.get("ceil_mode", 0)))]
+            return [
+                F.max_pool2d(
+                    x,
+                    a["kernel_shape"],
+                    a.get("strides", a["kernel_shape"]),
+                    ceil_mode=bool(a.get("ceil_mode", 0)),
+                )
+            ]
         if op == "Resize":
             return [self._resize(n, a, x)]
         raise NotImplementedError(op)  # unreachable: refused in __init__

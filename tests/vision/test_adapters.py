@@ -117,3 +117,38 @@ def test_class_id_beyond_the_manifest_is_an_error(make_model) -> None:
     rows = np.asarray([[1, 1, 5, 5, 0.9, 7]], np.float32)[None]
     with pytest.raises(ModelRefused, match="class id 7"):
         load_engine(make_model(rows, adapter="yolo_nms", classes=CLASSES))
+
+
+def test_merged_classes_are_one_label_with_one_nms(make_model) -> None:
+    # A van scored as car by one cell and as truck by the next: one vehicle after NMS, not two.
+    classes = ["person", "car", "truck", "bench"]
+    boxes = [(10, 20, 40, 40), (11, 20, 41, 41), (50, 10, 60, 30)]
+    scores = [[0.0, 0.8, 0.0, 0.0], [0.0, 0.0, 0.7, 0.0], [0.0, 0.0, 0.0, 0.9]]
+    folder = make_model(
+        yolov8_rows(boxes, scores),
+        adapter="yolov8",
+        classes=classes,
+        merge={"vehicle": ["car", "truck"]},
+        thresholds={"confidence": 0.5, "per_class": {"vehicle": 0.6}},
+    )
+    engine = load_engine(folder)
+    assert engine.manifest.labels == ["person", "vehicle", "bench"]
+    dets = engine.infer(FRAME, engine.preprocessor())
+    names = sorted(engine.manifest.labels[c] for c in dets.class_id)
+    assert names == ["bench", "vehicle"]
+    assert dets.confidence[dets.class_id == 1].tolist() == pytest.approx([0.8])
+
+
+@pytest.mark.parametrize(
+    ("merge", "problem"),
+    [
+        ({"vehicle": ["car", "lorry"]}, "'lorry', which is not one of the classes"),
+        ({"vehicle": ["car"], "auto": ["car"]}, "merged into both"),
+    ],
+)
+def test_a_bad_merge_is_refused_by_name(make_model, merge, problem) -> None:
+    folder = make_model(
+        yolov8_rows([(1, 1, 5, 5)], [[0.9, 0.0]]), adapter="yolov8", classes=["person", "car"], merge=merge
+    )
+    with pytest.raises(ModelRefused, match=problem):
+        load_engine(folder)

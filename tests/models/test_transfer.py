@@ -1,0 +1,97 @@
+"""street-issues-rw: the ONNX-in-torch backbone, the detector's interfaces and a smoke build."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from models.pipeline import transfer
+from models.pipeline.onnx_torch import OnnxSubgraph, head_inputs, with_outputs
+from models.pipeline.train import detector_loss
+
+if not transfer.RAW.is_file():  # said loudly, not skipped: the build cannot run without it
+    raise RuntimeError(f"{transfer.RAW} is missing: run scripts/import-models.sh stage 1 first")
+
+
+@pytest.fixture(scope="module")
+def frame() -> np.ndarray:
+    frames = transfer.video_frames("vtest.avi", lambda i: i == 420, 1)
+    assert frames, "vtest.avi could not be read"
+    return frames[0]
+
+
+def test_subgraph_matches_onnxruntime_on_a_real_frame(frame: np.ndarray) -> None:
+    torch.set_num_threads(2)
+    model = onnx.load(str(transfer.RAW))
+    feats = head_inputs(model, [o.name for o in model.graph.output][:3])
+    assert [f.split("/")[-1] for f in feats] == [
+        "onnx_tf_prefix_Add_107:0",
+        "onnx_tf_prefix_Add_128:0",
+        "onnx_tf_prefix_Add_149:0",
+    ]
+    x = transfer.preprocess(frame)[None]
+    sess = ort.InferenceSession(with_outputs(transfer.RAW, feats).SerializeToString(), providers=["CPUExecutionProvider"])
+    want = sess.run(None, {"input_1:0": x})
+    with torch.no_grad():
+        got = OnnxSubgraph(transfer.RAW, feats)(torch.from_numpy(x))
+    for w, g, size in zip(want, got, (52, 26, 13), strict=True):
+        assert w.shape == (1, 128, size, size)
+        assert float(np.abs(w - g.numpy()).max()) < 1e-4
+
+
+def test_subgraph_refuses_ops_it_does_not_implement() -> None:
+    with pytest.raises(NotImplementedError, match="Sigmoid"):
+        OnnxSubgraph(transfer.RAW, ["Identity:0"])  # the head's Sigmoid/Reshape/Transpose
+
+
+def test_input_is_nanodets_own_so_one_frame_serves_both(frame: np.ndarray) -> None:
+    from models.pipeline.import_detector import preprocess as nanodet_preprocess
+
+    assert np.abs(transfer.preprocess(frame) - nanodet_preprocess(frame)).max() < 1e-4
+
+
+def test_detector_fits_the_training_code_and_exports_what_it_computes(tmp_path: Path, frame: np.ndarray) -> None:
+    torch.set_num_threads(2)
+    model = transfer.TransferDetector()
+    assert (model.width, model.height, model.num_classes) == (416, 416, 5)
+    assert model.points.shape == (2, 3549) and model.strides.shape == (1, 3549)
+    model.rgb01_input = True  # train.train_detector's batches: RGB 0..1
+    x = torch.rand(2, 3, 416, 416)
+    boxes = [np.array([[0, 100, 100, 180, 160]], np.float32), np.zeros((0, 5), np.float32)]
+    model.train()
+    loss, parts = detector_loss(model, x, boxes)
+    loss.backward()
+    assert np.isfinite(loss.item()) and parts["pos"] > 0
+    assert all(p.grad is None for p in model.backbone.parameters())  # frozen
+    assert any(p.grad is not None for p in model.head.parameters())
+    model.eval()
+    path = tmp_path / "m.onnx"
+    transfer.export(model, path)
+    tensor = transfer.preprocess(frame)[None]
+    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"images": tensor})[0]
+    model.rgb01_input, model.export_mode = False, True
+    with torch.no_grad():
+        want = model(torch.from_numpy(tensor)).numpy()
+    assert got.shape == (1, 9, 3549)
+    assert np.abs(got - want).max() < 1e-2 * max(1.0, float(np.abs(want).max()))
+
+
+def test_smoke_build_writes_a_folder_the_agent_loads(tmp_path: Path) -> None:
+    from agent.vision.engine import EngineOptions, load_engine
+
+    metrics = transfer.build(tmp_path, transfer.SMOKE, log=lambda _m: None)
+    engine = load_engine(tmp_path, EngineOptions(intra_op_threads=2))
+    assert engine.manifest.labels == list(transfer.ISSUES)
+    assert engine.manifest.input == transfer.INPUT
+    assert set(engine.manifest.thresholds.per_class) == set(transfer.ISSUES)
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["smoke"] is True and saved == json.loads(json.dumps(metrics))
+    for key in ("held_out_composites", "unseen_style", "false_alarms_real", "ms_per_frame_2_threads"):
+        assert key in saved
+    assert (tmp_path / "MODEL_CARD.md").read_text().startswith("# street-issues-rw")
