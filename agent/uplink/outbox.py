@@ -6,7 +6,8 @@ per commit is paid once per *batch*: submitters hand their events to one writer 
 it commits, new events gather for the next transaction (group commit, no timer).
 
 The sequence number is stamped here and its high-water mark is written in the same transaction as
-the events, so it never repeats across restarts, even after every event has been delivered.
+the events, so it never repeats across restarts, even after every event has been delivered. A copy
+of the mark beside the file (``seqmark.py``) keeps it from repeating when the file itself is lost.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent.events import ALARM, START, Event, encode, now_ms
+from agent.uplink.seqmark import SeqMark, floor_after, seqmark_path
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +147,7 @@ class Outbox:
         self._flusher: asyncio.Task[None] | None = None
         self._listeners: list[Callable[[list[Stored]], None]] = []
         self._closed = False
+        self._mark = SeqMark(seqmark_path(self.path))
 
     # ----- lifetime -------------------------------------------------------------------------
 
@@ -176,8 +179,12 @@ class Outbox:
 
     def _open_sync(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        wal = Path(f"{self.path}-wal")
+        wal_present = wal.exists() and wal.stat().st_size > 0  # before SQLite opens (and makes) one
         problem = _check(self.path)
+        mark = self._mark.load()
         floor = 0
+        reasons = []
         if problem is not None:
             stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
             aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
@@ -185,7 +192,7 @@ class Outbox:
             while aside.exists():  # never overwrite an earlier damaged file
                 n += 1
                 aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{n}")
-            floor = _salvage_seq(self.path)
+            floor = max(_salvage_seq(self.path), mark.floor if mark else 0)
             # Without a readable high-water mark, jump above anything an older file can have
             # handed out (fewer than one event per millisecond since 1970), so seqs never repeat.
             if floor == 0:
@@ -195,14 +202,22 @@ class Outbox:
                 if src.exists():
                     src.rename(Path(f"{aside}{suffix}"))
             log.error("outbox %s is damaged (%s); kept as %s, starting a new one", self.path, problem, aside)
-            self.reset_reason = f"{problem}; damaged file kept as {aside.name}"
+            reasons.append(f"{problem}; damaged file kept as {aside.name}")
         db = self._db(writer=True)
         db.executescript(_SCHEMA)
-        if floor:
-            db.execute("INSERT OR REPLACE INTO meta VALUES ('seq', ?)", (floor,))
         row = db.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()
         top = db.execute("SELECT max(seq) FROM events").fetchone()[0] or 0
-        self._seq = self._committed_seq = max(int(row[0]) if row else 0, top)
+        remembered = max(int(row[0]) if row else 0, top, floor)
+        # The file may be sound and still have lost numbers (emptied, replaced, -wal deleted).
+        floor, lost = floor_after(mark, remembered, wal_present)
+        if lost is not None and problem is None:
+            log.error("outbox %s: %s", self.path, lost)
+            reasons.append(lost)
+        if floor > (int(row[0]) if row else 0):
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('seq', ?)", (floor,))
+        self._seq = self._committed_seq = floor
+        if reasons:
+            self.reset_reason = "; ".join(reasons)
         depth, size = db.execute("SELECT count(*), coalesce(sum(length(payload)), 0) FROM events").fetchone()
         self.stats.depth = depth
         self.stats.used_bytes = size + depth * ROW_OVERHEAD
@@ -231,6 +246,8 @@ class Outbox:
 
     def _close_sync(self) -> None:
         db = getattr(self._local, "db", None)
+        if db is not None and threading.current_thread().name.startswith("outbox-writer"):
+            self._mark.close(self._committed_seq)
         if db is not None:
             db.close()
             self._local.db = None
@@ -346,6 +363,8 @@ class Outbox:
         except BaseException:
             db.execute("ROLLBACK")
             raise
+        if rows:
+            self._mark.after_commit(rows[-1][0])
         self.stats.used_bytes = used
         self.stats.depth += len(rows) - deleted - sum(evicted.values())
         for kind, n in evicted.items():

@@ -64,6 +64,15 @@ CHANGES = {
 }
 
 
+def _real_footage(m: dict) -> list[str]:
+    """The real-footage section (``models.pipeline.footage_report``), kept across rebuilds."""
+    if "real_footage" not in m:
+        return []
+    from models.pipeline.footage_report import section
+
+    return [section(m["real_footage"])]
+
+
 def _changes(name: str) -> list[str]:
     return ["## Changes", ""] + [f"- {line}" for line in CHANGES.get(name, [])] + [""]
 
@@ -95,6 +104,7 @@ def write_detector_card(path: Path, m: dict, result: dict) -> None:
         "Classes: " + ", ".join(f"`{c}`" for c in CLASSES) + ".",
         "",
         DETECTOR_LIMITS.format(w=w, h=h, min_px=16 * w / 640),
+        *_real_footage(m),
         "## Measured figures",
         "",
         f"Held-out set: {m['heldout']['images']} frames rendered at 640x360 from seeds "
@@ -276,6 +286,7 @@ def write_counter_card(path: Path, m: dict, result: dict) -> None:
         f"Shipped file: `{result['file']}` ({ship.upper()}).",
         "",
         COUNTER_LIMITS.format(oh=h // 4, ow=w // 4),
+        *_real_footage(m),
         "## Measured figures",
         "",
         f"Held-out set: {m['heldout']['images']} crowd frames rendered at 640x360 from seeds "

@@ -36,7 +36,9 @@ def test_subgraph_matches_onnxruntime_on_a_real_frame(frame: np.ndarray) -> None
         "onnx_tf_prefix_Add_149:0",
     ]
     x = transfer.preprocess(frame)[None]
-    sess = ort.InferenceSession(with_outputs(transfer.RAW, feats).SerializeToString(), providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(
+        with_outputs(transfer.RAW, feats).SerializeToString(), providers=["CPUExecutionProvider"]
+    )
     want = sess.run(None, {"input_1:0": x})
     with torch.no_grad():
         got = OnnxSubgraph(transfer.RAW, feats)(torch.from_numpy(x))
@@ -56,7 +58,9 @@ def test_input_is_nanodets_own_so_one_frame_serves_both(frame: np.ndarray) -> No
     assert np.abs(transfer.preprocess(frame) - nanodet_preprocess(frame)).max() < 1e-4
 
 
-def test_detector_fits_the_training_code_and_exports_what_it_computes(tmp_path: Path, frame: np.ndarray) -> None:
+def test_detector_fits_the_training_code_and_exports_what_it_computes(
+    tmp_path: Path, frame: np.ndarray
+) -> None:
     torch.set_num_threads(2)
     model = transfer.TransferDetector()
     assert (model.width, model.height, model.num_classes) == (416, 416, 5)
