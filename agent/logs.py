@@ -29,3 +29,19 @@ def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+
+
+_CONTROL = (
+    {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)}
+    | {0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t"}
+    | {0x85: "\\x85", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+)
+
+
+def untrusted(value: object, limit: int = 200) -> str:
+    """Text from outside (a board, an MQTT client) made safe to log: control characters and line
+    breaks escaped, so a message cannot forge a log line, and cut to ``limit`` characters."""
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > limit:
+        text = text[:limit] + "…"
+    return text.translate(_CONTROL)

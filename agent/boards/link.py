@@ -2,7 +2,8 @@
 
 pyserial has no asyncio API; on POSIX its port is a file descriptor, so reads are driven by the event
 loop's reader callback and never block the loop. Frames are small (a few hundred bytes), so writes go
-straight to the port.
+straight to the port. Bytes read and not yet consumed are bounded (``MAX_QUEUED``): above it the link
+stops reading until the session catches up, so the kernel's buffer and the line hold the rest.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import asyncio
 import contextlib
 
 import serial
+
+MAX_QUEUED = 256 * 1024  # bytes read and not yet consumed by the session
 
 
 class LinkClosed(ConnectionError):
@@ -23,6 +26,9 @@ class SerialLink:
         self._loop = asyncio.get_running_loop()
         self._queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         self._closed = False
+        self._paused = False
+        self._queued = 0
+        self.pauses = 0  # times reading stopped because the session fell behind
         self.bytes_in = 0
         self.bytes_out = 0
         self._loop.add_reader(port.fileno(), self._readable)
@@ -44,7 +50,12 @@ class SerialLink:
             self._shutdown()
             return
         self.bytes_in += len(data)
+        self._queued += len(data)
         self._queue.put_nowait(data)
+        if self._queued > MAX_QUEUED and not self._paused:
+            self._paused = True
+            self.pauses += 1
+            self._loop.remove_reader(self.port.fileno())
 
     def _shutdown(self) -> None:
         if not self._closed:
@@ -58,6 +69,10 @@ class SerialLink:
         if data is None:
             self._queue.put_nowait(None)
             raise LinkClosed("the serial port closed")
+        self._queued -= len(data)
+        if self._paused and self._queued <= MAX_QUEUED // 2 and not self._closed:
+            self._paused = False
+            self._loop.add_reader(self.port.fileno(), self._readable)
         return data
 
     def write(self, data: bytes) -> None:

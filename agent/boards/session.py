@@ -15,7 +15,7 @@ import hashlib
 import logging
 import random
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -24,6 +24,7 @@ from firmware.streetfw import wire
 from ..clock import clock_synchronized
 from ..config.board import BoardConfig
 from ..events import ALARM, END, READING, START, Event, now_ms
+from ..logs import untrusted
 from ..sink import EventSink
 from .link import LinkClosed, SerialLink
 
@@ -38,6 +39,12 @@ COMMAND_TRIES = 3
 EARLY_MAX = 256  # frames kept while waiting for a connection's HELLO
 SEEN_ALARMS = 512  # (boot, alarm id, phase) remembered to recognise retransmissions
 SEVERITIES = ("info", "warning", "critical")
+# Frames waiting for the outbox. A board that sends faster than the outbox commits (a flood, a
+# bug) loses its oldest readings, counted in health; alarms and replies go first and are bounded
+# too: an alarm dropped here was not acknowledged, so the board sends it again.
+READING_BACKLOG = 512
+URGENT_BACKLOG = 1024
+MAP_BODIES = {wire.READING, wire.ALARM, wire.RESULT, wire.PONG, wire.HELLO, wire.LOG}
 
 
 def alarm_event_id(board: str, boot: int, alarm_id: int, phase: str) -> bytes:
@@ -62,6 +69,8 @@ class LinkStats:
     readings: int = 0
     alarms: int = 0
     alarm_retransmits: int = 0  # alarms received again (their ACK was lost)
+    readings_dropped: int = 0  # readings that came faster than the outbox could take them
+    frames_dropped: int = 0  # other frames dropped for the same reason (alarms are sent again)
     command_retries: int = 0
     rtt_ms: float | None = None
     rtt_max_ms: float | None = None
@@ -101,6 +110,9 @@ class BoardSession:
         self._pings: dict[int, float] = {}
         self.connected = asyncio.Event()
         self._deframer = wire.Deframer()
+        self._backlog: deque[tuple[int, int, Any]] = deque()
+        self._urgent: deque[tuple[int, int, Any]] = deque()
+        self._work = asyncio.Event()
 
     # -- the connection loop ---------------------------------------------------------------------------
     async def run(self) -> None:
@@ -140,6 +152,8 @@ class BoardSession:
         self.connected.clear()
         self._hello.clear()
         self._early.clear()
+        self._backlog.clear()
+        self._urgent.clear()
         for fut in [*self._results.values(), *self._acks.values()]:
             if not fut.done():
                 fut.set_exception(BoardError(f"board {self.config.id} disconnected"))
@@ -152,6 +166,7 @@ class BoardSession:
         self._deframer.overflow = False
         self._last_rx = time.monotonic()
         reader = asyncio.create_task(self._read(link))
+        worker = asyncio.create_task(self._process())
         try:
             await self._handshake()
             self.stats.connected = True
@@ -172,9 +187,10 @@ class BoardSession:
             )
             await self._keepalive(reader)
         finally:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, LinkClosed):
-                await reader
+            for task in (reader, worker):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, LinkClosed):
+                    await task
 
     async def _handshake(self) -> None:
         for _ in range(HELLO_TRIES):
@@ -211,6 +227,7 @@ class BoardSession:
                     await self.sync_time()
 
     async def _read(self, link: SerialLink) -> None:
+        """Bytes → frames, as fast as they come; the frames wait for ``_process`` in two queues."""
         while True:
             data = await link.read()
             frames = self._deframer.feed(data)
@@ -218,13 +235,42 @@ class BoardSession:
             if self._deframer.corrupt != self.stats.frames_corrupt:
                 self.stats.frames_corrupt = self._deframer.corrupt
                 log.debug("board %s: corrupt frame: %s", self.config.id, self._deframer.last_error)
-            for ftype, seq, body in frames:
+            for frame in frames:
                 self._last_rx = time.monotonic()
+                if frame[0] == wire.READING:
+                    if len(self._backlog) >= READING_BACKLOG:
+                        self._backlog.popleft()
+                        self.stats.readings_dropped += 1
+                    self._backlog.append(frame)
+                else:
+                    if len(self._urgent) >= URGENT_BACKLOG:
+                        self._urgent.popleft()
+                        self.stats.frames_dropped += 1
+                    self._urgent.append(frame)
+            if frames:
+                self._work.set()
+
+    async def _process(self) -> None:
+        """Frames into events and replies: alarms and replies before any waiting reading."""
+        while True:
+            await self._work.wait()
+            self._work.clear()
+            while self._urgent or self._backlog:
+                ftype, seq, body = self._urgent.popleft() if self._urgent else self._backlog.popleft()
                 try:
                     await self._handle(ftype, seq, body)
-                except (KeyError, TypeError, ValueError) as exc:
+                except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
                     self.stats.frames_rejected += 1
-                    log.warning("board %s: %s frame rejected: %s", self.config.id, wire.NAMES.get(ftype), exc)
+                    log.warning(
+                        "board %s: %s frame rejected: %s",
+                        self.config.id,
+                        wire.NAMES.get(ftype, ftype),
+                        untrusted(exc),
+                    )
+
+    def backlog(self) -> int:
+        """Frames received and not yet handled."""
+        return len(self._backlog) + len(self._urgent)
 
     # -- frames from the board -------------------------------------------------------------------------
     def _send(self, ftype: int, body: Any) -> int:
@@ -235,6 +281,8 @@ class BoardSession:
         return self._seq
 
     async def _handle(self, ftype: int, seq: int, body: Any) -> None:
+        if ftype in MAP_BODIES and not isinstance(body, dict):
+            raise ValueError(f"the body must be a map, not {type(body).__name__}")
         if ftype in (wire.READING, wire.ALARM) and not self._hello.is_set():
             # Sent before this connection's HELLO (buffered in the line while the agent was away):
             # kept until the HELLO says which sensors and units they belong to.
@@ -263,31 +311,43 @@ class BoardSession:
             self._on_hello(body)
         elif ftype == wire.LOG:
             level = {"error": logging.ERROR, "warning": logging.WARNING}.get(body.get("l"), logging.INFO)
-            log.log(level, "board %s says: %s", self.config.id, str(body.get("m"))[:500])
+            log.log(level, "board %s says: %s", self.config.id, untrusted(body.get("m"), 500))
 
     def _on_hello(self, body: dict[str, Any]) -> None:
-        sensors = {str(s["n"]): s for s in body.get("sensors", [])}
+        sensors_in = body.get("sensors", [])
+        if not isinstance(sensors_in, list) or not all(isinstance(x, dict) and "n" in x for x in sensors_in):
+            raise ValueError("HELLO sensors must be a list of maps with a name 'n'")
+        for key in ("caps", "errors"):
+            if not isinstance(body.get(key, []), list):
+                raise ValueError(f"HELLO {key} must be a list")
+        proto, boot = body.get("proto", 0), body["boot"]
+        for name, value in (("proto", proto), ("boot", boot)):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ValueError(f"HELLO {name} must be an integer, got {untrusted(value, 40)}")
+        lamp = body.get("lamp")
+        if lamp is not None and (not isinstance(lamp, int | float) or isinstance(lamp, bool)):
+            raise ValueError("HELLO lamp must be a number")
         info = BoardInfo(
             board_id=str(body["id"]),
             firmware=str(body["fw"]),
-            boot=int(body["boot"]),
-            sensors=sensors,
+            boot=boot,
+            sensors={str(s["n"]): s for s in sensors_in},
             caps=[str(c) for c in body.get("caps", [])],
-            lamp=body.get("lamp"),
+            lamp=lamp,
             errors=[str(e) for e in body.get("errors", [])],
         )
-        if int(body.get("proto", 0)) != wire.PROTOCOL:
-            raise ValueError(f"board speaks protocol {body.get('proto')}, the agent {wire.PROTOCOL}")
+        if proto != wire.PROTOCOL:
+            raise ValueError(f"board speaks protocol {proto}, the agent {wire.PROTOCOL}")
         if info.board_id != self.config.id:
             log.warning(
-                "board on %s says it is %r, the config calls it %r (provision it with --board-id %s)",
+                "board on %s says it is %s, the config calls it %r (provision it with --board-id %s)",
                 self.config.port,
-                info.board_id,
+                untrusted(info.board_id, 80),
                 self.config.id,
                 self.config.id,
             )
         for error in info.errors:
-            log.error("board %s: %s", self.config.id, error)
+            log.error("board %s: %s", self.config.id, untrusted(error))
         self.info = info
         self._hello.set()
 
@@ -433,9 +493,11 @@ class BoardSession:
 
     def health(self) -> dict[str, Any]:
         out = asdict(self.stats)
+        out["backlog"] = self.backlog()
         if self._link is not None:
             out["bytes_in"] += self._link.bytes_in
             out["bytes_out"] += self._link.bytes_out
+            out["read_pauses"] = self._link.pauses
         if self.info is not None:
             out["firmware"] = self.info.firmware
             out["board_id"] = self.info.board_id

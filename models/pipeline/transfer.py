@@ -407,8 +407,10 @@ def train_head(
     start = time.monotonic()
     total, step = 10**9, 0
     while step < total:
-        if step == 20:  # the schedule's length from the measured step time
-            total = max(40, int(budget_s / ((time.monotonic() - start) / 20)))
+        if step >= 20 and step % 20 == 0:  # fit the schedule to the time left (the CPU is shared)
+            rate = (time.monotonic() - start) / step
+            fits = max(40, step + 1, int(budget_s / rate))
+            total = fits if total == 10**9 else min(total, fits)
         for g in opt.param_groups:
             g["lr"] = _lr(step, min(total, 10**6), lr)
         idx = rng.integers(len(boxes), size=batch)
@@ -601,20 +603,80 @@ def false_alarms(engine, frames: list[np.ndarray]) -> dict:
     }
 
 
-def time_pair(paths: dict[str, Path], runs: int = 30) -> dict[str, float]:
-    """Median ms per frame on 2 threads, runs interleaved so machine load hits all alike."""
-    sessions = {k: evaluate.session(p, 2) for k, p in paths.items()}
-    x = preprocess(video_frames("vtest.avi", lambda i: i == 450, 1)[0])[None]
+def time_models(models: dict[str, tuple[Path, np.ndarray]], runs: int) -> dict[str, dict[str, float]]:
+    """Median and fastest ms per frame on 2 threads, each model on its own input tensor of the same
+    frame, runs interleaved so the shared machine's load hits all of them alike."""
+    sessions = {k: (evaluate.session(p, 2), x) for k, (p, x) in models.items()}
     times: dict[str, list[float]] = {k: [] for k in sessions}
-    for s in sessions.values():
+    for s, x in sessions.values():
         for _ in range(3):
             s.run(None, {s.get_inputs()[0].name: x})
     for _ in range(runs):
-        for k, s in sessions.items():
+        for k, (s, x) in sessions.items():
             t = time.perf_counter()
             s.run(None, {s.get_inputs()[0].name: x})
             times[k].append((time.perf_counter() - t) * 1000)
-    return {k: round(float(np.median(v)), 2) for k, v in times.items()}
+    return {
+        "median_ms": {k: round(float(np.median(v)), 2) for k, v in times.items()},
+        "min_ms": {k: round(float(np.min(v)), 2) for k, v in times.items()},
+    }
+
+
+def speed_figures(out: Path, fp32: Path, int8: Path, calib: list[np.ndarray], old_engine, runs: int) -> dict:
+    """Ours in both precisions, NanoDet-COCO and its backbone+neck alone (both precisions, Conv-only
+    INT8 as ours): what one network with both heads would save is one backbone pass per frame."""
+    bb = out / "_backbone.onnx"
+    onnx.save(with_outputs(RAW, nanodet_backbone().targets), str(bb))
+    bb8, coco8 = out / "_backbone-int8.onnx", out / "_nanodet-coco-int8.onnx"
+    _quantize(bb, bb8, calib, exclude=[])
+    _quantize(RAW, coco8, calib, exclude=[])
+    frame = video_frames("vtest.avi", lambda i: i == 450, 1)[0]
+    x = preprocess(frame)[None]
+    models = {
+        "street_issues_rw_fp32": (fp32, x),
+        "street_issues_rw_int8": (int8, x),
+        "backbone_fp32": (bb, x),
+        "backbone_int8": (bb8, x),
+        "nanodet_coco_fp32": (RAW, x),
+        "nanodet_coco_int8": (coco8, x),
+    }
+    if old_engine is not None:
+        prep = old_engine.preprocessor()
+        prep(frame)
+        models["street_issues_old_int8"] = (old_engine.folder / old_engine.manifest.file, prep.tensor.copy())
+    try:
+        speed = time_models(models, runs)
+    finally:
+        for p in (bb, bb8, coco8):
+            p.unlink(missing_ok=True)
+    med = speed["median_ms"]
+    speed["runs"] = runs
+    speed["backbone_share_int8"] = round(med["backbone_int8"] / med["street_issues_rw_int8"], 3)
+    speed["backbone_share_fp32"] = round(med["backbone_fp32"] / med["street_issues_rw_fp32"], 3)
+    speed["two_models_int8_ms"] = round(med["street_issues_rw_int8"] + med["nanodet_coco_int8"], 2)
+    speed["merged_estimate_int8_ms"] = round(
+        med["street_issues_rw_int8"] + med["nanodet_coco_int8"] - med["backbone_int8"], 2
+    )
+    return speed
+
+
+def retime(out: Path, runs: int) -> dict:
+    """Re-measure only the speed figures of a finished build (on a quieter machine) and rewrite the
+    metrics and card; the ONNX files and manifest are untouched."""
+    from agent.vision.engine import EngineOptions, load_engine
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    old = ROOT / "models" / "street-issues"
+    old_engine = (
+        load_engine(old, EngineOptions(intra_op_threads=2, self_test=False)) if old.is_dir() else None
+    )
+    calib = backgrounds(True)[:: max(1, 49 // 32)][:64]
+    metrics["ms_per_frame_2_threads"] = speed_figures(
+        out, out / "street-issues-rw-fp32.onnx", out / "street-issues-rw-int8.onnx", calib, old_engine, runs
+    )
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_card(out / "MODEL_CARD.md", metrics)
+    return metrics["ms_per_frame_2_threads"]
 
 
 # -- packaging ---------------------------------------------------------------------------------------
@@ -675,8 +737,8 @@ class Plan:
     calibration: int
 
 
-FULL = Plan(train=7000, val=500, test=500, style=300, budget_s=1800.0, calibration=64)
-SMOKE = Plan(train=24, val=12, test=12, style=6, budget_s=8.0, calibration=4)
+FULL = Plan(train=8000, val=500, test=500, style=300, budget_s=1900.0, calibration=64)
+SMOKE = Plan(train=24, val=12, test=12, style=4, budget_s=4.0, calibration=4)
 
 
 def _logger(path: Path | None) -> Callable[[str], None]:
@@ -716,6 +778,9 @@ def build(out: Path, plan: Plan, log: Callable[[str], None] = print, old_model: 
     bf16 = t16 < 0.8 * t32
     log(f"training step (batch 16): float32 {t32 * 1000:.0f} ms, bfloat16 {t16 * 1000:.0f} ms; bf16={bf16}")
     training = train_head(head, feats, train_boxes, budget_s=plan.budget_s, bf16=bf16, log=log)
+    keep = out / "_head-smoke.pt" if smoke else ROOT / "out" / "transfer" / "head.pt"  # recoverable
+    keep.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(head.state_dict(), keep)
     training.update(
         step_ms_fp32=round(t32 * 1000, 1), step_ms_bf16=round(t16 * 1000, 1), data_s=round(data_s, 1)
     )
@@ -781,7 +846,7 @@ def build(out: Path, plan: Plan, log: Callable[[str], None] = print, old_model: 
             engine_dets(e, style_images), style_boxes, {c: 0.0 for c in range(len(ISSUES))}, 16.0
         )
         log(f"unseen style {k}: {json.dumps(style[k]['all'])}")
-    limit = 30 if smoke else None
+    limit = 10 if smoke else None
     late = video_frames("vtest.avi", lambda i: i >= VTEST_TRAIN_END, limit)
     early = video_frames("vtest.avi", lambda i: i < VTEST_TRAIN_END, limit)
     fa: dict = {
@@ -806,33 +871,7 @@ def build(out: Path, plan: Plan, log: Callable[[str], None] = print, old_model: 
         fa[k] = {"frames_400_on": a, "whole_clip": whole}
         log(f"false alarms {k}: >=400 {a['all_per_frame']}/frame, whole clip {whole['all_per_frame']}/frame")
 
-    # speed: ours in both precisions, and what a merged network would save (the shared backbone)
-    bb = out / "_backbone.onnx"
-    onnx.save(with_outputs(RAW, nanodet_backbone().targets), str(bb))
-    bb8, coco8 = out / "_backbone-int8.onnx", out / "_nanodet-coco-int8.onnx"
-    _quantize(bb, bb8, calib, exclude=[])
-    _quantize(RAW, coco8, calib, exclude=[])
-    speed = time_pair(
-        {
-            "fp32": fp32,
-            "int8": int8,
-            "backbone_fp32": bb,
-            "backbone_int8": bb8,
-            "nanodet_coco_fp32": RAW,
-            "nanodet_coco_int8": coco8,
-        },
-        runs=10 if smoke else 40,
-    )
-    for p in (bb, bb8, coco8):
-        p.unlink()
-    if "street-issues" in engines:
-        speed["street_issues_old_shipped"] = _time_engine(engines["street-issues"], runs=10 if smoke else 40)
-    speed["backbone_share_int8"] = round(speed["backbone_int8"] / speed["int8"], 3)
-    speed["backbone_share_fp32"] = round(speed["backbone_fp32"] / speed["fp32"], 3)
-    speed["two_models_int8_ms"] = round(speed["int8"] + speed["nanodet_coco_int8"], 2)
-    speed["merged_estimate_int8_ms"] = round(
-        speed["int8"] + speed["nanodet_coco_int8"] - speed["backbone_int8"], 2
-    )
+    speed = speed_figures(out, fp32, int8, calib, engines.get("street-issues"), runs=4 if smoke else 40)
     log(f"speed: {json.dumps(speed)}")
     metrics = {
         "model": "street-issues-rw",
@@ -852,21 +891,6 @@ def build(out: Path, plan: Plan, log: Callable[[str], None] = print, old_model: 
     write_manifest(out, file, thresholds, gold)
     load_engine(out, EngineOptions(intra_op_threads=2))
     return metrics
-
-
-def _time_engine(engine, runs: int) -> float:
-    prep = engine.preprocessor()
-    frame = video_frames("vtest.avi", lambda i: i == 450, 1)[0]
-    prep(frame)
-    x = prep.tensor
-    for _ in range(3):
-        engine.session.run(None, {engine.session.get_inputs()[0].name: x})
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        engine.session.run(None, {engine.session.get_inputs()[0].name: x})
-        times.append((time.perf_counter() - t) * 1000)
-    return round(float(np.median(times)), 2)
 
 
 def _pr_rows(table: dict) -> list[str]:
@@ -956,11 +980,12 @@ def write_card(path: Path, m: dict) -> None:
         "",
         "## Precision and speed",
         "",
-        "Median ms per frame, onnxruntime CPU, 2 threads, models run interleaved (shared, loaded machine):",
+        f"ms per frame, onnxruntime CPU, 2 threads, {sp['runs']} runs interleaved on one vtest frame (a "
+        "shared, loaded machine: the fastest run is closer to an idle gateway):",
         "",
-        "| model | ms |",
-        "|---|---|",
-        *[f"| {k} | {v} |" for k, v in sp.items()],
+        "| model | median ms | fastest ms |",
+        "|---|---|---|",
+        *[f"| {k} | {v} | {sp['min_ms'][k]} |" for k, v in sp["median_ms"].items()],
         "",
         f"Held-out composites pooled: FP32 P {_f(ft['precision'])} R {_f(ft['recall'])} mAP {_f(ft['map50'])}; "
         f"INT8 P {_f(it['precision'])} R {_f(it['recall'])} mAP {_f(it['map50'])}. Shipped: {shipped}.",
@@ -988,7 +1013,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--log", type=Path, default=None)
     parser.add_argument("--budget", type=float, default=None, help="training seconds (head)")
     parser.add_argument("--train-images", type=int, default=None)
+    parser.add_argument("--retime", action="store_true", help="only re-measure the speed figures of --out")
     args = parser.parse_args(argv)
+    if args.retime:
+        print(json.dumps(retime(args.out, 100), indent=2))
+        return
     plan = SMOKE if args.smoke else FULL
     if args.budget is not None or args.train_images is not None:
         plan = Plan(
