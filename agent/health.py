@@ -6,6 +6,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from .redact import redacted
+
 log = logging.getLogger(__name__)
 
 HealthProvider = Callable[[], dict[str, Any]]
@@ -30,4 +32,5 @@ class Health:
             except Exception as exc:  # one broken provider must not cost the rest of the report
                 log.warning("health provider %s failed: %s", section, exc)
                 out[section] = {"error": str(exc)}
-        return out
+        # errors quote URLs (a camera that failed to open): never with their passwords
+        return redacted(out)

@@ -20,6 +20,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from agent.config import BoardConfig, CameraConfig, ConfigError, GatewayConfig, UplinkConfig, load_config
+from agent.redact import redact_text, redact_url
 from agent.signing import SignatureError, TrustList, verify_package
 
 Status = Literal["pass", "fail", "warn", "skip"]
@@ -118,14 +119,14 @@ def check_camera(camera: CameraConfig, timeout_s: float) -> Finding:
         if kind == "folder":
             frame = cv2.imread(str(folder_images(Path(camera.source))[0]), cv2.IMREAD_COLOR)
         else:
-            cap = open_capture(camera.source, kind, timeout_s)
+            cap = open_capture(camera.source_url(), kind, timeout_s)
             try:
                 ok, frame = cap.read()
                 frame = frame if ok else None
             finally:
                 cap.release()
-    except SourceError as exc:
-        return Finding("camera", camera.id, "fail", _redact_in(camera.source, str(exc)), fix)
+    except (SourceError, ValueError) as exc:
+        return Finding("camera", camera.id, "fail", redact_text(str(exc)), fix)
     if frame is None:
         return Finding(
             "camera", camera.id, "fail", f"{_redact(camera.source)}: opened but delivered no frame", fix
@@ -136,14 +137,7 @@ def check_camera(camera: CameraConfig, timeout_s: float) -> Finding:
 
 def _redact(source: str) -> str:
     """A source address without its password (rtsp://user:pass@host/...)."""
-    parts = urlsplit(source)
-    if parts.password:
-        return source.replace(f":{parts.password}@", ":***@", 1)
-    return source
-
-
-def _redact_in(source: str, text: str) -> str:
-    return text.replace(source, _redact(source))
+    return redact_url(source)
 
 
 def broker_failure(url: str, exc: BaseException) -> tuple[str, str]:

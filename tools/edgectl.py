@@ -13,6 +13,7 @@ import sys
 import traceback
 
 from agent import __version__
+from agent.redact import redact_text
 
 from . import commands
 from .errors import INTERNAL, INTERRUPTED, USAGE, EdgectlError
@@ -46,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     except EdgectlError as exc:
         if args.verbose:
             traceback.print_exc()
-        print(f"edgectl: {exc.message}", file=sys.stderr)
+        print(f"edgectl: {redact_text(exc.message)}", file=sys.stderr)
         return exc.exit_code
     except BrokenPipeError:  # output piped into `head` and closed early: not an error
         sys.stderr.close()

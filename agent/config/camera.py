@@ -7,8 +7,10 @@ section (id, source, models) works.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from pydantic import Field, field_validator, model_validator
 
@@ -144,6 +146,12 @@ class SnapshotConfig(Section):
 class CameraConfig(Section):
     id: str = Field(pattern=DEVICE_ID_PATTERN)
     source: str = Field(description="video file, image folder, rtsp:// or http:// URL, or usb:N")
+    # The camera's password never has to be written in the config: the source names the user
+    # (rtsp://admin@10.0.0.5/stream) and the password comes from a file or variable at open time.
+    password_file: Path | None = Field(default=None, description="file holding the camera's password")
+    password_env: str | None = Field(
+        default=None, description="environment variable with the camera's password"
+    )
     fps: float = Field(default=2.0, gt=0, le=60, description="frames sampled per second")
     loop: bool = Field(default=False, description="files and folders: start again at the end")
     models: list[Path] = Field(min_length=1, description="model folders (with manifest.json)")
@@ -167,6 +175,42 @@ class CameraConfig(Section):
     stall_timeout_s: float = Field(default=10.0, gt=0, description="no frame this long: restart the stream")
     reconnect_min_s: float = Field(default=1.0, gt=0)
     reconnect_max_s: float = Field(default=60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _camera_password(self) -> CameraConfig:
+        if self.password_file is None and self.password_env is None:
+            return self
+        if self.password_file is not None and self.password_env is not None:
+            raise ValueError("set password_file or password_env, not both")
+        parts = urlsplit(self.source)
+        if not parts.scheme or "://" not in self.source or not parts.username:
+            raise ValueError(
+                "password_file/password_env need a source URL that names the user, e.g. rtsp://admin@host/path"
+            )
+        if parts.password is not None:
+            raise ValueError("the source URL has a password in it too: leave it out and keep it in the file")
+        return self
+
+    def source_url(self) -> str:
+        """The source with the camera's password put in, read now (only for opening the stream)."""
+        if self.password_file is None and self.password_env is None:
+            return self.source
+        if self.password_file is not None:
+            try:
+                password = self.password_file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ValueError(
+                    f"camera {self.id}: cannot read password_file {self.password_file}: {exc.strerror}"
+                ) from None
+        else:
+            value = os.environ.get(self.password_env or "")
+            if value is None:
+                raise ValueError(f"camera {self.id}: environment variable {self.password_env} is not set")
+            password = value
+        parts = urlsplit(self.source)
+        host = parts.netloc.rsplit("@", 1)[1]
+        netloc = f"{parts.username}:{quote(password, safe='')}@{host}"
+        return urlunsplit(parts._replace(netloc=netloc))
 
     @field_validator("zones")
     @classmethod

@@ -53,6 +53,12 @@ class UplinkConfig(Section):
             raise ValueError("must start with mqtt://, mqtts://, ws:// or wss://")
         if not parts.hostname:
             raise ValueError("must name a broker host, e.g. mqtts://broker.example.city:8883")
+        if parts.password is not None or parts.username is not None:
+            # The message must not echo the URL: it would print the password it refuses.
+            raise ValueError(
+                "must not hold a user or password (the part before @): set uplink.username and "
+                "uplink.password_file or uplink.password_env instead"
+            )
         return url
 
     @model_validator(mode="after")

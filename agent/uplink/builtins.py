@@ -15,6 +15,7 @@ from agent.commands import CommandError, CommandRegistry
 from agent.config import ConfigError, GatewayConfig, parse_config
 from agent.events import now_ms
 
+from ..redact import redacted
 from .outbox import Outbox
 
 # Settings the running agent takes over at once; any other change is written and needs a restart.
@@ -25,16 +26,6 @@ LIVE_SETTINGS = (
     "outbox.quota_mb",
     "logging.level",
 )
-# Keys whose values are never sent out, even though the file holds only where secrets are.
-SECRET_KEYS = ("password_file", "password_env", "key_file")
-
-
-def redacted(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: ("(set)" if k in SECRET_KEYS and v is not None else redacted(v)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redacted(v) for v in value]
-    return value
 
 
 def merged(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..config import GatewayConfig
 from ..config.camera import CameraConfig, VisionConfig
+from ..redact import redact_url
 from ..sink import EventSink
 from .engine import EngineOptions, ModelEngine, ModelPool, ModelRefused
 from .pipeline import CameraPipeline
@@ -136,7 +137,7 @@ class Vision:
         assert pipeline is not None
         loop = asyncio.get_running_loop()
         source = LiveSource(
-            cfg.source,
+            cfg.source_url(),  # the password (from its file or variable) only goes to OpenCV
             cfg.fps,
             loop=cfg.loop,
             stall_timeout_s=cfg.stall_timeout_s,
@@ -151,7 +152,7 @@ class Vision:
                 frame = await loop.run_in_executor(cam.executor, source.latest, POLL_S)
                 if frame is None:
                     if source.finished.is_set():
-                        log.info("camera %s: source %s has ended", cfg.id, cfg.source)
+                        log.info("camera %s: source %s has ended", cfg.id, redact_url(cfg.source))
                         await stopping.wait()  # nothing more to do, but keep health figures
                         return
                     if not stalled and source.seconds_since_frame() > cfg.stall_timeout_s:
@@ -173,7 +174,7 @@ async def run_offline(pipeline: CameraPipeline, sink: EventSink, loop_source: bo
     nothing is dropped and the rules run on the media's own clock, so results repeat.
     """
     cfg = pipeline.config
-    source = LiveSource(cfg.source, cfg.fps, loop=loop_source, name=cfg.id, replay=True)
+    source = LiveSource(cfg.source_url(), cfg.fps, loop=loop_source, name=cfg.id, replay=True)
     done = 0
     with source:
         while True:

@@ -20,6 +20,7 @@ from rich.live import Live
 
 from agent.config import GatewayConfig
 from agent.events import ALARM, HEALTH, READING, Event, EventFormatError, decode, topic
+from agent.redact import redact_url
 
 from .monitor_view import BoardView, event_line, link_line
 
@@ -59,7 +60,7 @@ async def watch(
     async with client_for(config.uplink, f"edgectl-monitor-{os.getpid()}") as client:
         for t in topics:
             await client.subscribe(t, qos=1)
-        print(f"watching {', '.join(topics)} on {config.uplink.url}", file=sys.stderr, flush=True)
+        print(f"watching {', '.join(topics)} on {redact_url(config.uplink.url)}", file=sys.stderr, flush=True)
         messages = aiter(client.messages)
         while options.count is None or shown < options.count:
             remaining = None if deadline is None else deadline - time.monotonic()

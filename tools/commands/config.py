@@ -8,6 +8,7 @@ from importlib import resources
 from pathlib import Path
 
 from agent.config import ConfigError, load_config
+from agent.redact import redact_text, redact_url
 
 from ..errors import FAILED, USAGE, EdgectlError
 
@@ -47,10 +48,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"{exc.source}: invalid", file=sys.stderr)
         for path, message in exc.problems:
-            print(f"  {path}: {message}", file=sys.stderr)
+            print(f"  {path}: {redact_text(message)}", file=sys.stderr)
         return FAILED
     print(
         f"{args.path}: valid (device {config.device.id}, {len(config.cameras)} camera(s), "
-        f"{len(config.boards)} board(s), uplink {config.uplink.url})"
+        f"{len(config.boards)} board(s), uplink {redact_url(config.uplink.url)})"
     )
     return 0

@@ -90,7 +90,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
         if kind in ("file", "folder"):
             yield from offline_frames(camera.source, camera.fps)
             return
-        with LiveSource(camera.source, camera.fps, name=camera.id) as live:
+        with LiveSource(camera.source_url(), camera.fps, name=camera.id) as live:
             deadline = time.monotonic() + args.seconds
             while time.monotonic() < deadline:
                 frame = live.latest(timeout=1.0)
