@@ -17,6 +17,24 @@ class CommandAuthConfig(Section):
 
     trusted_keys: list[str] = Field(default_factory=list)
     max_skew_s: float = Field(default=120.0, gt=0, description="how old a signed command may be")
+    # A sender names where the reply goes (MQTT 5 response topic); without limits anyone could make
+    # the gateway publish on any topic, its own event topics included.
+    reply_topics: list[str] = Field(
+        default_factory=lambda: ["{prefix}/{device}/reply/#", "{prefix}/{device}/cmd/+/reply"],
+        description="MQTT topic filters a reply may go to; {prefix} and {device} are filled in",
+    )
+
+    @field_validator("reply_topics")
+    @classmethod
+    def _filters(cls, filters: list[str]) -> list[str]:
+        for f in filters:
+            if not f or any(
+                ("#" in level and level != "#") or ("+" in level and level != "+") for level in f.split("/")
+            ):
+                raise ValueError(f"{f!r} is not an MQTT topic filter")
+            if "#" in f and not f.endswith("#"):
+                raise ValueError(f"{f!r}: '#' may only be the last level")
+        return filters
 
 
 class UplinkConfig(Section):

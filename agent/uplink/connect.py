@@ -58,14 +58,41 @@ class UplinkClient(aiomqtt.Client):
     """aiomqtt with two things the outbox needs that aiomqtt leaves out.
 
     - A refusing MQTT 5 PUBACK (not authorized, quota exceeded) is not a delivery: aiomqtt would
-      complete ``publish`` on it and the outbox would delete an event nobody has. Here a refusal ends
-      the connection instead; the event is sent again after the reconnect backoff.
+      complete ``publish`` on it and the outbox would delete an event nobody has. Here a refusal of
+      an event ends the connection instead; the event is sent again after the reconnect backoff. A
+      refused command reply (``publish_reply``: a sender named a response topic the broker does not
+      let us publish to) is only logged: it must not cost the session.
     - The broker's Receive Maximum (CONNACK) is kept, so the publisher never has more QoS 1
       messages in flight than the broker accepts (paho does not enforce it).
     """
 
     refused: str | None = None  # the broker's last refusal, for health and logs
     receive_maximum: int = 65535
+    replies_refused: int = 0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._reply_mids: set[int] = set()
+        self._next_is_reply = False
+        paho_publish = self._client.publish
+
+        def publish(*a: Any, **kw: Any) -> Any:
+            info = paho_publish(*a, **kw)
+            if self._next_is_reply:
+                self._next_is_reply = False
+                self._reply_mids.add(info.mid)
+            return info
+
+        self._client.publish = publish  # type: ignore[method-assign]
+
+    async def publish_reply(self, topic: str, payload: bytes, properties: Properties | None) -> None:
+        """Publish a command reply; the broker refusing it does not end the session."""
+        # aiomqtt calls paho's publish before its first await, so the flag marks exactly this one
+        self._next_is_reply = True
+        try:
+            await self.publish(topic, payload, qos=1, properties=properties)
+        finally:
+            self._next_is_reply = False
 
     def _on_connect(
         self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any = None
@@ -76,7 +103,12 @@ class UplinkClient(aiomqtt.Client):
         super()._on_connect(client, userdata, flags, reason_code, properties)
 
     def _on_publish(self, client: Any, userdata: Any, mid: int, reason_code: Any, properties: Any) -> None:
-        if getattr(reason_code, "is_failure", False):
+        if mid in self._reply_mids:
+            self._reply_mids.discard(mid)
+            if getattr(reason_code, "is_failure", False):
+                self.replies_refused += 1
+                log.warning("the broker refused a command reply (%s); the session goes on", reason_code)
+        elif getattr(reason_code, "is_failure", False):
             self.refused = f"the broker refused a publish: {reason_code}"
             log.error("%s; reconnecting, the event stays in the outbox", self.refused)
             self._client.disconnect()

@@ -18,12 +18,14 @@ from typing import Any
 
 import aiomqtt
 import msgpack
+from paho.mqtt.client import topic_matches_sub
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from agent.commands import CommandError, CommandRegistry
 from agent.config import CommandAuthConfig
 from agent.events import now_ms
+from agent.logs import untrusted
 
 from .nonces import NonceLedger
 from .signing import KeyFormatError, load_public, signed_bytes, verify
@@ -100,6 +102,12 @@ class CommandGate:
                 log.error("uplink.commands.trusted_keys[%d] is unusable: %s", i, exc)
         self.keys = keys
         self.max_skew_ms = int(auth.max_skew_s * 1000)
+        self.reply_filters = [
+            f.replace("{prefix}", self.prefix).replace("{device}", self.device) for f in auth.reply_topics
+        ]
+
+    def reply_allowed(self, topic: str) -> bool:
+        return any(topic_matches_sub(f, topic) for f in self.reply_filters)
 
     @property
     def subscription(self) -> str:
@@ -112,6 +120,12 @@ class CommandGate:
         as_json = False
         nonce = None
         try:
+            if message.retain:
+                # A retained command would run again at every reconnect, for whoever left it there.
+                raise CommandError(
+                    "retained",
+                    "a retained command is never carried out: publish commands with retain off",
+                )
             request = parse(name, payload)
             as_json, nonce = request.json, request.nonce
             command = self.registry.get(name)
@@ -131,7 +145,7 @@ class CommandGate:
             reply["nonce"] = nonce  # lets MQTT 3.1.1 senders match replies on the shared reply topic
         self.counts[outcome] = self.counts.get(outcome, 0) + 1
         if not reply["ok"]:
-            log.warning("command %s refused: %s", name, reply["message"])
+            log.warning("command %s refused: %s", untrusted(name, 80), untrusted(reply["message"]))
         else:
             log.info("command %s done in %.0f ms", name, (time.monotonic() - started) * 1000)
         await self._reply(client, message, name, reply, as_json)
@@ -182,12 +196,25 @@ class CommandGate:
                 out_props.CorrelationData = correlation
         else:
             topic = f"{self.prefix}/{self.device}/cmd/{name}/reply"
+        if not self.reply_allowed(topic):
+            self.counts["reply-not-allowed"] = self.counts.get("reply-not-allowed", 0) + 1
+            log.warning(
+                "not replying to command %s on %s: replies go only to %s (uplink.commands.reply_topics)",
+                untrusted(name, 80),
+                untrusted(topic, 200),
+                ", ".join(self.reply_filters),
+            )
+            return
         body = (
             json.dumps(reply, default=_json_default).encode()
             if as_json
             else msgpack.packb(reply, use_bin_type=True)
         )
-        await client.publish(topic, body, qos=1, properties=out_props)
+        publish_reply = getattr(client, "publish_reply", None)
+        if publish_reply is not None:
+            await publish_reply(topic, body, out_props)
+        else:
+            await client.publish(topic, body, qos=1, properties=out_props)
 
 
 def _json_default(value: Any) -> Any:

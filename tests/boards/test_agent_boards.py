@@ -49,12 +49,12 @@ async def test_readings_alarms_health_and_a_signed_lamp_command_over_mqtt(
             mosquitto.host, mosquitto.port, protocol=aiomqtt.ProtocolVersion.V5
         ) as client:
             await client.subscribe(f"city/{DEVICE}/#", qos=1)
-            await client.subscribe(f"ops/{DEVICE}", qos=1)
+            await client.subscribe(f"city/{DEVICE}/reply/ops", qos=1)
 
             async def collect() -> None:
                 async for message in client.messages:
                     assert isinstance(message.payload, bytes)
-                    if message.topic.matches(f"ops/{DEVICE}"):
+                    if message.topic.matches(f"city/{DEVICE}/reply/ops"):
                         replies[message.properties.CorrelationData] = msgpack.unpackb(message.payload)
                     elif "/evt/" in str(message.topic) or str(message.topic).endswith("/telemetry"):
                         events.append(decode(message.payload))
@@ -94,7 +94,7 @@ async def test_readings_alarms_health_and_a_signed_lamp_command_over_mqtt(
             async def command(name: str, payload: bytes) -> dict:
                 correlation = os.urandom(8)
                 props = Properties(PacketTypes.PUBLISH)
-                props.ResponseTopic = f"ops/{DEVICE}"
+                props.ResponseTopic = f"city/{DEVICE}/reply/ops"
                 props.CorrelationData = correlation
                 await client.publish(f"city/{DEVICE}/cmd/{name}", payload, qos=1, properties=props)
                 await until(lambda: correlation in replies, 10)

@@ -41,7 +41,7 @@ class Operator:
         """Publish a command; returns its correlation data."""
         correlation = os.urandom(8)
         props = Properties(PacketTypes.PUBLISH)
-        props.ResponseTopic = f"ops/replies/{DEVICE}"
+        props.ResponseTopic = f"city/{DEVICE}/reply/ops"
         props.CorrelationData = correlation
         props.MessageExpiryInterval = expiry_s
         await self.client.publish(f"city/{DEVICE}/cmd/{name}", payload, qos=1, properties=props)
@@ -78,7 +78,7 @@ async def agent_and_operator(
     replies: dict[bytes, Any] = {}
     try:
         async with aiomqtt.Client(broker.host, broker.port, protocol=aiomqtt.ProtocolVersion.V5) as client:
-            await client.subscribe(f"ops/replies/{DEVICE}", qos=1)
+            await client.subscribe(f"city/{DEVICE}/reply/ops", qos=1)
 
             async def collect() -> None:
                 async for message in client.messages:

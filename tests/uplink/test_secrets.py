@@ -67,7 +67,7 @@ def test_no_secret_in_logs_health_or_get_config(mosquitto: Broker, tmp_path: Pat
             mosquitto.host, mosquitto.port, protocol=aiomqtt.ProtocolVersion.V5
         ) as client:
             await client.subscribe(f"city/{device}/#", qos=1)
-            await client.subscribe(f"ops/{device}/reply", qos=1)
+            await client.subscribe(f"city/{device}/reply/ops", qos=1)
             health = 0
             reply = b""
             asked = False
@@ -77,11 +77,11 @@ def test_no_secret_in_logs_health_or_get_config(mosquitto: Broker, tmp_path: Pat
                     seen.append(payload)
                     if str(message.topic).endswith("/telemetry"):
                         health += 1
-                    if str(message.topic) == f"ops/{device}/reply":
+                    if str(message.topic) == f"city/{device}/reply/ops":
                         reply = payload
                     if health >= 3 and not asked:
                         props = Properties(PacketTypes.PUBLISH)
-                        props.ResponseTopic = f"ops/{device}/reply"
+                        props.ResponseTopic = f"city/{device}/reply/ops"
                         props.CorrelationData = uuid.uuid4().bytes
                         await client.publish(f"city/{device}/cmd/get-config", b"{}", qos=1, properties=props)
                         asked = True
@@ -98,7 +98,9 @@ def test_no_secret_in_logs_health_or_get_config(mosquitto: Broker, tmp_path: Pat
     assert config_dump["cameras"][0]["source"].startswith("rtsp://admin:***@")
     assert config_dump["cameras"][1]["password_env"] == "(set)"
     logs = (out + err).decode(errors="replace")
-    assert "rtsp://admin:***@127.0.0.1" in logs, f"the camera URL was never logged: nothing was checked\n{logs[-2000:]}"
+    assert "rtsp://admin:***@127.0.0.1" in logs, (
+        f"the camera URL was never logged: nothing was checked\n{logs[-2000:]}"
+    )
     for secret in (SECRET, ENV_SECRET):
         assert secret not in logs, f"a password is in the agent's log:\n{logs[-3000:]}"
         for payload in seen:

@@ -42,7 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 async def send(args: argparse.Namespace, cmd_args: dict[str, Any], key: str | None) -> dict[str, Any]:
-    reply_topic = f"edgectl/replies/{os.urandom(6).hex()}"
+    # in the device's own reply space, the only place its replies may go by default
+    reply_topic = f"{args.prefix}/{args.device}/reply/edgectl-{os.urandom(6).hex()}"
     correlation = os.urandom(8)
     props = Properties(PacketTypes.PUBLISH)
     props.ResponseTopic = reply_topic
