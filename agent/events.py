@@ -8,6 +8,7 @@ trip in ``Event.extra`` so that older consumers pass newer fields through untouc
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import time
 from collections.abc import Mapping
@@ -294,8 +295,8 @@ def _check(name: str, key: str, value: Any) -> Any:
             raise bad("a box with x1 <= x2 and y1 <= y2")
         return tuple(value)
     if name in ("count", "density"):
-        if type(value) not in (int, float) or value < 0 or value != value:
-            raise bad("a non-negative number")
+        if type(value) not in (int, float) or not math.isfinite(value) or value < 0:
+            raise bad("a finite non-negative number")
         return value
     if name == "model":
         if (
@@ -309,9 +310,10 @@ def _check(name: str, key: str, value: Any) -> Any:
         return ModelRef(value[0], value[1], value[2])
     if name == "values":
         if not isinstance(value, Mapping) or not all(
-            isinstance(k, str) and type(v) in (int, float) for k, v in value.items()
+            isinstance(k, str) and k and type(v) in (int, float) and math.isfinite(v)
+            for k, v in value.items()
         ):
-            raise bad("a map of quantity name to number")
+            raise bad("a map of quantity name to finite number")
         return dict(value)
     if name == "units":
         if not isinstance(value, Mapping) or not all(
@@ -324,6 +326,21 @@ def _check(name: str, key: str, value: Any) -> Any:
             raise bad("a map with string keys")
         return dict(value)
     raise AssertionError(f"unchecked field {name}")  # pragma: no cover - every field is listed
+
+
+def validate(event: Event) -> bytes:
+    """The event's payload, after refusing what the decoder would refuse (EventFormatError).
+
+    The outbox calls it on every stamped event, so nothing is published that a consumer, or our
+    own ``decode``, cannot read back.
+    """
+    try:
+        payload = encode(event)
+        wire = msgpack.unpackb(payload, raw=False, strict_map_key=True)
+    except (TypeError, ValueError, OverflowError) as exc:  # unpackable types, int map keys, ...
+        raise EventFormatError(f"cannot be encoded as msgpack: {exc}") from None
+    from_wire(wire)
+    return payload
 
 
 def to_json(event: Event) -> dict[str, Any]:

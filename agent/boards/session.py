@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import math
 import random
 import time
 from collections import OrderedDict, deque
@@ -353,8 +354,11 @@ class BoardSession:
 
     def _captured(self, body: dict[str, Any]) -> tuple[int, bool]:
         """The sample's wall-clock time: the board's own once we set its clock, else now minus its age."""
-        if isinstance(body.get("t"), int):
-            return body["t"], clock_synchronized()
+        t = body.get("t")
+        if isinstance(t, int) and not isinstance(t, bool):
+            if t < 0:
+                raise ValueError("capture time 't' must not be negative")
+            return t, clock_synchronized()
         age = body.get("age", 0)
         if not isinstance(age, int) or age < 0:
             raise ValueError("age must be a non-negative integer")
@@ -369,12 +373,20 @@ class BoardSession:
     async def _reading(self, body: dict[str, Any]) -> None:
         sensor = body["s"]
         values = body["v"]
-        if not isinstance(sensor, str) or not isinstance(values, dict) or not values:
+        if not isinstance(sensor, str) or not sensor or not isinstance(values, dict) or not values:
             raise ValueError("a reading needs a sensor name and a map of values")
         clean = {}
         for key, value in values.items():
-            if not isinstance(key, str) or isinstance(value, bool) or not isinstance(value, int | float):
+            if (
+                not isinstance(key, str)
+                or not key
+                or isinstance(value, bool)
+                or not isinstance(value, int | float)
+            ):
                 raise ValueError(f"value {key!r} of {sensor} is not a number")
+            if not math.isfinite(value):
+                # NaN or infinity: the sensor produced no number; a reading is never half-true
+                raise ValueError(f"value {key!r} of {sensor} is not finite ({value})")
             clean[key] = float(value)
         captured, synced = self._captured(body)
         await self.sink.submit(
@@ -394,8 +406,10 @@ class BoardSession:
         if self.info is None:
             raise ValueError("an alarm before HELLO")
         alarm_id, phase, sensor, key = body["a"], body["ph"], body["s"], body["k"]
-        if phase not in (START, END) or not isinstance(alarm_id, int):
+        if phase not in (START, END) or not isinstance(alarm_id, int) or isinstance(alarm_id, bool):
             raise ValueError(f"alarm phase {phase!r} / id {alarm_id!r}")
+        if not isinstance(key, str) or not key or not isinstance(sensor, str) or not sensor:
+            raise ValueError("an alarm needs a quantity 'k' and a sensor 's', both non-empty strings")
         seen = (self.info.boot, alarm_id, phase)
         if seen in self._seen:
             self.stats.alarm_retransmits += 1
@@ -404,10 +418,11 @@ class BoardSession:
         severity = body.get("sev") if body.get("sev") in SEVERITIES else "warning"
         value = body.get("v")
         values: dict[str, float] = {}
-        if isinstance(value, int | float) and not isinstance(value, bool):
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
             values[key] = float(value)
-        if isinstance(body.get("th"), int | float):
-            values[f"{key}_threshold"] = float(body["th"])
+        th = body.get("th")
+        if isinstance(th, int | float) and not isinstance(th, bool) and math.isfinite(th):
+            values[f"{key}_threshold"] = float(th)
         captured, synced = self._captured(body)
         start_id = alarm_event_id(self.config.id, self.info.boot, alarm_id, START)
         event = await self.sink.submit(

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent.events import ALARM, START, Event, encode, now_ms
+from agent.events import ALARM, START, Event, now_ms, validate
 from agent.uplink.seqmark import SeqMark, floor_after, seqmark_path
 
 log = logging.getLogger(__name__)
@@ -281,11 +281,14 @@ class Outbox:
         stamped = []
         rows = []
         created = now_ms()
+        seq = self._seq
         for event in events:
-            self._seq += 1
-            event = event.stamped(self.device, self._seq)
+            seq += 1
+            event = event.stamped(self.device, seq)
+            payload = validate(event)  # EventFormatError: refused before it takes a sequence number
             stamped.append(event)
-            rows.append((event.seq, event.kind, event.priority, created, encode(event)))
+            rows.append((event.seq, event.kind, event.priority, created, payload))
+        self._seq = seq
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append(_Pending(rows, future))
         self._kick()

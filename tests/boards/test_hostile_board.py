@@ -179,3 +179,28 @@ async def test_a_newline_in_a_board_log_cannot_forge_a_log_line(caplog) -> None:
     (line,) = [r.getMessage() for r in caplog.records if "says" in r.getMessage()]
     assert "\n" not in line and "\x1b" not in line
     assert "ok\\n2026-12-01 ERROR" in line
+
+
+@pytest.mark.parametrize(
+    ("ftype", "body"),
+    [
+        (wire.READING, {"s": "water", "v": {"level_cm": float("nan")}, "age": 0}),
+        (wire.READING, {"s": "", "v": {"level_cm": 1.0}, "age": 0}),
+        (wire.READING, {"s": "water", "v": {"level_cm": 1.0}, "t": -1000}),
+        (wire.ALARM, {"a": 5, "ph": "start", "s": "water", "k": 7, "v": 1.0}),
+    ],
+    ids=["nan", "empty-sensor", "negative-time", "int-key-alarm"],
+)
+async def test_a_frame_that_would_make_an_undecodable_event_is_refused(ftype, body) -> None:
+    sink = Sink()
+    async with connected(sink) as (board, session):
+        await board.asend(ftype, body)
+        await board.asend(wire.READING, _reading(1))
+        deadline = time.monotonic() + 10
+        while not sink.events:
+            assert time.monotonic() < deadline, session.health()
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.2)
+        assert session.stats.frames_rejected == 1
+    (event,) = sink.events
+    assert event.values == {"level_cm": 1.0}

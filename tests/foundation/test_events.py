@@ -102,7 +102,15 @@ def test_garbage_is_rejected_cleanly(payload: bytes) -> None:
 def test_reading_values_must_be_numbers() -> None:
     raw = msgpack.unpackb((VECTORS / "reading.msgpack").read_bytes())
     raw["val"] = {"pm2_5": "high"}
-    with pytest.raises(EventFormatError, match="quantity name to number"):
+    with pytest.raises(EventFormatError, match="quantity name to finite number"):
+        decode(_pack(raw))
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_readings_are_refused_so_json_output_stays_valid(bad: float) -> None:
+    raw = msgpack.unpackb((VECTORS / "reading.msgpack").read_bytes())
+    raw["val"] = {"pm2_5": bad}
+    with pytest.raises(EventFormatError, match="finite"):
         decode(_pack(raw))
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from uplink_support import reading
 
-from agent.events import ALARM, CROWD, HEALTH, ISSUE, READING, START, Event, decode, now_ms
+from agent.events import ALARM, CROWD, HEALTH, ISSUE, READING, START, Event, ModelRef, decode, now_ms
 from agent.uplink.outbox import Outbox, OutboxError
 
 
@@ -23,7 +23,16 @@ def _event(kind: str, i: int = 0) -> Event:
         return Event(kind=READING, board="b", sensor="s", values={"v": float(i)}, **base)
     if kind == ALARM:
         return Event(kind=ALARM, phase=START, label="cover_tilt", severity="critical", **base)
-    return Event(kind=ISSUE, phase=START, label="garbage", camera="cam-1", **base)
+    return Event(
+        kind=ISSUE,
+        phase=START,
+        label="garbage",
+        camera="cam-1",
+        model=ModelRef("street-issues", "2.0.0", bytes(8)),
+        confidence=900,
+        box=(10, 10, 200, 200),
+        **base,
+    )
 
 
 def _rows(path: Path) -> list[tuple[int, str, bytes]]:
@@ -182,3 +191,62 @@ def test_damaged_pages_are_detected_and_the_sequence_continues_from_the_salvaged
     assert "malformed" in outbox.reset_reason or "damaged pages" in outbox.reset_reason
     assert outbox.last_seq == 3001, "the alarm continues right after the salvaged high-water mark"
     assert len(list(outbox_path.parent.glob("outbox.sqlite.corrupt-*Z"))) == 1
+
+
+@pytest.mark.parametrize(
+    ("event", "problem"),
+    [
+        (
+            Event(kind=READING, captured_ms=-5, clock_synced=True, board="b", sensor="s", values={"v": 1.0}),
+            "'t'",
+        ),
+        (
+            Event(kind=READING, captured_ms=1, clock_synced=True, board="b", sensor="", values={"v": 1.0}),
+            "'sn'",
+        ),
+        (
+            Event(
+                kind=READING,
+                captured_ms=1,
+                clock_synced=True,
+                board="b",
+                sensor="s",
+                values={"v": float("nan")},
+            ),
+            "'val'",
+        ),
+        (
+            Event(
+                kind=ALARM,
+                captured_ms=1,
+                clock_synced=True,
+                phase=START,
+                label="x",
+                severity="critical",
+                values={3: 1.0},
+            ),
+            "msgpack",
+        ),  # type: ignore[dict-item]
+        (Event(kind=CROWD, captured_ms=1, clock_synced=True, camera="c", count=float("inf")), "'n'"),
+    ],
+    ids=["negative-time", "empty-sensor", "nan-value", "int-key", "infinite-count"],
+)
+def test_an_event_the_decoder_would_refuse_is_refused_before_it_takes_a_number(
+    outbox_path: Path, event: Event, problem: str
+) -> None:
+    from agent.events import EventFormatError
+
+    async def main() -> tuple[str, int]:
+        outbox = await Outbox.open(outbox_path, "pole-1", 10**9)
+        try:
+            with pytest.raises(EventFormatError) as caught:
+                await outbox.submit(event)
+            good = await outbox.submit(reading(1))
+            return str(caught.value), good.seq
+        finally:
+            await outbox.close()
+
+    message, seq = asyncio.run(main())
+    assert problem in message
+    assert seq == 1, "the refused event used up a sequence number: consumers would see a gap"
+    assert [r[0] for r in _rows(outbox_path)] == [1]
