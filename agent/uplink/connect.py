@@ -130,6 +130,11 @@ def client_for(
     address = broker_address(config.url)
     password = config.password()
     context = None
+    if address.tls and not config.tls_verify:
+        log.warning(
+            "uplink.tls_verify is off: the broker's certificate is not checked, so anyone on the path "
+            "can pose as the broker; switch it on outside a lab"
+        )
     if address.tls:
         context = tls_context(
             str(config.ca_file) if config.ca_file else None,

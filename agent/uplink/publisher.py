@@ -36,7 +36,7 @@ LIVE_QUEUE_MAX = 20_000  # beyond this, live events wait in the outbox with the 
 BACKLOG_PAGE = 1000  # events read from the outbox per query
 PUBACK_TIMEOUT_S = 30.0  # a publish not acknowledged by then means the link is dead
 STOP_TIMEOUT_S = 3.0  # time allowed to tell the broker we go offline on a clean stop
-STABLE_AFTER_S = 30.0  # a connection that lasted this long resets the reconnect backoff
+STABLE_AFTER_S = 10.0  # a connection that lasted this long resets the reconnect backoff
 
 MessageHandler = Callable[[aiomqtt.Client, aiomqtt.Message], Awaitable[None]]
 
@@ -199,6 +199,7 @@ class Publisher:
         self._cursor = 0
         self._backlog_end = self.outbox.last_seq
         self.stats.connected = True
+        self.stats.last_error = None  # health must not report an old failure while connected
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self._send_loop(client, tasks))
             tasks.create_task(self._receive_loop(client))
