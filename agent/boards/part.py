@@ -29,6 +29,10 @@ class Boards:
     def get(self, board: Any) -> BoardSession:
         if board is None and len(self.sessions) == 1:
             return next(iter(self.sessions.values()))
+        if not isinstance(board, str):
+            raise CommandError(
+                "bad-args", f"'board' must be a board id (a string), not {type(board).__name__}"
+            )
         if board not in self.sessions:
             known = ", ".join(sorted(self.sessions)) or "none configured"
             raise CommandError("unknown-board", f"no board {board!r}; boards: {known}")

@@ -33,6 +33,15 @@ from .signing import KeyFormatError, load_public, signed_bytes, verify
 log = logging.getLogger(__name__)
 
 MAX_PAYLOAD = 64 * 1024  # commands are small; a bigger one is refused before parsing
+MAX_DEPTH = 16  # maps and lists inside a command's arguments; config patches need 4
+
+
+def _depth(value: Any, limit: int) -> int:
+    """Nesting depth of maps and lists, counting no further than ``limit + 1``."""
+    if limit < 0 or not isinstance(value, dict | list):
+        return 0
+    items = value.values() if isinstance(value, dict) else value
+    return 1 + max((_depth(v, limit - 1) for v in items), default=0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,13 +61,22 @@ def parse(name: str, payload: bytes) -> Request:
     is_json = payload[:1] in (b"{", b" ", b"\n")
     try:
         body = json.loads(payload) if is_json else msgpack.unpackb(payload, raw=False, strict_map_key=True)
-    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
-        raise CommandError("malformed", f"the payload is neither msgpack nor JSON: {exc}") from None
+    except (RecursionError, msgpack.StackError):
+        raise CommandError(
+            "malformed", f"the payload nests far deeper than the {MAX_DEPTH} levels allowed"
+        ) from None
+    except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError) as exc:
+        kind = "JSON" if is_json else "msgpack"
+        raise CommandError(
+            "malformed", f"the payload is not valid {kind}: {str(exc) or type(exc).__name__}"
+        ) from None
     if not isinstance(body, dict):
         raise CommandError("malformed", "a command must be a map with 'args', 'ts', 'nonce' and 'sig'")
     args = body.get("args", {})
     if not isinstance(args, dict):
         raise CommandError("malformed", "'args' must be a map")
+    if _depth(args, MAX_DEPTH) > MAX_DEPTH:
+        raise CommandError("malformed", f"'args' nests maps and lists deeper than {MAX_DEPTH} levels")
     ts, nonce, sig = body.get("ts"), body.get("nonce"), body.get("sig")
     if ts is not None and type(ts) is not int:
         raise CommandError("malformed", "'ts' must be an integer, ms since the Unix epoch")

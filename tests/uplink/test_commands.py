@@ -330,3 +330,38 @@ def test_a_command_replayed_after_an_agent_restart_is_still_refused(
     assert asyncio.run(asyncio.wait_for(first(), 60))["ok"] is True
     again = asyncio.run(asyncio.wait_for(after_restart(), 60))
     assert again["ok"] is False and again["error"] == "replayed"
+
+
+def _nested(depth: int) -> object:
+    value: object = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (msgpack.packb({"args": {"a": _nested(40)}}), "deeper than 16 levels"),
+        (json.dumps({"args": {"a": _nested(40)}}).encode(), "deeper than 16 levels"),
+        (b"\x91" * 3000 + b"\x01", "nests far deeper"),
+        (b"\x81\xa4args\x81\xc1", "not valid msgpack: FormatError"),
+        (b"\x92\x01", "not valid msgpack: Unpack failed"),
+        (msgpack.packb({1: 2}), "map key"),
+    ],
+    ids=["deep-msgpack", "deep-json", "stack", "reserved-byte", "truncated", "int-key"],
+)
+def test_every_malformed_command_is_refused_with_its_reason(payload: bytes, reason: str) -> None:
+    from agent.uplink.gate import parse
+
+    with pytest.raises(CommandError) as caught:
+        parse("ping", payload)
+    assert caught.value.code == "malformed" and reason in caught.value.message
+
+
+def test_a_list_as_the_board_name_is_named_in_the_refusal() -> None:
+    from agent.boards.part import Boards
+
+    with pytest.raises(CommandError) as caught:
+        Boards([]).get(["pole-1"])
+    assert caught.value.code == "bad-args" and "'board' must be a board id" in caught.value.message

@@ -63,6 +63,7 @@ def test_tls_verification_off_is_warned_about(caplog) -> None:
     cfg = parse_config(
         {"device": {"id": "p1"}, "uplink": {"url": "mqtts://b.example:8883", "tls_verify": False}}
     )
+
     async def make() -> None:
         client_for(cfg.uplink, "edge-p1")  # aiomqtt clients are made inside a running loop
 
