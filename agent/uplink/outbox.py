@@ -16,7 +16,10 @@ import asyncio
 import collections
 import concurrent.futures
 import contextlib
+import errno
 import logging
+import os
+import shutil
 import sqlite3
 import threading
 import time
@@ -51,6 +54,25 @@ CREATE TABLE IF NOT EXISTS dropped (kind TEXT PRIMARY KEY, count INTEGER NOT NUL
 
 class OutboxError(RuntimeError):
     """The outbox cannot store an event (disk full, file unwritable); the message says which."""
+
+
+# When the disk is full, room is made by evicting this many bytes more than the batch needs.
+DISK_FULL_HEADROOM = 256 * 1024
+DISK_OK_FREE = 4 * 1024 * 1024  # free bytes at which a disk-full episode is over
+# Kept beside the outbox and deleted when the disk is full: in WAL mode even a DELETE needs room
+# for its pages, so without it a full disk could not be made less full.
+RESERVE_BYTES = 1024 * 1024
+# Below this much free space the outbox shrinks its own quota (the WAL alone can take 1 MiB).
+DISK_LOW_FREE = 2 * 1024 * 1024
+WAL_PAGES = 256  # checkpoint every 1 MiB of WAL (SQLite's default is 4 MiB), so the WAL stays small
+
+
+def _disk_full(exc: BaseException) -> bool:
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return True
+    return isinstance(exc, sqlite3.Error) and (
+        "full" in str(exc) or getattr(exc, "sqlite_errorcode", 0) == 13
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +110,7 @@ def _connect(path: Path) -> sqlite3.Connection:
     db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=FULL")
+    db.execute(f"PRAGMA wal_autocheckpoint={WAL_PAGES}")
     return db
 
 
@@ -148,6 +171,11 @@ class Outbox:
         self._listeners: list[Callable[[list[Stored]], None]] = []
         self._closed = False
         self._mark = SeqMark(seqmark_path(self.path))
+        self._unsaved_drops: dict[str, int] = {}  # lost to a full disk, written at the next commit
+        self._reserve = self.path.with_name(self.path.name + ".reserve")
+        self._low_space = False  # set by the writer thread when the disk is nearly full
+        self._cap: int | None = None  # bytes the outbox may hold while the disk is nearly full
+        self.disk_full = False  # an episode is on: its alarm was raised
 
     # ----- lifetime -------------------------------------------------------------------------
 
@@ -223,6 +251,20 @@ class Outbox:
         self.stats.used_bytes = size + depth * ROW_OVERHEAD
         self.stats.dropped = dict(db.execute("SELECT kind, count FROM dropped").fetchall())
         self._refresh_sync(db)
+        self._ensure_reserve()
+
+    def _ensure_reserve(self) -> None:
+        if self._reserve.exists():
+            return
+        try:
+            with open(self._reserve, "wb") as fh:
+                fh.truncate(0)
+                fh.write(b"\0" * RESERVE_BYTES)  # written, not sparse: the blocks must really be taken
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            self._reserve.unlink(missing_ok=True)
+            log.warning("no room for the outbox's reserve %s: %s", self._reserve, exc)
 
     def _db(self, writer: bool = False) -> sqlite3.Connection:
         """This thread's connection: one for the writer thread, one for the reader thread."""
@@ -323,15 +365,38 @@ class Outbox:
             try:
                 await self._run(self._writer, self._commit_sync, rows, acked)
             except Exception as exc:
-                log.error("outbox commit failed: %s", exc)
-                error = OutboxError(f"cannot write the outbox {self.path}: {exc}")
+                kept: list | None = None
+                if _disk_full(exc) and rows:
+                    try:
+                        kept = await self._run(self._writer, self._commit_when_full, rows, acked)
+                    except Exception as again:
+                        log.error("outbox: no room could be made on the full disk: %s", again)
+                if kept is None:
+                    log.error("outbox commit failed: %s", exc)
+                    error = OutboxError(f"cannot write the outbox {self.path}: {exc}")
+                    for item in batch:
+                        if not item.future.done():
+                            item.future.set_exception(error)
+                    self._acked = acked + self._acked
+                    self._count_lost(rows)
+                    if not rows:
+                        return
+                    continue
+                kept_seqs = {row[0] for row in kept}
+                error = OutboxError(
+                    f"the disk holding {self.path} is full: lower-priority events were dropped"
+                )
                 for item in batch:
                     if not item.future.done():
-                        item.future.set_exception(error)
-                self._acked = acked + self._acked
-                if not rows:
-                    return
-                continue
+                        if all(row[0] in kept_seqs for row in item.rows):
+                            item.future.set_result(None)
+                        else:
+                            item.future.set_exception(error)
+                rows = kept
+                self._raise_disk_full()
+            if self._low_space:
+                self._low_space = False
+                self._raise_disk_full()
             if rows:
                 self._committed_seq = max(self._committed_seq, rows[-1][0])
                 stored = [Stored(seq, kind, payload) for seq, kind, _, _, payload in rows]
@@ -344,6 +409,111 @@ class Outbox:
                 if not item.future.done():
                     item.future.set_result(None)
 
+    def _room_quota(self, before: int) -> int | None:
+        """While the disk is nearly full, a quota of what was stored when that was first seen.
+
+        The file then stops growing: new events take the pages of evicted ones (least important,
+        oldest first) instead of the disk running out under SQLite, where even a DELETE needs room
+        for its WAL pages. The cap is lifted once the disk has room again.
+        """
+        try:
+            free = shutil.disk_usage(self.path.parent).free
+        except OSError:
+            return self._cap
+        if free >= DISK_OK_FREE:
+            self._cap = None
+        elif free < DISK_LOW_FREE and self._cap is None:
+            self._cap = max(before, 1)
+            self._low_space = True
+        return None if self._cap is None else min(self.quota_bytes, self._cap)
+
+    def _count_lost(self, rows: list[tuple[int, str, int, int, bytes]]) -> None:
+        """Events that took a number and could not be stored: counted, so every gap is explained."""
+        for _seq, kind, *_ in rows:
+            self._unsaved_drops[kind] = self._unsaved_drops.get(kind, 0) + 1
+            self.stats.dropped[kind] = self.stats.dropped.get(kind, 0) + 1
+
+    def _raise_disk_full(self) -> None:
+        if self.disk_full:
+            return
+        self.disk_full = True
+        log.error("the disk holding the outbox %s is full: dropping the least important events", self.path)
+        alarm = Event(
+            kind=ALARM,
+            captured_ms=now_ms(),
+            clock_synced=False,
+            phase=START,
+            label="disk_full",
+            severity="critical",
+            extra={"why": f"no space left for {self.path}; lowest-priority events are dropped and counted"},
+        )
+        # not awaited here: the flush loop that would commit it is the caller
+        asyncio.get_running_loop().create_task(self._submit_quietly(alarm))
+
+    async def _submit_quietly(self, event: Event) -> None:
+        try:
+            await self.submit(event)
+        except OutboxError as exc:
+            log.error("the disk_full alarm could not be stored: %s", exc)
+
+    def _commit_when_full(
+        self, rows: list[tuple[int, str, int, int, bytes]], acked: list[int]
+    ) -> list[tuple[int, str, int, int, bytes]]:
+        """Make room by evicting stored events no more important than the new ones, lowest first,
+        then store as many of the new ones as fit, most important first. Returns the rows stored."""
+        db = self._db(writer=True)
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        self._reserve.unlink(missing_ok=True)  # the room the eviction itself needs
+        top = max(row[2] for row in rows)
+        need = sum(len(row[4]) + ROW_OVERHEAD for row in rows) + DISK_FULL_HEADROOM
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for start in range(0, len(acked), 500):
+                chunk = acked[start : start + 500]
+                db.execute(f"DELETE FROM events WHERE seq IN ({','.join('?' * len(chunk))})", chunk)
+            victims = db.execute(
+                "SELECT seq, kind, length(payload) FROM events WHERE priority <= ? ORDER BY priority, seq",
+                (top,),
+            ).fetchall()
+            freed, chosen, evicted = 0, [], {}
+            for seq, kind, size in victims:
+                if freed >= need:
+                    break
+                chosen.append(seq)
+                freed += size + ROW_OVERHEAD
+                evicted[kind] = evicted.get(kind, 0) + 1
+            for start in range(0, len(chosen), 500):
+                chunk = chosen[start : start + 500]
+                db.execute(f"DELETE FROM events WHERE seq IN ({','.join('?' * len(chunk))})", chunk)
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        with contextlib.suppress(sqlite3.Error):
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # give the WAL's blocks back
+        for kind, n in evicted.items():
+            self._unsaved_drops[kind] = self._unsaved_drops.get(kind, 0) + n
+            self.stats.dropped[kind] = self.stats.dropped.get(kind, 0) + n
+        self.stats.depth -= len(chosen)
+        self.stats.used_bytes -= freed
+        # the new rows, most important first, then oldest first; drop from the end until they fit
+        ordered = sorted(rows, key=lambda r: (-r[2], r[0]))
+        while ordered:
+            keep = sorted(ordered, key=lambda r: r[0])
+            try:
+                self._commit_sync(keep, [])
+            except Exception as exc:
+                if not _disk_full(exc):
+                    raise
+                ordered.pop()
+                continue
+            self._count_lost([r for r in rows if r not in keep])
+            return keep
+        self._count_lost(rows)
+        return []
+
     def _commit_sync(self, rows: list[tuple[int, str, int, int, bytes]], acked: list[int]) -> None:
         db = self._db(writer=True)
         db.execute("BEGIN IMMEDIATE")
@@ -351,7 +521,13 @@ class Outbox:
             if rows:
                 db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?)", rows)
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('seq', ?)", (rows[-1][0],))
-            used = self.stats.used_bytes + sum(len(row[4]) + ROW_OVERHEAD for row in rows)
+            for kind, n in self._unsaved_drops.items():
+                db.execute(
+                    "INSERT INTO dropped VALUES (?, ?) ON CONFLICT(kind) DO UPDATE SET count = count + ?",
+                    (kind, n, n),
+                )
+            added = sum(len(row[4]) + ROW_OVERHEAD for row in rows)
+            used = self.stats.used_bytes + added
             deleted = 0
             for start in range(0, len(acked), 500):
                 chunk = acked[start : start + 500]
@@ -361,25 +537,35 @@ class Outbox:
                 ).fetchall()
                 deleted += len(sizes)
                 used -= sum(size + ROW_OVERHEAD for (size,) in sizes)
-            evicted, used = self._evict_sync(db, used)
+            evicted, used = self._evict_sync(db, used, self._room_quota(used - added))
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            # SQLite rolls back by itself on some errors (a full disk): a second ROLLBACK would
+            # fail with "no transaction is active" and hide the real error
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             raise
+        self._unsaved_drops.clear()
         if rows:
             self._mark.after_commit(rows[-1][0])
+        if self.disk_full and shutil.disk_usage(self.path.parent).free >= DISK_OK_FREE:
+            self.disk_full = False  # the episode is over; the next one raises its alarm again
+            self._ensure_reserve()
         self.stats.used_bytes = used
         self.stats.depth += len(rows) - deleted - sum(evicted.values())
         for kind, n in evicted.items():
             self.stats.dropped[kind] = self.stats.dropped.get(kind, 0) + n
         self._refresh_sync(db)
 
-    def _evict_sync(self, db: sqlite3.Connection, used: int) -> tuple[dict[str, int], int]:
+    def _evict_sync(
+        self, db: sqlite3.Connection, used: int, quota: int | None = None
+    ) -> tuple[dict[str, int], int]:
         """Over quota: delete the least important events, oldest first, down to the low-water mark."""
         evicted: dict[str, int] = {}
-        if used <= self.quota_bytes:
+        quota = self.quota_bytes if quota is None else quota
+        if used <= quota:
             return evicted, used
-        target = self.quota_bytes * QUOTA_LOW_WATER
+        target = quota * QUOTA_LOW_WATER
         while used > target:
             # Walk the (priority, seq) index in small steps, so the eviction stops near the target.
             victims = db.execute(

@@ -15,7 +15,7 @@ from agent.events import now_ms
 from .builtins import register_builtins
 from .gate import CommandGate
 from .nonces import NonceLedger
-from .outbox import Outbox
+from .outbox import Outbox, OutboxError
 from .publisher import Publisher
 from .telemetry import health_event
 
@@ -84,7 +84,11 @@ async def _telemetry(ctx: Any, uplink: Uplink) -> None:
             await asyncio.wait_for(ctx.stopping.wait(), ctx.config.uplink.telemetry_interval_s)
         if ctx.stopping.is_set():
             return
-        await uplink.outbox.submit(health_event(ctx.started, ctx.config.outbox.path.parent, ctx.health))
+        try:
+            await uplink.outbox.submit(health_event(ctx.started, ctx.config.outbox.path.parent, ctx.health))
+        except OutboxError as exc:
+            # A full disk costs this report (counted as dropped telemetry), never the MQTT session
+            log.warning("telemetry not stored: %s", exc)
 
 
 async def close(ctx: Any) -> None:
