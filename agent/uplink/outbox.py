@@ -175,6 +175,7 @@ class Outbox:
         self._reserve = self.path.with_name(self.path.name + ".reserve")
         self._low_space = False  # set by the writer thread when the disk is nearly full
         self._cap: int | None = None  # bytes the outbox may hold while the disk is nearly full
+        self._evict_logged = -float("inf")
         self.disk_full = False  # an episode is on: its alarm was raised
 
     # ----- lifetime -------------------------------------------------------------------------
@@ -586,7 +587,11 @@ class Outbox:
                 "INSERT INTO dropped VALUES (?, ?) ON CONFLICT(kind) DO UPDATE SET count = count + ?",
                 (kind, n, n),
             )
-        log.warning("outbox over its quota of %d bytes: dropped %s", self.quota_bytes, evicted)
+        now = time.monotonic()
+        if now - self._evict_logged >= 60:  # at most a line a minute: a full disk evicts at every commit
+            self._evict_logged = now
+            why = "the disk is nearly full" if quota < self.quota_bytes else "its quota"
+            log.warning("outbox over %s (%d bytes held at most): dropped %s", why, quota, evicted)
         return evicted, used
 
     def _refresh_sync(self, db: sqlite3.Connection) -> None:
