@@ -26,7 +26,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     print(f"{'model':<16} {'FP32 ms':>8} {'INT8 ms':>8} {'INT8 fps':>9} {'speed-up':>9}")
-    for name in ("nanodet-coco", "street-issues", "crowd-counter"):
+    for name in ("nanodet-coco", "street-issues-rw", "street-issues", "crowd-counter"):
         folder = ROOT / "models" / name
         m = load_manifest(folder)
         paths = {k: folder / f"{name}-{k}.onnx" for k in ("fp32", "int8")}

@@ -75,17 +75,20 @@ class _Sink:
         self.events.append(event)
 
 
-def _default_camera() -> CameraConfig:
-    """The camera `edgectl config init` writes, watching the real clip."""
+def _default_camera(zones: bool) -> CameraConfig:
+    """The camera `edgectl config init` writes, watching the real clip (its zones, or the whole frame)."""
     example = tomllib.loads((ROOT / "agent" / "config" / "example.toml").read_text(encoding="utf-8"))
     camera = example["cameras"][0]
     camera["source"] = str(opencv_data("vtest.avi"))
     camera["models"] = [str(ROOT / m) for m in camera["models"]]
+    if not zones:
+        camera.pop("zones", None)  # every issue class watched everywhere: the strictest setting
     return CameraConfig.model_validate(camera)
 
 
-def test_the_default_camera_raises_no_street_issue_over_the_whole_clip() -> None:
-    config = _default_camera()
+@pytest.mark.parametrize("zones", [True, False], ids=["its-zones", "whole-frame"])
+def test_the_default_camera_raises_no_street_issue_over_the_whole_clip(zones: bool) -> None:
+    config = _default_camera(zones)
     assert any("nanodet-coco" in str(m) for m in config.models)
     pool = ModelPool()
     pipeline = CameraPipeline(config, [pool.get(m) for m in config.models])
