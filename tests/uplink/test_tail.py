@@ -69,3 +69,21 @@ def test_tail_table_and_shared_subscription_split_the_stream(mosquitto: Broker) 
     assert len(rows) == 20, "each event goes to exactly one member of the group"
     assert out_a and out_b, "both members got a share"
     assert all("pole-s" in row and "reading" in row and "pm2_5=" in row for row in rows)
+
+
+def test_tail_into_head_stops_quietly_and_shows_the_topic(mosquitto: Broker) -> None:
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    cmd = f"{sys.executable} -m tools.edgectl events tail --url {mosquitto.url} --timeout 30 | head -2"
+    proc = subprocess.Popen(
+        cmd, shell=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    assert proc.stderr is not None
+    assert "following" in proc.stderr.readline()
+    _publish(
+        mosquitto,
+        [("city/pole-h/evt/reading", encode(reading(i).stamped("pole-h", i + 1))) for i in range(6)],
+    )
+    out, err = proc.communicate(timeout=30)
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [x["topic"] for x in lines] == ["city/pole-h/evt/reading"] * 2
+    assert "Broken pipe" not in err and "edgectl:" not in err.replace("edgectl: following", ""), err

@@ -8,6 +8,7 @@ import collections
 import contextlib
 import datetime
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -101,6 +102,7 @@ class Tail:
         self.dedup = dedup
         self.seen: collections.OrderedDict[tuple[str, int], None] = collections.OrderedDict()
         self.printed = 0
+        self.closed = False  # the reader went away (`| head`): stop quietly, as Unix tools do
 
     def show(self, topic: str, payload: bytes) -> None:
         try:
@@ -116,10 +118,16 @@ class Tail:
             if len(self.seen) > DEDUP_WINDOW:
                 self.seen.popitem(last=False)
         if self.fmt == "json":
-            self.out.write(json.dumps(to_json(event), separators=(",", ":"), ensure_ascii=False) + "\n")
+            # "topic" is not a wire key, so it cannot shadow a field of the event
+            line = json.dumps({"topic": topic, **to_json(event)}, separators=(",", ":"), ensure_ascii=False)
         else:
-            self.out.write(table_row(event) + "\n")
-        self.out.flush()
+            line = f"{table_row(event)}  [{topic}]"
+        try:
+            self.out.write(line + "\n")
+            self.out.flush()
+        except BrokenPipeError:
+            self.closed = True
+            return
         self.printed += 1
 
 
@@ -137,7 +145,7 @@ async def _tail(args: argparse.Namespace) -> None:
             if done.is_set() or not isinstance(item.payload, bytes):
                 return
             tail.show(str(item.topic), item.payload)
-            if args.count is not None and tail.printed >= args.count:
+            if tail.closed or (args.count is not None and tail.printed >= args.count):
                 done.set()
 
     try:
@@ -168,4 +176,10 @@ async def _drain(client: aiomqtt.Client) -> None:
 def cmd_tail(args: argparse.Namespace) -> int:
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_tail(args))
+    if not sys.stdout.closed:
+        with contextlib.suppress(BrokenPipeError):
+            sys.stdout.flush()
+    # After a closed pipe, Python's own flush at exit would complain: point stdout at nothing.
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
