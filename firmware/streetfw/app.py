@@ -104,13 +104,18 @@ class Board:
     def log(self, level, message):
         self._send(wire.LOG, {"l": level, "m": message})
 
-    def hello(self):
-        sensors = []
-        for slot in self.slots:
-            s = slot.sensor
-            sensors.append(
-                {"n": slot.name, "t": s.TYPE, "u": s.UNITS, "i": slot.interval_ms, "th": slot.thresholds}
-            )
+    def _describe(self, slot):
+        s = slot.sensor
+        return {"n": slot.name, "t": s.TYPE, "u": s.UNITS, "i": slot.interval_ms, "th": slot.thresholds}
+
+    def hello(self, brief=False):
+        # A brief HELLO names the sensors only (a few dozen bytes instead of about 500): on a noisy
+        # line a long frame rarely arrives whole, so the gateway asks for it and then fetches each
+        # sensor's details with the small, retried "describe" command.
+        if brief:
+            sensors = [{"n": slot.name} for slot in self.slots]
+        else:
+            sensors = [self._describe(slot) for slot in self.slots]
         body = {
             "id": self.board_id,
             "fw": self.version,
@@ -216,7 +221,7 @@ class Board:
                 self.synced_epoch = body["t"]
                 self._send(wire.ACK, seq)
         elif ftype == wire.HELLO:
-            self.hello()
+            self.hello(isinstance(body, dict) and body.get("brief") is True)
         elif ftype == wire.CMD:
             self._command(body)
         elif ftype in (wire.FILE_OPEN, wire.FILE_DATA, wire.FILE_CLOSE):
@@ -261,6 +266,9 @@ class Board:
             if slot.name == name:
                 return slot
         raise ValueError("no sensor named %r" % (name,))
+
+    def _op_describe(self, args):
+        return self._describe(self._slot(args))
 
     def _op_lamp(self, args):
         if self.lamp is None:

@@ -188,3 +188,26 @@ async def test_a_file_sent_in_chunks_lands_only_when_its_sha256_matches(make_boa
         assert not (board.flash / "fw/current").exists()
         with pytest.raises(BoardError, match="path must be absolute"):
             await bad(wire.FILE_OPEN, {"p": "../etc/passwd", "n": 1, "h": b"0" * 32})
+
+
+async def test_at_a_bit_error_rate_of_1e3_the_board_connects_and_readings_flow(make_board) -> None:
+    # Five sensors: a full HELLO would be ~400 bytes and almost never arrive whole at this rate; the
+    # brief HELLO and per-sensor "describe" get through.
+    setup = setup_doc()
+    setup["sensors"] = [
+        {"type": "dial", "id": f"water{k}", "interval_s": 0.05, "thresholds": {"level": 20.0}}
+        for k in range(5)
+    ]
+    board = make_board(setup=setup, ber=1e-3, seed=5)
+    sink = SlowSink()
+    started = time.monotonic()
+    async with running(session_for(board, sink)) as session:
+        await wait_for(lambda: len(readings(sink)) >= 20, timeout=60)
+        took = time.monotonic() - started
+        assert session.stats.frames_corrupt > 0, "the line really was noisy"
+        await wait_for(
+            lambda: session.info is not None and all("u" in d for d in session.info.sensors.values()), 60
+        )
+    assert took < 30, f"20 readings took {took:.0f} s"
+    for ev in readings(sink):
+        assert ev.values["check"] == 2 * ev.values["level"], f"a corrupted reading was accepted: {ev.values}"
