@@ -9,6 +9,8 @@
 - Broker restarts: the uplink publishes a steady stream while Mosquitto is killed (-9) and started
   again; a subscriber on a persistent session counts what arrives.
 - Disk full (as root): the outbox on a 6 MiB tmpfs fed ~12 MB of telemetry and then alarms.
+- Serial flood: a "board" on a pseudo-terminal sends valid readings as fast as the pty takes them
+  for 5 s, then an alarm; the session's backlog stays bounded and the alarm's delay is measured.
 
 Prints one table; docs/reliability.md has the latest figures.
 """
@@ -264,6 +266,106 @@ def disk_full() -> dict[str, int] | None:
             subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
+async def serial_flood(seconds: float = 5.0) -> dict[str, float]:
+    import tty
+
+    import psutil
+
+    from agent.boards.session import BoardSession
+    from agent.config.board import BoardConfig
+    from firmware.streetfw import wire
+
+    class Sink:
+        def __init__(self) -> None:
+            self.events: list[Event] = []
+
+        async def submit(self, event: Event) -> Event:
+            await asyncio.sleep(0.005)  # a disk committing about 200 times a second
+            event = event.stamped("gw", len(self.events) + 1)
+            self.events.append(event)
+            return event
+
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    os.set_blocking(master, False)
+    seq = 0
+    lock = asyncio.Lock()
+
+    async def send(ftype: int, body: object) -> None:
+        nonlocal seq
+        async with lock:
+            seq = (seq + 1) & 0xFFFF
+            data = wire.encode_frame(ftype, seq, body)
+            while data:
+                try:
+                    data = data[os.write(master, data) :]
+                except BlockingIOError:
+                    await asyncio.sleep(0.002)
+
+    async def answer() -> None:
+        deframer = wire.Deframer()
+        ready = asyncio.Event()
+        asyncio.get_running_loop().add_reader(master, ready.set)
+        while True:
+            await ready.wait()
+            ready.clear()
+            with contextlib.suppress(BlockingIOError, OSError):
+                for ftype, s, body in deframer.feed(os.read(master, 4096)):
+                    if ftype == wire.HELLO:
+                        await send(
+                            wire.HELLO,
+                            {
+                                "id": "b1",
+                                "fw": "1",
+                                "boot": 1,
+                                "proto": wire.PROTOCOL,
+                                "sensors": [{"n": "water"}],
+                            },
+                        )
+                    elif ftype == wire.TIME:
+                        await send(wire.ACK, s)
+                    elif ftype == wire.CMD:
+                        await send(
+                            wire.RESULT,
+                            {"id": body["id"], "ok": True, "r": {"n": "water", "u": {"level_cm": "cm"}}},
+                        )
+
+    sink = Sink()
+    session = BoardSession(BoardConfig(id="b1", port=os.ttyname(slave), time_sync_interval_s=600), sink)
+    tasks = [asyncio.create_task(answer()), asyncio.create_task(session.run())]
+    await asyncio.wait_for(session.connected.wait(), 15)
+    rss0 = psutil.Process().memory_info().rss
+    sent, worst_backlog, end = 0, 0, time.monotonic() + seconds
+    while time.monotonic() < end:
+        await send(wire.READING, {"s": "water", "v": {"level_cm": float(sent)}, "age": 0})
+        sent += 1
+        worst_backlog = max(worst_backlog, session.backlog())
+    await send(
+        wire.ALARM, {"a": 1, "ph": "start", "s": "water", "k": "level_cm", "v": 90.0, "sev": "critical"}
+    )
+    t0 = time.monotonic()
+    while not any(e.kind == ALARM for e in sink.events) and time.monotonic() - t0 < 30:
+        await asyncio.sleep(0.005)
+    delay = time.monotonic() - t0
+    health = session.health()
+    grown = (psutil.Process().memory_info().rss - rss0) / 2**20
+    for t in tasks:
+        t.cancel()
+    for t in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await t
+    os.close(master)
+    os.close(slave)
+    return {
+        "readings sent": sent,
+        "readings taken": sum(e.kind == READING for e in sink.events),
+        "readings dropped (counted)": health["readings_dropped"],
+        "largest backlog": worst_backlog,
+        "memory growth MiB": round(grown, 1),
+        "alarm delay s": round(delay, 3),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kills", type=int, default=10)
@@ -274,6 +376,7 @@ def main() -> int:
         verdict = "no reuse" if seq > used else f"REUSED {used - seq + 1} numbers"
         print(f"outbox {case}: numbers used up to {used}, next {seq}: {verdict}; outbox_reset alarm: {alarm}")
     print(f"broker killed x{args.restarts}: {asyncio.run(broker_restarts(args.restarts))}")
+    print(f"serial flood 5 s: {asyncio.run(serial_flood())}")
     full = disk_full()
     print(f"disk full: {full if full is not None else 'skipped (needs root to mount a tmpfs)'}")
     return 0
