@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,46 @@ def test_tls_verification_off_is_warned_about(caplog) -> None:
     with caplog.at_level(logging.WARNING, logger="agent.uplink.connect"):
         asyncio.run(make())
     assert any("tls_verify is off" in r.getMessage() for r in caplog.records)
+
+
+def test_after_a_connection_that_lasted_the_reconnect_backoff_starts_small(
+    own_mosquitto: Broker, tmp_path: Path
+) -> None:
+    async def main() -> float:
+        cfg = parse_config(
+            {
+                "device": {"id": "pole-flap"},
+                "uplink": {"url": own_mosquitto.url, "reconnect_min_s": 0.5, "reconnect_max_s": 16},
+                "outbox": {"path": str(tmp_path / "o.sqlite")},
+            }
+        )
+        ctx = AgentContext(config=cfg)
+        await part.setup(ctx)
+        runner = asyncio.create_task(part.run(ctx))
+        stats = ctx.uplink.publisher.stats
+        try:
+            # a flapping broker first: the backoff grows to 8-16 s
+            own_mosquitto.stop()
+            while stats.reconnects < 4:
+                await asyncio.sleep(0.1)
+            own_mosquitto.start()
+            while not stats.connected:
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(11)  # a connection that lasted
+            own_mosquitto.stop()
+            while stats.connected:
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(2.0)  # a 2 s outage
+            own_mosquitto.start()
+            back = time.monotonic()
+            while not stats.connected:
+                await asyncio.sleep(0.05)
+            return time.monotonic() - back
+        finally:
+            runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await runner
+            await part.close(ctx)
+
+    took = asyncio.run(asyncio.wait_for(main(), 120))
+    assert took < 4.0, f"{took:.1f} s to reconnect after a 2 s outage: the backoff was not reset"
