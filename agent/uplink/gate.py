@@ -207,10 +207,12 @@ class CommandGate:
         response_topic = getattr(props, "ResponseTopic", None) if props is not None else None
         correlation = getattr(props, "CorrelationData", None) if props is not None else None
         out_props = None
-        if response_topic:
+        if response_topic:  # MQTT 5: properties exist
             topic = response_topic
+            out_props = Properties(PacketTypes.PUBLISH)
+            out_props.ContentType = "application/json" if as_json else "application/msgpack"
+            out_props.PayloadFormatIndicator = 1 if as_json else 0
             if correlation is not None:
-                out_props = Properties(PacketTypes.PUBLISH)
                 out_props.CorrelationData = correlation
         else:
             topic = f"{self.prefix}/{self.device}/cmd/{name}/reply"

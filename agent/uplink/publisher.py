@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 
 import aiomqtt
 import msgpack
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from agent import __version__
 from agent.config import UplinkConfig
@@ -31,6 +33,19 @@ from .connect import client_for
 from .outbox import Outbox, Stored
 
 log = logging.getLogger(__name__)
+
+MSGPACK = "application/msgpack"
+
+
+def msgpack_properties(protocol: str) -> Properties | None:
+    """MQTT 5 properties saying what the payload is (docs/asyncapi.yaml's default content type)."""
+    if protocol != "5":
+        return None  # MQTT 3.1.1 has no properties
+    props = Properties(PacketTypes.PUBLISH)
+    props.ContentType = MSGPACK
+    props.PayloadFormatIndicator = 0  # bytes, not UTF-8 text
+    return props
+
 
 LIVE_QUEUE_MAX = 20_000  # beyond this, live events wait in the outbox with the backlog
 BACKLOG_PAGE = 1000  # events read from the outbox per query
@@ -121,6 +136,7 @@ class Publisher:
         self._wake = asyncio.Event()
         self._budget = _ReplayBudget(config.replay_rate)
         self._handlers: set[asyncio.Task[None]] = set()
+        self._props = msgpack_properties(config.protocol)
         outbox.add_listener(self._committed)
 
     def set_replay_rate(self, rate: float) -> None:
@@ -137,6 +153,7 @@ class Publisher:
                 state_payload(self.device, False, clean=False),
                 qos=1,
                 retain=True,
+                properties=self._will_props(),
             )
             client: aiomqtt.Client | None = None
             connected_at = math.inf
@@ -173,6 +190,14 @@ class Publisher:
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))
             delay = min(delay * 2, self.config.reconnect_max_s)
 
+    def _will_props(self) -> Properties | None:
+        if self._props is None:
+            return None
+        props = Properties(PacketTypes.WILLMESSAGE)  # the will has its own property set
+        props.ContentType = MSGPACK
+        props.PayloadFormatIndicator = 0
+        return props
+
     async def _say_offline(self, client: aiomqtt.Client) -> None:
         with contextlib.suppress(Exception):
             await client.publish(
@@ -180,6 +205,7 @@ class Publisher:
                 state_payload(self.device, False, clean=True),
                 qos=1,
                 retain=True,
+                properties=self._props,
                 timeout=STOP_TIMEOUT_S,
             )
 
@@ -189,6 +215,7 @@ class Publisher:
             state_payload(self.device, True, agent=__version__),
             qos=1,
             retain=True,
+            properties=self._props,
         )
         for subscription in self.subscriptions:
             await client.subscribe(subscription, qos=1)
@@ -262,6 +289,7 @@ class Publisher:
                 event_topic(self.config.topic_prefix, self.device, item.kind),
                 item.payload,
                 qos=1,
+                properties=self._props,
                 timeout=PUBACK_TIMEOUT_S,
             )
         finally:
