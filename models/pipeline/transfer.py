@@ -43,7 +43,10 @@ from models.pipeline.train import detector_loss
 from models.pipeline.view import Conditions, StreetView
 
 ROOT = Path(__file__).resolve().parents[2]
-RAW = ROOT / "out" / "import" / "nanodet" / "raw.onnx"
+# NanoDet as shipped (the converted graph with its decode appended): the backbone and neck tensors
+# keep the converted graph's names, so the committed file serves, with no import step first.
+RAW = ROOT / "models" / "nanodet-coco" / "nanodet-coco-fp32.onnx"
+SCORE_OUTPUTS = ["Identity:0", "Identity_1:0", "Identity_2:0"]  # NanoDet's class scores, strides 8/16/32
 TARGET = ROOT / "models" / "street-issues-rw"
 DATA = Path("/usr/share/doc/opencv-doc/examples/data")
 VERSION = "1.0.0"
@@ -306,7 +309,7 @@ class IssueHead(nn.Module):
 
 def nanodet_backbone(raw: Path = RAW) -> OnnxSubgraph:
     model = onnx.load(str(raw))
-    return OnnxSubgraph(raw, head_inputs(model, [o.name for o in model.graph.output][:3]))
+    return OnnxSubgraph(raw, head_inputs(model, SCORE_OUTPUTS))
 
 
 class TransferDetector(nn.Module):
@@ -356,7 +359,7 @@ class TransferDetector(nn.Module):
 # -- feature cache and training ---------------------------------------------------------------------
 def backbone_session(threads: int = 2) -> ort.InferenceSession:
     model = onnx.load(str(RAW))
-    feats = head_inputs(model, [o.name for o in model.graph.output][:3])
+    feats = head_inputs(model, SCORE_OUTPUTS)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     return ort.InferenceSession(
@@ -906,7 +909,7 @@ def build(out: Path, plan: Plan, log: Callable[[str], None] = print, old_model: 
         "model": "street-issues-rw",
         "version": VERSION,
         "smoke": smoke,
-        "base": "NanoDet-g 416 COCO (out/import/nanodet/raw.onnx), backbone+neck frozen",
+        "base": "NanoDet-g 416 COCO (models/nanodet-coco FP32), backbone+neck frozen",
         "training": training | {"train_images": plan.train, "train_negatives": train.negatives},
         "shipped": shipped,
         "held_out_composites": held,
