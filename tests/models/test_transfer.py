@@ -16,7 +16,9 @@ from models.pipeline.onnx_torch import OnnxSubgraph, head_inputs, with_outputs
 from models.pipeline.train import detector_loss
 
 if not transfer.RAW.is_file():  # said loudly, not skipped: the build cannot run without it
-    raise RuntimeError(f"{transfer.RAW} is missing: it is committed; restore it or run scripts/import-models.sh")
+    raise RuntimeError(
+        f"{transfer.RAW} is missing: it is committed; restore it or run scripts/import-models.sh"
+    )
 
 
 @pytest.fixture(scope="module")
