@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import subprocess
 import uuid
 from pathlib import Path
@@ -135,7 +134,8 @@ def test_edgectl_commands_a_gateway_with_the_operator_account(
             "outbox": {"path": str(tmp_path / "outbox.sqlite")},
         }
     )
-    os.environ["OPERATOR_PW"] = ACCOUNTS["operator"]
+    operator_pw = tmp_path / "operator.pw"
+    operator_pw.write_text(ACCOUNTS["operator"] + "\n")
 
     async def main() -> int:
         ctx = AgentContext(config=cfg)
@@ -146,17 +146,16 @@ def test_edgectl_commands_a_gateway_with_the_operator_account(
                 await asyncio.sleep(0.05)
             await asyncio.sleep(0.3)
             args = ["cmd", "send", "pole-1", "ping", "--url", fleet_broker.url, "--username", "operator"]
-            return await asyncio.to_thread(edgectl, [*args, "--password-env", "OPERATOR_PW", "--wait", "10"])
+            return await asyncio.to_thread(
+                edgectl, [*args, "--password-file", str(operator_pw), "--wait", "10"]
+            )
         finally:
             runner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await runner
             await part.close(ctx)
 
-    try:
-        code = asyncio.run(asyncio.wait_for(main(), 60))
-    finally:
-        os.environ.pop("OPERATOR_PW", None)
+    code = asyncio.run(asyncio.wait_for(main(), 60))
     out = capsys.readouterr()
     assert code == 0, out.err
     assert json.loads(out.out)["ok"] is True

@@ -87,3 +87,13 @@ def test_tail_into_head_stops_quietly_and_shows_the_topic(mosquitto: Broker) -> 
     lines = [json.loads(line) for line in out.splitlines()]
     assert [x["topic"] for x in lines] == ["city/pole-h/evt/reading"] * 2
     assert "Broken pipe" not in err and "edgectl:" not in err.replace("edgectl: following", ""), err
+
+
+def test_tail_connects_as_the_gateway_config_says(mosquitto: Broker, tmp_path: Path) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text(f'[device]\nid = "pole-c"\n[uplink]\nurl = "{mosquitto.url}"\n')
+    tail = _tail("--config", str(config), "--count", "1", "--timeout", "30")
+    _publish(mosquitto, [("city/pole-c/evt/reading", encode(reading(1).stamped("pole-c", 1)))])
+    out, err = tail.communicate(timeout=30)
+    assert tail.returncode == 0, err
+    assert json.loads(out)["d"] == "pole-c"
