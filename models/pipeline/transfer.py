@@ -31,10 +31,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from agent.vision.manifest import MANIFEST_NAME, InputSpec, sha256_file
-from agent.vision.preprocess import Preprocessor
+from agent.vision.manifest import MANIFEST_NAME, sha256_file
 from models.pipeline import conditions, evaluate
 from models.pipeline.canvas import Canvas
+from models.pipeline.import_detector import INPUT, SIZE, preprocess, quantize
 from models.pipeline.nets import ConvBN, anchor_points, fold_batchnorm
 from models.pipeline.objects import CLASSES, PAINTERS, distractor
 from models.pipeline.onnx_torch import OnnxSubgraph, head_inputs, with_outputs
@@ -51,20 +51,6 @@ TARGET = ROOT / "models" / "street-issues-rw"
 DATA = Path("/usr/share/doc/opencv-doc/examples/data")
 VERSION = "1.0.0"
 ISSUES = CLASSES[:5]
-SIZE = 416
-# NanoDet-g's own input (its config's img_norm), so nanodet-coco and this model share one tensor.
-INPUT = InputSpec(
-    width=SIZE,
-    height=SIZE,
-    layout="NCHW",
-    color="BGR",
-    dtype="float32",
-    scale=1.0,
-    mean=(103.53, 116.28, 123.675),
-    std=(57.375, 57.12, 58.395),
-    pad_value=0,
-    resize="linear",
-)
 FRAME_LONG = 640  # backgrounds are scaled to this long side before painting (the renderer's width)
 VTEST_TRAIN_END = 400  # vtest frames from here on are never trained on (false-alarm measurement)
 VTEST_VAL_START = 350  # vtest 350..399 are backgrounds of the validation and test composites only
@@ -266,13 +252,6 @@ def to_model_boxes(boxes: np.ndarray, w: int, h: int) -> np.ndarray:
     out[:, [1, 3]] = boxes[:, [1, 3]] * lb.scale + lb.pad_x
     out[:, [2, 4]] = boxes[:, [2, 4]] * lb.scale + lb.pad_y
     return out
-
-
-def preprocess(image: np.ndarray) -> np.ndarray:
-    """``[3, 416, 416]`` float32 exactly as the agent's runtime fills it from the manifest's input spec."""
-    prep = Preprocessor(INPUT)
-    prep(image)
-    return prep.tensor[0].copy()
 
 
 # -- the network ------------------------------------------------------------------------------------
@@ -481,42 +460,10 @@ def export(model: TransferDetector, path: Path) -> None:
 def _quantize(fp32: Path, int8: Path, frames: list[np.ndarray], exclude: list[str] | None) -> None:
     """Static QDQ INT8 of the convolutions only (as nanodet-coco); ``exclude=None`` keeps the output
     1x1 convolutions float too (they set the scores and box edges)."""
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quant_pre_process,
-        quantize_static,
-    )
-
     from models.pipeline.export import tail_nodes
 
-    class Frames(CalibrationDataReader):
-        def __init__(self) -> None:
-            self._it = iter([{name: preprocess(f)[None]} for f in frames])
-
-        def get_next(self) -> dict | None:
-            return next(self._it, None)
-
-    name = onnx.load(str(fp32)).graph.input[0].name
-    pre = int8.with_suffix(".pre.onnx")
-    quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
-    try:
-        quantize_static(
-            str(pre),
-            str(int8),
-            Frames(),
-            quant_format=QuantFormat.QDQ,
-            op_types_to_quantize=["Conv"],
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-            per_channel=True,
-            calibrate_method=CalibrationMethod.MinMax,
-            nodes_to_exclude=tail_nodes(fp32, include_last_convs=True) if exclude is None else exclude,
-        )
-    finally:
-        pre.unlink(missing_ok=True)
+    keep = tail_nodes(fp32, include_last_convs=True) if exclude is None else exclude
+    quantize(fp32, int8, frames, exclude=keep)
 
 
 # -- measurement ------------------------------------------------------------------------------------
