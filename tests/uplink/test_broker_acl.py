@@ -5,7 +5,6 @@ commands; another gateway's account can neither fake its events or state nor com
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import subprocess
 import uuid
@@ -15,11 +14,9 @@ import aiomqtt
 import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from uplink_support import reading, running_uplink
 
-from agent.config import parse_config
-from agent.events import READING, Event, now_ms
-from agent.runtime import AgentContext
-from agent.uplink import part
+from agent.config import GatewayConfig, parse_config
 from tools.broker import Broker
 from tools.edgectl import main as edgectl
 
@@ -60,25 +57,22 @@ async def _collect(client: aiomqtt.Client, out: list[tuple[str, bytes]]) -> None
         out.append((str(message.topic), message.payload if isinstance(message.payload, bytes) else b""))
 
 
-def test_the_fleet_rules_hold_for_the_gateway_and_edgectl(fleet_broker: Broker, tmp_path: Path) -> None:
+def _pole1(broker: Broker, tmp_path: Path) -> GatewayConfig:
+    """pole-1's gateway config: its own account, password in a file."""
     secret = tmp_path / "pole-1.pw"
     secret.write_text(ACCOUNTS["pole-1"])
-    cfg = parse_config(
+    return parse_config(
         {
             "device": {"id": "pole-1"},
-            "uplink": {"url": fleet_broker.url, "username": "pole-1", "password_file": str(secret)},
+            "uplink": {"url": broker.url, "username": "pole-1", "password_file": str(secret)},
             "outbox": {"path": str(tmp_path / "outbox.sqlite")},
         }
     )
 
+
+def test_the_fleet_rules_hold_for_the_gateway_and_edgectl(fleet_broker: Broker, tmp_path: Path) -> None:
     async def main() -> tuple[list, int]:
-        ctx = AgentContext(config=cfg)
-        await part.setup(ctx)
-        runner = asyncio.create_task(part.run(ctx))
-        try:
-            while not ctx.uplink.publisher.stats.connected:
-                await asyncio.sleep(0.05)
-            await asyncio.sleep(0.3)
+        async with running_uplink(_pole1(fleet_broker, tmp_path)) as ctx:
             seen: list[tuple[str, bytes]] = []
             async with (
                 _client(fleet_broker, "platform") as platform,
@@ -87,16 +81,7 @@ def test_the_fleet_rules_hold_for_the_gateway_and_edgectl(fleet_broker: Broker, 
                 await platform.subscribe("city/#", qos=1)
                 watcher = asyncio.create_task(_collect(platform, seen))
                 await asyncio.sleep(0.2)
-                await ctx.uplink.outbox.submit(
-                    Event(
-                        kind=READING,
-                        captured_ms=now_ms(),
-                        clock_synced=True,
-                        board="b",
-                        sensor="s",
-                        values={"v": 1.0},
-                    )
-                )
+                await ctx.uplink.outbox.submit(reading(1))
                 # another gateway's account tries to speak for pole-1 and to command it
                 fake = b"fake"
                 await rogue.publish("city/pole-1/evt/alarm", fake, qos=1)
@@ -107,13 +92,7 @@ def test_the_fleet_rules_hold_for_the_gateway_and_edgectl(fleet_broker: Broker, 
                 await rogue.publish("city/pole-1/cmd/ping", b"{}", qos=1, properties=props)
                 await asyncio.sleep(1.0)
                 watcher.cancel()
-            pings = ctx.uplink.gate.counts.get("ok", 0)
-            return seen, pings
-        finally:
-            runner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await runner
-            await part.close(ctx)
+            return seen, ctx.uplink.gate.counts.get("ok", 0)
 
     seen, pings = asyncio.run(asyncio.wait_for(main(), 60))
     topics = [t for t, _ in seen]
@@ -125,35 +104,15 @@ def test_the_fleet_rules_hold_for_the_gateway_and_edgectl(fleet_broker: Broker, 
 def test_edgectl_commands_a_gateway_with_the_operator_account(
     fleet_broker: Broker, tmp_path: Path, capsys
 ) -> None:
-    secret = tmp_path / "pole-1.pw"
-    secret.write_text(ACCOUNTS["pole-1"])
-    cfg = parse_config(
-        {
-            "device": {"id": "pole-1"},
-            "uplink": {"url": fleet_broker.url, "username": "pole-1", "password_file": str(secret)},
-            "outbox": {"path": str(tmp_path / "outbox.sqlite")},
-        }
-    )
     operator_pw = tmp_path / "operator.pw"
     operator_pw.write_text(ACCOUNTS["operator"] + "\n")
 
     async def main() -> int:
-        ctx = AgentContext(config=cfg)
-        await part.setup(ctx)
-        runner = asyncio.create_task(part.run(ctx))
-        try:
-            while not ctx.uplink.publisher.stats.connected:
-                await asyncio.sleep(0.05)
-            await asyncio.sleep(0.3)
+        async with running_uplink(_pole1(fleet_broker, tmp_path)):
             args = ["cmd", "send", "pole-1", "ping", "--url", fleet_broker.url, "--username", "operator"]
             return await asyncio.to_thread(
                 edgectl, [*args, "--password-file", str(operator_pw), "--wait", "10"]
             )
-        finally:
-            runner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await runner
-            await part.close(ctx)
 
     code = asyncio.run(asyncio.wait_for(main(), 60))
     out = capsys.readouterr()

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from pathlib import Path
 
 import pytest
+from uplink_support import running_uplink
 
 from agent.config import ConfigError, parse_config
-from agent.runtime import AgentContext
-from agent.uplink import part
 from agent.uplink.connect import client_for
 from tools.broker import Broker
 
@@ -28,10 +26,7 @@ def test_health_stops_reporting_an_old_error_once_connected(own_mosquitto: Broke
                 "outbox": {"path": str(tmp_path / "o.sqlite")},
             }
         )
-        ctx = AgentContext(config=cfg)
-        await part.setup(ctx)
-        runner = asyncio.create_task(part.run(ctx))
-        try:
+        async with running_uplink(cfg, wait_connected=False) as ctx:
             stats = ctx.uplink.publisher.stats
             while stats.last_error is None:
                 await asyncio.sleep(0.05)
@@ -40,11 +35,6 @@ def test_health_stops_reporting_an_old_error_once_connected(own_mosquitto: Broke
             while not stats.connected:
                 await asyncio.sleep(0.05)
             return before, ctx.health.snapshot()["uplink"]["last_error"]
-        finally:
-            runner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await runner
-            await part.close(ctx)
 
     before, after = asyncio.run(asyncio.wait_for(main(), 30))
     assert before is not None and "refused" in str(before).lower()
@@ -84,11 +74,8 @@ def test_after_a_connection_that_lasted_the_reconnect_backoff_starts_small(
                 "outbox": {"path": str(tmp_path / "o.sqlite")},
             }
         )
-        ctx = AgentContext(config=cfg)
-        await part.setup(ctx)
-        runner = asyncio.create_task(part.run(ctx))
-        stats = ctx.uplink.publisher.stats
-        try:
+        async with running_uplink(cfg, wait_connected=False) as ctx:
+            stats = ctx.uplink.publisher.stats
             # a flapping broker first: the backoff grows to 8-16 s
             own_mosquitto.stop()
             while stats.reconnects < 4:
@@ -106,11 +93,6 @@ def test_after_a_connection_that_lasted_the_reconnect_backoff_starts_small(
             while not stats.connected:
                 await asyncio.sleep(0.05)
             return time.monotonic() - back
-        finally:
-            runner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await runner
-            await part.close(ctx)
 
     took = asyncio.run(asyncio.wait_for(main(), 120))
     assert took < 4.0, f"{took:.1f} s to reconnect after a 2 s outage: the backoff was not reset"

@@ -33,6 +33,16 @@ def tiny_disk(tmp_path: Path):
         subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
+def _stored_and_dropped(path: Path) -> tuple[dict[int, Event], dict[str, int]]:
+    """What the outbox file holds, by sequence number, and its persisted drop counters."""
+    db = sqlite3.connect(path)
+    try:
+        stored = {seq: decode(p) for seq, p in db.execute("SELECT seq, payload FROM events")}
+        return stored, dict(db.execute("SELECT kind, count FROM dropped").fetchall())
+    finally:
+        db.close()
+
+
 def _health(i: int) -> Event:
     return Event(kind=HEALTH, captured_ms=now_ms(), clock_synced=True, health={"i": i, "pad": "x" * 2000})
 
@@ -65,12 +75,7 @@ def test_a_full_disk_evicts_the_least_important_counts_every_loss_and_keeps_alar
     _refused, disk_full, dropped, alarms = asyncio.run(asyncio.wait_for(main(), 120))
     assert disk_full
     assert dropped.get(HEALTH, 0) > 0
-    db = sqlite3.connect(path)
-    try:
-        stored = {seq: decode(p) for seq, p in db.execute("SELECT seq, payload FROM events")}
-        persisted = dict(db.execute("SELECT kind, count FROM dropped").fetchall())
-    finally:
-        db.close()
+    stored, persisted = _stored_and_dropped(path)
     assert all(seq in stored for seq in alarms), "an alarm accepted on a full disk is not in the outbox"
     assert any(e.kind == ALARM and e.label == "disk_full" for e in stored.values())
     # every sequence number is either stored or counted as dropped: gaps are all explained
@@ -111,12 +116,7 @@ def test_another_process_filling_the_disk_costs_telemetry_not_alarms(tiny_disk: 
 
     alarms, dropped, _refused = asyncio.run(asyncio.wait_for(main(), 120))
     assert -1 not in alarms, "an alarm was refused while telemetry could still be evicted"
-    db = sqlite3.connect(path)
-    try:
-        stored = {seq: decode(p) for seq, p in db.execute("SELECT seq, payload FROM events")}
-        persisted = dict(db.execute("SELECT kind, count FROM dropped").fetchall())
-    finally:
-        db.close()
+    stored, persisted = _stored_and_dropped(path)
     assert all(seq in stored for seq in alarms)
     assert any(e.label == "disk_full" for e in stored.values() if e.kind == ALARM)
     assert max(stored) - len(stored) == sum(persisted.values()) and dropped.get(HEALTH, 0) > 0

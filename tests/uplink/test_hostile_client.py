@@ -20,11 +20,10 @@ import aiomqtt
 import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from uplink_support import reading, running_uplink
 
 from agent.config import load_config
-from agent.events import Event, now_ms
 from agent.runtime import AgentContext
-from agent.uplink import part
 from tools.broker import Broker
 
 DEVICE = "pole-acl"
@@ -48,19 +47,8 @@ async def running_agent(broker: Broker, tmp_path: Path, extra: str = "") -> Asyn
         f'[device]\nid = "{DEVICE}"\n[uplink]\nurl = "{broker.url}"\ntelemetry_interval_s = 60\n{extra}'
         f'[outbox]\npath = "{tmp_path / "outbox.sqlite"}"\n'
     )
-    ctx = AgentContext(config=load_config(config_path), config_path=config_path)
-    await part.setup(ctx)
-    runner = asyncio.create_task(part.run(ctx))
-    try:
-        while not ctx.uplink.publisher.stats.connected:
-            await asyncio.sleep(0.02)
-        await asyncio.sleep(0.3)  # the command subscription follows the birth message
+    async with running_uplink(load_config(config_path)) as ctx:
         yield ctx
-    finally:
-        runner.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await runner
-        await part.close(ctx)
 
 
 def _props(response_topic: str) -> Properties:
@@ -68,12 +56,6 @@ def _props(response_topic: str) -> Properties:
     props.ResponseTopic = response_topic
     props.CorrelationData = os.urandom(8)
     return props
-
-
-def _reading(i: int) -> Event:
-    return Event(
-        kind="reading", captured_ms=now_ms(), clock_synced=True, board="b", sensor="s", values={"i": float(i)}
-    )
 
 
 async def _collect(client: aiomqtt.Client, out: dict[str, list[Any]]) -> None:
@@ -95,7 +77,7 @@ def test_a_reply_the_broker_refuses_does_not_end_the_session(acl_broker: Broker,
                 collector = asyncio.create_task(_collect(c, seen))
                 for i in range(20):
                     await c.publish(f"city/{DEVICE}/cmd/ping", b"{}", qos=1, properties=_props("forbidden/x"))
-                    await ctx.uplink.outbox.submit(_reading(i))
+                    await ctx.uplink.outbox.submit(reading(i))
                     await asyncio.sleep(0.05)
                 # a proper command still gets its reply
                 await c.publish(

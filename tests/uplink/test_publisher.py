@@ -11,7 +11,7 @@ from pathlib import Path
 import aiomqtt
 import msgpack
 import pytest
-from uplink_support import consume, gateway_config, reading
+from uplink_support import consume, gateway_config, reading, running_uplink
 
 from agent.events import ALARM, START, Event, now_ms
 from agent.uplink.outbox import Outbox
@@ -225,15 +225,12 @@ def test_mqtt_over_websockets(tmp_path: Path) -> None:
 
 def test_every_publish_says_its_content_type(mosquitto, tmp_path) -> None:
     """MQTT 5 content type and payload format indicator on events, state and command replies."""
-    import contextlib as _contextlib
     import os as _os
 
     from paho.mqtt.packettypes import PacketTypes
     from paho.mqtt.properties import Properties
 
     from agent.config import parse_config
-    from agent.runtime import AgentContext
-    from agent.uplink import part
 
     async def main() -> dict[str, tuple[str | None, int | None]]:
         cfg = parse_config(
@@ -243,38 +240,25 @@ def test_every_publish_says_its_content_type(mosquitto, tmp_path) -> None:
                 "outbox": {"path": str(tmp_path / "o.sqlite")},
             }
         )
-        ctx = AgentContext(config=cfg)
-        await part.setup(ctx)
-        runner = asyncio.create_task(part.run(ctx))
         seen: dict[str, tuple[str | None, int | None]] = {}
-        try:
-            async with aiomqtt.Client(
-                mosquitto.host, mosquitto.port, protocol=aiomqtt.ProtocolVersion.V5
-            ) as c:
-                await c.subscribe("city/pole-ct/#", qos=1)
-                while not ctx.uplink.publisher.stats.connected:
-                    await asyncio.sleep(0.05)
-                await asyncio.sleep(0.3)
-                props = Properties(PacketTypes.PUBLISH)
-                props.ResponseTopic = "city/pole-ct/reply/t"
-                props.CorrelationData = _os.urandom(4)
-                await c.publish("city/pole-ct/cmd/ping", b"{}", qos=1, properties=props)
-                async with asyncio.timeout(20):
-                    async for m in c.messages:
-                        p = m.properties
-                        seen[str(m.topic)] = (
-                            getattr(p, "ContentType", None),
-                            getattr(p, "PayloadFormatIndicator", None),
-                        )
-                        if {"city/pole-ct/state", "city/pole-ct/telemetry", "city/pole-ct/reply/t"} <= set(
-                            seen
-                        ):
-                            break
-        finally:
-            runner.cancel()
-            with _contextlib.suppress(asyncio.CancelledError):
-                await runner
-            await part.close(ctx)
+        async with (
+            running_uplink(cfg),
+            aiomqtt.Client(mosquitto.host, mosquitto.port, protocol=aiomqtt.ProtocolVersion.V5) as c,
+        ):
+            await c.subscribe("city/pole-ct/#", qos=1)  # the retained state comes at once
+            props = Properties(PacketTypes.PUBLISH)
+            props.ResponseTopic = "city/pole-ct/reply/t"
+            props.CorrelationData = _os.urandom(4)
+            await c.publish("city/pole-ct/cmd/ping", b"{}", qos=1, properties=props)
+            async with asyncio.timeout(20):
+                async for m in c.messages:
+                    p = m.properties
+                    seen[str(m.topic)] = (
+                        getattr(p, "ContentType", None),
+                        getattr(p, "PayloadFormatIndicator", None),
+                    )
+                    if {"city/pole-ct/state", "city/pole-ct/telemetry", "city/pole-ct/reply/t"} <= set(seen):
+                        break
         return seen
 
     seen = asyncio.run(main())

@@ -119,3 +119,28 @@ async def consume(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+@contextlib.asynccontextmanager
+async def running_uplink(config: GatewayConfig, *, wait_connected: bool = True) -> AsyncIterator[Any]:
+    """The agent's uplink part (outbox, publisher, commands) running on ``config``; its context.
+
+    With ``wait_connected`` it returns once the birth is out and the command subscription is in.
+    """
+    from agent.runtime import AgentContext
+    from agent.uplink import part
+
+    ctx = AgentContext(config=config)
+    await part.setup(ctx)
+    runner = asyncio.create_task(part.run(ctx))
+    try:
+        if wait_connected:
+            while not ctx.uplink.publisher.stats.connected:
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.3)  # the command subscription follows the birth message
+        yield ctx
+    finally:
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
+        await part.close(ctx)
