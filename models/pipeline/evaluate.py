@@ -276,17 +276,26 @@ def count_report(pred: np.ndarray, data: CrowdSet, subset=None) -> dict[str, dic
     return out
 
 
-def time_side_by_side(paths: dict[str, Path], width: int, height: int, runs: int = 40, threads: int = 2):
-    """Median ms per frame for each model, runs interleaved so machine load hits all of them alike."""
-    sessions = {k: session(p, threads) for k, p in paths.items()}
-    x = np.random.default_rng(0).random((1, 3, height, width), dtype=np.float32)
-    for s in sessions.values():
+def time_interleaved(
+    models: dict[str, tuple[Path, np.ndarray]], runs: int = 40, threads: int = 2
+) -> dict[str, list[float]]:
+    """ms per run of each model on its own input tensor, runs interleaved so machine load hits all
+    of them alike (after three warm-up runs each)."""
+    sessions = {k: (session(p, threads), x) for k, (p, x) in models.items()}
+    for s, x in sessions.values():
         for _ in range(3):
             s.run(None, {s.get_inputs()[0].name: x})
     times: dict[str, list[float]] = {k: [] for k in sessions}
     for _ in range(runs):
-        for k, s in sessions.items():
+        for k, (s, x) in sessions.items():
             t = time.perf_counter()
             s.run(None, {s.get_inputs()[0].name: x})
             times[k].append((time.perf_counter() - t) * 1000)
+    return times
+
+
+def time_side_by_side(paths: dict[str, Path], width: int, height: int, runs: int = 40, threads: int = 2):
+    """Median ms per frame for each model on the same random frame, runs interleaved."""
+    x = np.random.default_rng(0).random((1, 3, height, width), dtype=np.float32)
+    times = time_interleaved({k: (p, x) for k, p in paths.items()}, runs, threads)
     return {k: float(np.median(v)) for k, v in times.items()}

@@ -297,24 +297,11 @@ def measure(folder: Path, file: str) -> dict:
 
 
 def time_models(paths: dict[str, Path], runs: int = 30) -> dict[str, float]:
-    """Median ms per frame on 2 threads, the models run in turn so machine load hits both alike."""
-    import onnxruntime as ort
+    """Median ms per frame on 2 threads on a real frame, the models run in turn."""
+    from models.pipeline.evaluate import time_interleaved
 
-    sessions = {}
-    for k, p in paths.items():
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = 2
-        sessions[k] = ort.InferenceSession(str(p), so, providers=["CPUExecutionProvider"])
     x = preprocess(_unlabelled_frames(2)[0])[None]
-    times: dict[str, list[float]] = {k: [] for k in sessions}
-    for _ in range(3):
-        for s in sessions.values():
-            s.run(None, {s.get_inputs()[0].name: x})
-    for _ in range(runs):
-        for k, s in sessions.items():
-            t = time.perf_counter()
-            s.run(None, {s.get_inputs()[0].name: x})
-            times[k].append((time.perf_counter() - t) * 1000)
+    times = time_interleaved({k: (p, x) for k, p in paths.items()}, runs)
     return {k: round(float(np.median(v)), 2) for k, v in times.items()}
 
 

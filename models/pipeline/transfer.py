@@ -556,16 +556,7 @@ def false_alarms(engine, frames: list[np.ndarray]) -> dict:
 def time_models(models: dict[str, tuple[Path, np.ndarray]], runs: int) -> dict[str, dict[str, float]]:
     """Median and fastest ms per frame on 2 threads, each model on its own input tensor of the same
     frame, runs interleaved so the shared machine's load hits all of them alike."""
-    sessions = {k: (evaluate.session(p, 2), x) for k, (p, x) in models.items()}
-    times: dict[str, list[float]] = {k: [] for k in sessions}
-    for s, x in sessions.values():
-        for _ in range(3):
-            s.run(None, {s.get_inputs()[0].name: x})
-    for _ in range(runs):
-        for k, (s, x) in sessions.items():
-            t = time.perf_counter()
-            s.run(None, {s.get_inputs()[0].name: x})
-            times[k].append((time.perf_counter() - t) * 1000)
+    times = evaluate.time_interleaved(models, runs)
     return {
         "median_ms": {k: round(float(np.median(v)), 2) for k, v in times.items()},
         "min_ms": {k: round(float(np.min(v)), 2) for k, v in times.items()},
