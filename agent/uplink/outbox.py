@@ -114,6 +114,19 @@ def _connect(path: Path) -> sqlite3.Connection:
     return db
 
 
+def _alarm(label: str, why: str) -> Event:
+    """A critical alarm about the outbox itself; ``why`` says what happened."""
+    return Event(
+        kind=ALARM,
+        captured_ms=now_ms(),
+        clock_synced=False,
+        phase=START,
+        label=label,
+        severity="critical",
+        extra={"why": why},
+    )
+
+
 def _check(path: Path) -> str | None:
     """None if the file is a sound outbox (or absent), else what is wrong with it."""
     if not path.exists():
@@ -193,17 +206,7 @@ class Outbox:
                 f"cannot open the outbox {path}: {exc}; set outbox.path to a writable file on persistent storage"
             ) from None
         if outbox.reset_reason is not None:
-            await outbox.submit(
-                Event(
-                    kind=ALARM,
-                    captured_ms=now_ms(),
-                    clock_synced=False,
-                    phase=START,
-                    label="outbox_reset",
-                    severity="critical",
-                    extra={"why": outbox.reset_reason},
-                )
-            )
+            await outbox.submit(_alarm("outbox_reset", outbox.reset_reason))
         return outbox
 
     def _open_sync(self) -> None:
@@ -439,14 +442,8 @@ class Outbox:
             return
         self.disk_full = True
         log.error("the disk holding the outbox %s is full: dropping the least important events", self.path)
-        alarm = Event(
-            kind=ALARM,
-            captured_ms=now_ms(),
-            clock_synced=False,
-            phase=START,
-            label="disk_full",
-            severity="critical",
-            extra={"why": f"no space left for {self.path}; lowest-priority events are dropped and counted"},
+        alarm = _alarm(
+            "disk_full", f"no space left for {self.path}; lowest-priority events are dropped and counted"
         )
         # not awaited here: the flush loop that would commit it is the caller
         asyncio.get_running_loop().create_task(self._submit_quietly(alarm))
