@@ -114,6 +114,21 @@ def _connect(path: Path) -> sqlite3.Connection:
     return db
 
 
+def _delete(db: sqlite3.Connection, seqs: list[int]) -> list[int]:
+    """Delete these events (in chunks: SQLite bounds a statement's parameters); their payload sizes."""
+    sizes: list[int] = []
+    for start in range(0, len(seqs), 500):
+        chunk = seqs[start : start + 500]
+        sizes += [
+            size
+            for (size,) in db.execute(
+                f"DELETE FROM events WHERE seq IN ({','.join('?' * len(chunk))}) RETURNING length(payload)",
+                chunk,
+            )
+        ]
+    return sizes
+
+
 def _alarm(label: str, why: str) -> Event:
     """A critical alarm about the outbox itself; ``why`` says what happened."""
     return Event(
@@ -467,9 +482,7 @@ class Outbox:
         need = sum(len(row[4]) + ROW_OVERHEAD for row in rows) + DISK_FULL_HEADROOM
         db.execute("BEGIN IMMEDIATE")
         try:
-            for start in range(0, len(acked), 500):
-                chunk = acked[start : start + 500]
-                db.execute(f"DELETE FROM events WHERE seq IN ({','.join('?' * len(chunk))})", chunk)
+            _delete(db, acked)
             victims = db.execute(
                 "SELECT seq, kind, length(payload) FROM events WHERE priority <= ? ORDER BY priority, seq",
                 (top,),
@@ -481,9 +494,7 @@ class Outbox:
                 chosen.append(seq)
                 freed += size + ROW_OVERHEAD
                 evicted[kind] = evicted.get(kind, 0) + 1
-            for start in range(0, len(chosen), 500):
-                chunk = chosen[start : start + 500]
-                db.execute(f"DELETE FROM events WHERE seq IN ({','.join('?' * len(chunk))})", chunk)
+            _delete(db, chosen)
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
@@ -526,15 +537,9 @@ class Outbox:
                 )
             added = sum(len(row[4]) + ROW_OVERHEAD for row in rows)
             used = self.stats.used_bytes + added
-            deleted = 0
-            for start in range(0, len(acked), 500):
-                chunk = acked[start : start + 500]
-                sizes = db.execute(
-                    f"DELETE FROM events WHERE seq IN ({','.join('?' * len(chunk))}) RETURNING length(payload)",
-                    chunk,
-                ).fetchall()
-                deleted += len(sizes)
-                used -= sum(size + ROW_OVERHEAD for (size,) in sizes)
+            sizes = _delete(db, acked)
+            deleted = len(sizes)
+            used -= sum(size + ROW_OVERHEAD for size in sizes)
             evicted, used = self._evict_sync(db, used, self._room_quota(used - added))
             db.execute("COMMIT")
         except BaseException:
@@ -578,7 +583,7 @@ class Outbox:
                 chosen.append(seq)
                 used -= size + ROW_OVERHEAD
                 evicted[kind] = evicted.get(kind, 0) + 1
-            db.execute(f"DELETE FROM events WHERE seq IN ({','.join('?' * len(chosen))})", chosen)
+            _delete(db, chosen)
         for kind, n in evicted.items():
             db.execute(
                 "INSERT INTO dropped VALUES (?, ?) ON CONFLICT(kind) DO UPDATE SET count = count + ?",
