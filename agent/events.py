@@ -209,6 +209,12 @@ def decode(payload: bytes) -> Event:
 
 def from_wire(raw: Any) -> Event:
     """Validate a decoded wire map and build the Event."""
+    fields, extra = _validated(raw)
+    return Event(extra=extra, **fields)
+
+
+def _validated(raw: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A decoded wire map's fields (in their Python form) and unknown keys; EventFormatError if not valid."""
     if not isinstance(raw, Mapping):
         raise EventFormatError(f"an event must be a map, got {type(raw).__name__}")
     version = raw.get("v")
@@ -243,7 +249,7 @@ def from_wire(raw: Any) -> Event:
                 raise EventFormatError(f"a '{kind}' start event needs field '{_KEYS[name]}' ({name})")
     if fields.get("phase") in (UPDATE, END) and "ref" not in fields:
         raise EventFormatError(f"a '{fields['phase']}' event needs 'ref', the id of its start event")
-    return Event(extra=extra, **fields)
+    return fields, extra
 
 
 def _check(name: str, key: str, value: Any) -> Any:
@@ -339,7 +345,7 @@ def validate(event: Event) -> bytes:
         wire = msgpack.unpackb(payload, raw=False, strict_map_key=True)
     except (TypeError, ValueError, OverflowError) as exc:  # unpackable types, int map keys, ...
         raise EventFormatError(f"cannot be encoded as msgpack: {exc}") from None
-    from_wire(wire)
+    _validated(wire)  # the decoder's checks, without building the Event again
     return payload
 
 
