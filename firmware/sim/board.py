@@ -11,6 +11,7 @@ symlink, as udev's /dev/serial/by-id links do).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import select
@@ -21,7 +22,7 @@ import tty
 from pathlib import Path
 from typing import Any
 
-from firmware.streetfw.app import Board
+from firmware.streetfw.app import CONFIG_PATH, Board, load_config
 
 
 class LineFaults:
@@ -158,7 +159,10 @@ class SimulatedBoard:
     """The firmware running in a thread against ``hal``, reachable at ``port``.
 
     ``setup`` is the board's config document (what ``edgectl board provision`` writes as
-    /config.json). Use as a context manager, or ``start()``/``close()``.
+    /config.json): it is written to the flash when the flash has no config yet (the board was
+    provisioned at the depot), and every boot starts from the flash's /config.json, as the firmware
+    does on a board, so provisioning and rebooting the simulated board behaves as on a real one.
+    Use as a context manager, or ``start()``/``close()``.
     """
 
     def __init__(
@@ -176,6 +180,7 @@ class SimulatedBoard:
     ) -> None:
         self.setup = setup
         self.make_sensor = make_sensor  # tests: sensors without the simulated devices
+        self._own_hal = hal is None  # rewired on a boot under a new config, as the new pins say
         if hal is None:
             from .hal import SimHAL, World
 
@@ -234,6 +239,9 @@ class SimulatedBoard:
 
     # -- lifetime -------------------------------------------------------------------------------------
     def start(self) -> SimulatedBoard:
+        config = self.flash / CONFIG_PATH.lstrip("/")
+        if not config.is_file():
+            config.write_text(json.dumps(self.setup))
         self.plug()
         self._thread = threading.Thread(target=self._run, name="sim-board", daemon=True)
         self._thread.start()
@@ -242,10 +250,15 @@ class SimulatedBoard:
     def _run(self) -> None:
         while not self._stop.is_set():
             self.boots += 1
+            config = self.boot_config()
+            if self._own_hal and config != self.hal.setup:
+                from .hal import SimHAL
+
+                self.hal = SimHAL(self.world, config)
             self.board = Board(
                 self.hal,
                 self.link,
-                self.setup,
+                config,
                 make_sensor=self.make_sensor,
                 root=str(self.flash),
                 version=self.installed_version(),
@@ -259,6 +272,10 @@ class SimulatedBoard:
                 raise
             if self.board.to_repl:
                 return
+
+    def boot_config(self) -> dict[str, Any]:
+        """The config a boot starts with: the flash's /config.json, read as the firmware reads it."""
+        return load_config(str(self.flash / CONFIG_PATH.lstrip("/")))
 
     def installed_version(self) -> str:
         """The version the loader would start: /fw/current once something was flashed, else ours."""

@@ -352,13 +352,22 @@ class Board:
         return self.root + path
 
     def _op_fs_read(self, args):
+        # With an offset, one chunk of up to FS_READ_MAX bytes (a short one ends the file), so that a
+        # file larger than one frame (a config with its board profile) can be read piece by piece.
+        offset = args.get("offset")
         try:
             with open(self._fs_path(args), "rb") as f:
-                data = f.read(FS_READ_MAX + 1)
+                if offset is None:
+                    data = f.read(FS_READ_MAX + 1)
+                elif isinstance(offset, int) and offset >= 0:
+                    f.seek(offset)
+                    return f.read(FS_READ_MAX)
+                else:
+                    raise ValueError("offset must be a byte count from 0")
         except OSError:
             return None
         if len(data) > FS_READ_MAX:
-            raise ValueError("file larger than %d bytes; use fs_sha256" % FS_READ_MAX)
+            raise ValueError("file larger than %d bytes; read it by offset" % FS_READ_MAX)
         return data
 
     def _op_fs_sha256(self, args):

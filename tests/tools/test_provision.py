@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from firmware.sim.board import SimulatedBoard
+from firmware.sim.scenarios import STREET_SETUP
+from tools.board_cli.board_setup import load_setup
+from tools.board_cli.proto import probe_hello
 from tools.board_cli.repl_sim import StockBoard
 from tools.edgectl import main as edgectl
 from tools.errors import FAILED, USAGE
@@ -73,3 +81,79 @@ def test_bad_setups_are_refused_before_the_board(tmp_path: Path, capsys, setup: 
     assert edgectl(["board", "provision", str(path), "--port", "/dev/ttyUSB-none"]) == USAGE
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+# -- our firmware on the simulated board (real pseudo-terminal, pyserial, the firmware under CPython) --------
+
+
+def _sim(*extra: str, cwd: Path) -> tuple[subprocess.Popen[str], str]:
+    """`edgectl board sim` as a technician starts it; returns the process and its port."""
+    root = Path(__file__).resolve().parents[2]
+    port = cwd / "ttyBOARD"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tools.edgectl", "board", "sim", "--port", str(port), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert "simulated board" in line, line + (proc.stderr.read() if proc.poll() is not None else "")
+    return proc, str(port)
+
+
+def test_the_simulated_board_is_provisioned_with_the_documented_example(tmp_path: Path, capsys) -> None:
+    proc, port = _sim(cwd=tmp_path)
+    try:
+        assert edgectl(["board", "provision", str(EXAMPLE), "--port", port]) == 0, capsys.readouterr().err
+        assert "provisioned pole-0042-b1: 5 sensor(s)" in capsys.readouterr().out
+        hello = probe_hello(port)
+        assert hello is not None and hello["id"] == "pole-0042-b1"
+        # The example names its sensors by type; the simulator's own setup names two of them.
+        assert [s["n"] for s in hello["sensors"]] == [
+            "pms5003",
+            "sht3x",
+            "adxl345",
+            "noise",
+            "water_ultrasonic",
+        ]
+        assert (
+            edgectl(["board", "provision", str(EXAMPLE), "--port", port, "--board-id", "pole-0043-b1"]) == 0
+        )
+        assert "previous config of pole-0042-b1 kept" in capsys.readouterr().out
+        # --show reads the config over the protocol: the board keeps running and answers afterwards.
+        for _ in range(2):
+            assert edgectl(["board", "provision", "--show", "--port", port]) == 0
+            shown = json.loads(capsys.readouterr().out)
+            assert shown["board_id"] == "pole-0043-b1" and shown["sensors"][2]["thresholds"] == {
+                "tilt_deg": 15.0
+            }
+            after = probe_hello(port)
+            assert after is not None and after["id"] == "pole-0043-b1", "the board answers after --show"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(10) == 0
+
+
+def test_a_sensor_that_fails_to_start_is_reported_with_what_the_board_said(tmp_path: Path, capsys) -> None:
+    setup = tmp_path / "setup.toml"
+    setup.write_text(
+        'board_id = "pole-0050-b1"\n[[sensors]]\ntype = "sht3x"\npins = { sda = 21, scl = 22 }\n'
+        '[[sensors]]\ntype = "nosie"\npins = { adc = 34 }\n'
+    )
+    with SimulatedBoard(load_setup(STREET_SETUP).document(), flash=tmp_path / "flash") as board:
+        assert edgectl(["board", "provision", str(setup), "--port", board.port]) == FAILED
+        err = capsys.readouterr().err
+        assert "pole-0050-b1 runs the new config, but the board says: nosie: " in err, err
+        assert "Traceback" not in err
+        assert json.loads((board.flash / "config.json").read_text())["board_id"] == "pole-0050-b1"
+
+
+def test_show_on_a_firmware_without_config_says_so(tmp_path: Path, capsys) -> None:
+    with SimulatedBoard({"board_id": "pole-0051-b1", "sensors": []}, flash=tmp_path / "flash") as board:
+        (board.flash / "config.json").unlink()
+        assert edgectl(["board", "provision", "--show", "--port", board.port]) == FAILED
+        assert "no config yet" in capsys.readouterr().out
+        assert probe_hello(board.port) is not None

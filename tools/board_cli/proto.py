@@ -14,6 +14,7 @@ from typing import Any
 import serial
 
 from firmware.streetfw import wire
+from firmware.streetfw.app import FS_READ_MAX
 
 from ..errors import NO_BOARD, EdgectlError
 from .ports import open_port, port_error
@@ -38,6 +39,7 @@ class ProtocolBoard:
         self.seq = random.randrange(1 << 16)
         self.req_id = random.randrange(1 << 30)
         self.hello_body: dict[str, Any] | None = None
+        self.logs: list[str] = []  # the board's LOG lines seen while waiting for answers
 
     def __enter__(self) -> ProtocolBoard:
         return self
@@ -69,6 +71,8 @@ class ProtocolBoard:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             for ftype, _seq, body in self._frames(deadline):
+                if ftype == wire.LOG and isinstance(body, dict):
+                    self.logs.append(f"{body.get('l', 'info')}: {str(body.get('m'))[:300]}")
                 if want(ftype, body):
                     return body
         return None
@@ -103,6 +107,21 @@ class ProtocolBoard:
 
     def command(self, op: str, **args: Any) -> Any:
         return self.request(wire.CMD, {"op": op, "a": args})
+
+    def read_file(self, path: str) -> bytes | None:
+        """A file of any size, in chunks of one frame; None if the board has no such file."""
+        data = b""
+        while True:
+            chunk = self.command("fs_read", path=path, offset=len(data))
+            if chunk is None:
+                return None
+            if not isinstance(chunk, bytes | bytearray):
+                raise EdgectlError(
+                    f"{self.port_name}: the board sent {type(chunk).__name__} for a file", NO_BOARD
+                )
+            data += chunk
+            if len(chunk) < FS_READ_MAX:
+                return data
 
     def send_file(self, path: str, data: bytes, progress: Callable[[int], None], chunk: int = 512) -> None:
         """Chunks acknowledged one by one. On a noisy line a lost chunk is sent again, smaller: a

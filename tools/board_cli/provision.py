@@ -54,6 +54,24 @@ def show_over_repl(port: str, baud: int = 115200) -> dict[str, Any] | None:
         return read_config(board)
 
 
+def show_over_protocol(port: str, baud: int = 115200) -> dict[str, Any] | None:
+    """The config of a board that runs our firmware, read over the protocol: the firmware keeps
+    running (no REPL, no reboot), so the agent's link to it is not disturbed."""
+    from .proto import ProtocolBoard
+
+    with ProtocolBoard(port, baud) as board:
+        raw = board.read_file(CONFIG_PATH)
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise EdgectlError(
+            f"{port}: {CONFIG_PATH} on the board is not valid JSON; provision it again", FAILED
+        ) from None
+    return value if isinstance(value, dict) else None
+
+
 def provision_over_protocol(setup: BoardSetup, port: str, baud: int = 115200) -> dict[str, Any]:
     """Write ``setup`` to a board that runs our firmware, over the protocol's verified file transfer
     (robust to line noise, unlike the raw REPL), keep the previous config, reboot, and check that the
@@ -61,7 +79,7 @@ def provision_over_protocol(setup: BoardSetup, port: str, baud: int = 115200) ->
     import hashlib
     import time
 
-    from .proto import ProtocolBoard, probe_hello
+    from .proto import ProtocolBoard
 
     data = encode(setup.document())
     staged = CONFIG_PATH.replace(".json", ".new.json")
@@ -79,17 +97,35 @@ def provision_over_protocol(setup: BoardSetup, port: str, baud: int = 115200) ->
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         time.sleep(0.5)
-        hello = probe_hello(port, baud)
+        with ProtocolBoard(port, baud) as board:
+            hello = board.hello()
+            logs = board.logs
         if hello is not None:
-            names = [s.get("n") for s in hello.get("sensors", [])]
-            wanted = [s.name for s in setup.sensors]
-            if hello.get("id") != setup.board_id or names != wanted:
-                raise EdgectlError(
-                    f"{port}: after the reboot the board runs {hello.get('id')} with sensors {names}, "
-                    f"not {setup.board_id} with {wanted}; its log (`edgectl board monitor`) says why",
-                    FAILED,
-                )
-            if hello.get("errors"):
-                raise EdgectlError(f"{port}: the board started with: {'; '.join(hello['errors'])}", FAILED)
+            check_rebooted(port, setup, hello, logs)
             return before
     raise EdgectlError(f"{port}: the board did not come back within 20 s after the reboot", FAILED)
+
+
+def check_rebooted(port: str, setup: BoardSetup, hello: dict[str, Any], logs: list[str]) -> None:
+    """The HELLO after the reboot names the provisioned board and sensors, and no sensor failed to
+    start; otherwise an error with what the board itself said (its HELLO errors and log lines)."""
+    said = "; ".join(
+        dict.fromkeys([*(hello.get("errors") or []), *(s for s in logs if s.startswith("error"))])
+    )
+    names = [s.get("n") for s in hello.get("sensors", [])]
+    wanted = [s.name for s in setup.sensors]
+    if hello.get("id") != setup.board_id:
+        raise EdgectlError(
+            f"{port}: after the reboot the board runs {hello.get('id')}, not {setup.board_id}: it did not "
+            "start from the new /config.json"
+            + (f" (the board says: {said})" if said else "")
+            + "; check what it holds with `edgectl board provision --show`",
+            FAILED,
+        )
+    if said or names != wanted:
+        problem = said or f"it started the sensors {names}, not {wanted}"
+        raise EdgectlError(
+            f"{port}: {setup.board_id} runs the new config, but the board says: {problem}; fix the wiring "
+            "or the setup file and provision again",
+            FAILED,
+        )

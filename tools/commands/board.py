@@ -86,12 +86,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         "it, and its flash is a folder on this machine. Stop either with Ctrl-C.",
     )
     sim.add_argument("--stock", action="store_true", help="a board with stock MicroPython only")
-    sim.add_argument("--flash", type=Path, default=Path("board-flash"), help="folder standing for its flash")
+    sim.add_argument(
+        "--flash",
+        type=Path,
+        default=None,
+        help="folder standing for its flash, kept between runs (default: board-flash with --stock; a "
+        "temporary folder for our firmware, provisioned with --setup at each start)",
+    )
     sim.add_argument(
         "--setup",
         type=Path,
         default=None,
-        help="board setup file as for `board provision` (default: firmware/sim/street-setup.toml)",
+        help="board setup file as for `board provision`, written to the flash at start (default: the "
+        "flash's /config.json if it has one, else firmware/sim/street-setup.toml)",
     )
     sim.add_argument(
         "--port", type=Path, default=Path("ttyBOARD"), help="stable path (symlink) to the board's port"
@@ -190,11 +197,20 @@ def cmd_flash(args: argparse.Namespace) -> int:
 def cmd_provision(args: argparse.Namespace) -> int:
     from ..board_cli.board_setup import SetupError, load_setup
     from ..board_cli.proto import probe_hello
-    from ..board_cli.provision import provision_over_protocol, provision_over_repl, show_over_repl
+    from ..board_cli.provision import (
+        provision_over_protocol,
+        provision_over_repl,
+        show_over_protocol,
+        show_over_repl,
+    )
 
     args.port = args.port or the_only_board()
     if args.show:
-        current = show_over_repl(args.port, args.baud)
+        # Our firmware answers over the protocol and keeps running; stock MicroPython over the raw REPL.
+        if probe_hello(args.port, args.baud) is not None:
+            current = show_over_protocol(args.port, args.baud)
+        else:
+            current = show_over_repl(args.port, args.baud)
         if current is None:
             print(f"{args.port}: the board has no config yet; provision it with a setup file")
             return FAILED
@@ -269,13 +285,17 @@ def cmd_sim(args: argparse.Namespace) -> int:
         setup = load_setup(args.setup or STREET_SETUP).document()
     except SetupError as exc:
         raise EdgectlError(str(exc), USAGE) from None
-    board = SimulatedBoard(setup, port=args.port.absolute(), baud=args.baud, ber=args.ber, drop=args.drop)
+    if args.flash is not None and args.setup is not None:
+        (args.flash / "config.json").unlink(missing_ok=True)  # provisioned anew with --setup
+    board = SimulatedBoard(
+        setup, port=args.port.absolute(), baud=args.baud, ber=args.ber, drop=args.drop, flash=args.flash
+    )
     player = ScenarioPlayer(board.world, args.scenario, loop=args.loop, period_s=args.period)
     with board:
         player.start()
         print(
-            f"simulated board {setup['board_id']} on {board.port} ({args.baud} baud, scenario "
-            f"{args.scenario}); Ctrl-C stops it",
+            f"simulated board {board.boot_config().get('board_id')} on {board.port} ({args.baud} baud, "
+            f"scenario {args.scenario}); Ctrl-C stops it",
             flush=True,
         )
         try:
@@ -303,10 +323,11 @@ def _stock_sim(args: argparse.Namespace) -> int:
 
     from ..board_cli.repl_sim import StockBoard
 
-    with StockBoard(args.flash) as board:
+    flash = args.flash or Path("board-flash")
+    with StockBoard(flash) as board:
         board.booted.wait(10)  # announce the port once the board listens
         print(
-            f"simulated stock MicroPython board on {board.port} (flash: {args.flash}); Ctrl-C stops it",
+            f"simulated stock MicroPython board on {board.port} (flash: {flash}); Ctrl-C stops it",
             flush=True,
         )
         try:
