@@ -36,6 +36,24 @@ PHASES = (START, UPDATE, END)
 # Eviction order when the outbox is full: the lowest priority goes first.
 PRIORITY: dict[str, int] = {HEALTH: 0, CROWD: 0, READING: 1, ISSUE: 2, ALARM: 3}
 
+# Alarm codes, the ``c`` of an alarm (docs/events.md lists them). A board's threshold alarm is named
+# after the quantity that crossed its threshold, as the board's driver names it: ``<quantity>_high``
+# (``tilt_deg_high``, ``level_cm_high``, ``db_high``, ``pm2_5_high``). ``val`` then holds the quantity
+# and, under ``<quantity>_threshold``, the threshold crossed; ``u`` gives both their unit.
+HIGH_SUFFIX = "_high"
+THRESHOLD_SUFFIX = "_threshold"
+SENSOR_FAULT = "sensor_fault"  # a board's sensor failed to read several times in a row
+CROWDING = "crowding"  # people over a zone's count or density limit
+OUTBOX_RESET = "outbox_reset"  # the outbox file was unreadable and was moved aside (start only)
+DISK_FULL = "disk_full"  # the outbox's disk is full: events are dropped and counted (start only)
+ALARM_CODES = (SENSOR_FAULT, CROWDING, OUTBOX_RESET, DISK_FULL)  # besides <quantity>_high
+
+
+def threshold_alarm_code(quantity: str) -> str:
+    """The alarm code of a board quantity over its threshold."""
+    return quantity + HIGH_SUFFIX
+
+
 # Severities of alarms, in the order of the common syslog-like scale integrators already use.
 SEVERITIES = ("info", "warning", "critical")
 
@@ -366,3 +384,42 @@ def to_json(event: Event) -> dict[str, Any]:
 
 def topic(prefix: str, device: str, kind: str) -> str:
     return f"{prefix}/{device}/evt/{kind}"
+
+
+# The retained state topic ({prefix}/{device}/state): a small map with the events' header keys where
+# they mean the same (``v``, ``d``, ``t``), so one decoder reads both.
+_STATE_REQUIRED = {"v": int, "d": str, "online": bool, "t": int}
+
+
+def state_to_wire(device: str, online: bool, at_ms: int, **more: Any) -> dict[str, Any]:
+    """The birth (online) or last-will/goodbye (offline) map; ``more`` adds keys such as ``agent``."""
+    return {"v": SCHEMA_VERSION, "d": device, "online": online, "t": at_ms, **more}
+
+
+def encode_state(device: str, online: bool, **more: Any) -> bytes:
+    return msgpack.packb(state_to_wire(device, online, now_ms(), **more), use_bin_type=True)
+
+
+def decode_state(payload: bytes) -> dict[str, Any]:
+    """Decode and check a state payload; raises EventFormatError naming the problem."""
+    try:
+        raw = msgpack.unpackb(payload, raw=False, strict_map_key=True)
+    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
+        raise EventFormatError(f"not a msgpack document: {exc}") from None
+    if not isinstance(raw, dict):
+        raise EventFormatError(f"a state must be a map, got {type(raw).__name__}")
+    for key, kind in _STATE_REQUIRED.items():
+        if key not in raw:
+            raise EventFormatError(f"a state needs field '{key}'")
+        if type(raw[key]) is not kind:
+            raise EventFormatError(f"state field '{key}' must be {kind.__name__}, got {raw[key]!r:.60}")
+    if raw["v"] != SCHEMA_VERSION:
+        raise EventFormatError(f"unsupported state version {raw['v']}; this decoder reads {SCHEMA_VERSION}")
+    if not raw["d"] or raw["t"] < 0:
+        raise EventFormatError("a state needs a non-empty device 'd' and a non-negative time 't'")
+    return raw
+
+
+def is_state(raw: Any) -> bool:
+    """Whether a decoded map is a state message rather than an event (it has ``online``, no ``k``)."""
+    return isinstance(raw, Mapping) and "online" in raw and "k" not in raw

@@ -24,7 +24,17 @@ from firmware.streetfw import wire
 
 from ..clock import clock_synchronized
 from ..config.board import BoardConfig
-from ..events import ALARM, END, READING, START, Event, now_ms
+from ..events import (
+    ALARM,
+    END,
+    READING,
+    SENSOR_FAULT,
+    START,
+    THRESHOLD_SUFFIX,
+    Event,
+    now_ms,
+    threshold_alarm_code,
+)
 from ..logs import untrusted
 from ..sink import EventSink
 from .link import LinkClosed, SerialLink
@@ -57,6 +67,34 @@ def alarm_event_id(board: str, boot: int, alarm_id: int, phase: str) -> bytes:
     agent restarted) carries the same id both times: consumers deduplicate on event ids."""
     key = f"{board}\x00{boot}\x00{alarm_id}\x00{phase}".encode()
     return hashlib.sha256(b"board-alarm\x00" + key).digest()[:16]
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def alarm_fields(
+    key: str, value: Any, threshold: Any, sensor_units: dict[str, Any]
+) -> tuple[str, dict[str, float] | None, dict[str, str] | None]:
+    """Code, ``val`` and ``u`` of a board alarm, as docs/events.md lists them.
+
+    A threshold alarm is ``<quantity>_high`` with the value and ``<quantity>_threshold``, both in the
+    quantity's unit; ``sensor_fault`` carries the consecutive failed reads as ``failed_reads``.
+    """
+    number, th = _number(value), _number(threshold)
+    if key == SENSOR_FAULT:
+        return SENSOR_FAULT, ({"failed_reads": number} if number is not None else None), None
+    values: dict[str, float] = {}
+    units: dict[str, str] = {}
+    unit = sensor_units.get(key)
+    for name, v in ((key, number), (key + THRESHOLD_SUFFIX, th)):
+        if v is not None:
+            values[name] = v
+            if unit is not None:
+                units[name] = str(unit)
+    return threshold_alarm_code(key), values or None, units or None
 
 
 class BoardError(Exception):
@@ -452,13 +490,8 @@ class BoardSession:
             self._send(wire.ACK, seq)
             return
         severity = body.get("sev") if body.get("sev") in SEVERITIES else "warning"
-        value = body.get("v")
-        values: dict[str, float] = {}
-        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-            values[key] = float(value)
-        th = body.get("th")
-        if isinstance(th, int | float) and not isinstance(th, bool) and math.isfinite(th):
-            values[f"{key}_threshold"] = float(th)
+        info = self.info.sensors.get(str(sensor)) or {}
+        label, values, units = alarm_fields(key, body.get("v"), body.get("th"), info.get("u") or {})
         captured, synced = self._captured(body)
         start_id = alarm_event_id(self.config.id, self.info.boot, alarm_id, START)
         event = await self.sink.submit(
@@ -469,12 +502,12 @@ class BoardSession:
                 event_id=alarm_event_id(self.config.id, self.info.boot, alarm_id, phase),
                 phase=phase,
                 ref=start_id if phase == END else None,
-                label=str(key) if key == "sensor_fault" else f"{key}_high",
+                label=label,
                 severity=severity,
                 board=self.config.id,
                 sensor=str(sensor),
-                values=values or None,
-                units=self._units(str(sensor), values),
+                values=values,
+                units=units,
             )
         )
         # Durable now: only now may the board forget it.

@@ -21,13 +21,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import aiomqtt
-import msgpack
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from agent import __version__
 from agent.config import UplinkConfig
-from agent.events import HEALTH, now_ms, topic
+from agent.events import HEALTH, encode_state, topic
 
 from .connect import client_for
 from .outbox import Outbox, Stored
@@ -68,7 +67,7 @@ def event_topic(prefix: str, device: str, kind: str) -> str:
 
 
 def state_payload(device: str, online: bool, **more: object) -> bytes:
-    return msgpack.packb({"v": 1, "device": device, "online": online, "t": now_ms(), **more})
+    return encode_state(device, online, **more)
 
 
 @dataclass(slots=True)

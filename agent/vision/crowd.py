@@ -1,19 +1,21 @@
 """Crowd counts per zone: density map for dense scenes, person detections for sparse ones.
 
 Density models are poor below about ten people and detectors miss people in dense crowds, so the
-density map decides when it counts many, the detector when it counts few. Counts are smoothed; an
-alarm starts when the density (or count) stays over its threshold for the dwell time.
+density map decides when it counts many, the detector when it counts few. Counts are smoothed; a
+``crowding`` alarm (an ``alarm`` event) starts when the density (or count) stays over its threshold
+for the dwell time, and ends when it falls back.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from ..config.camera import CrowdConfig
-from ..events import CROWD, END, START, UPDATE, Event, ModelRef
+from ..events import ALARM, CROWD, CROWDING, END, START, THRESHOLD_SUFFIX, Event, ModelRef
 from .detections import DensityMap, Detections
 from .issues import FrameInfo
 from .zones import WHOLE_FRAME, Zone
@@ -25,6 +27,7 @@ class ZoneCrowd:
     over_since: float | None = None
     alarm_id: bytes | None = None
     last_report: float | None = None
+    crossed: tuple[str, float, float, str] | None = None  # what the open alarm is about
 
 
 @dataclass(frozen=True)
@@ -112,16 +115,21 @@ class CrowdMonitor:
         model: ModelRef | None,
         frame: FrameInfo,
     ) -> list[Event]:
+        """The periodic count (a ``crowd`` event), and a ``crowding`` alarm's start or end.
+
+        The alarm goes to ``evt/alarm`` with every other alarm, so a consumer of alarms sees it; the
+        counts keep coming as ``crowd`` events while it is on.
+        """
         cfg = self.config
         now = frame.now
-        over = False
-        limit = zone.config.crowd_alarm_density or cfg.alarm_density
-        if density is not None and density > limit:
-            over = True
-        if zone.config.crowd_alarm_count is not None and count > zone.config.crowd_alarm_count:
-            over = True
-        base = {
-            "kind": CROWD,
+        crossed: tuple[str, float, float, str] | None = None  # quantity, value, threshold, unit
+        count_limit = zone.config.crowd_alarm_count
+        density_limit = zone.config.crowd_alarm_density or cfg.alarm_density
+        if density is not None and density > density_limit:
+            crossed = ("density", density, density_limit, DENSITY_UNIT)
+        elif count_limit is not None and count > count_limit:
+            crossed = ("count", count, float(count_limit), COUNT_UNIT)
+        where = {
             "captured_ms": frame.captured_ms,
             "clock_synced": frame.clock_synced,
             "camera": self.camera,
@@ -130,20 +138,51 @@ class CrowdMonitor:
             "density": density,
             "model": model,
         }
-        due = st.last_report is None or now - st.last_report >= cfg.report_interval_s
-        if over:
+        events: list[Event] = []
+        if crossed is not None:
             st.over_since = now if st.over_since is None else st.over_since
+            st.crossed = crossed
             if st.alarm_id is None and now - st.over_since >= cfg.alarm_dwell_s:
-                st.alarm_id, st.last_report = os.urandom(16), now
-                return [Event(**base, event_id=st.alarm_id, phase=START, label="crowding")]
+                st.alarm_id = os.urandom(16)
+                events.append(crowding_alarm(START, st.alarm_id, None, crossed, **where))
         else:
             st.over_since = None
             if st.alarm_id is not None:
-                ref, st.alarm_id, st.last_report = st.alarm_id, None, now
-                return [Event(**base, phase=END, ref=ref, label="crowding")]
-        if not due:
-            return []
-        st.last_report = now
-        if st.alarm_id is not None:
-            return [Event(**base, phase=UPDATE, ref=st.alarm_id, label="crowding")]
-        return [Event(**base)]  # the periodic count, no alarm
+                ended = crowding_alarm(END, os.urandom(16), st.alarm_id, st.crossed, **where)
+                st.alarm_id = None
+                events.append(ended)
+        if st.last_report is None or now - st.last_report >= cfg.report_interval_s or events:
+            st.last_report = now
+            events.insert(0, Event(kind=CROWD, **where))
+        return events
+
+
+COUNT_UNIT = "persons"
+DENSITY_UNIT = "persons/m2"
+
+
+def crowding_alarm(
+    phase: str,
+    event_id: bytes,
+    ref: bytes | None,
+    crossed: tuple[str, float, float, str] | None,
+    **where: Any,
+) -> Event:
+    """A ``crowding`` alarm: ``val`` holds the quantity that crossed its threshold and the threshold
+    (``count``/``count_threshold`` or ``density``/``density_threshold``), ``u`` their unit."""
+    values = units = None
+    if crossed is not None:
+        quantity, value, threshold, unit = crossed
+        values = {quantity: float(value), quantity + THRESHOLD_SUFFIX: float(threshold)}
+        units = {quantity: unit, quantity + THRESHOLD_SUFFIX: unit}
+    return Event(
+        kind=ALARM,
+        event_id=event_id,
+        phase=phase,
+        ref=ref,
+        label=CROWDING,
+        severity="warning",
+        values=values,
+        units=units,
+        **where,
+    )

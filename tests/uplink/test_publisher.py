@@ -43,7 +43,7 @@ def test_events_are_delivered_then_deleted_and_birth_is_retained(
             after = await asyncio.gather(*(outbox.submit(reading(i)) for i in range(200)))
             await consumer.wait_for(lambda c: len(c.unique()) >= 220)
             state = await asyncio.wait_for(_retained_state(mosquitto, "pole-pub"), 10)
-            assert state["online"] is True and state["device"] == "pole-pub"
+            assert state["online"] is True and state["d"] == "pole-pub"
             await outbox.flushed()
             assert outbox.stats.depth == 0
             task.cancel()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from agent.config.camera import CameraConfig
-from agent.events import CROWD, END, ISSUE, START, UPDATE, Event, ModelRef, decode, encode
+from agent.events import ALARM, CROWD, END, ISSUE, START, UPDATE, Event, ModelRef, decode, encode
 from agent.vision.detections import DensityMap, Detections
 from agent.vision.issues import FrameInfo
 from agent.vision.rules import CameraRules
@@ -199,13 +199,29 @@ def test_crowd_alarm_from_the_density_map() -> None:
     reports = [e for e in s.events if e.kind == CROWD]
     assert reports and reports[0].phase is None and reports[0].count == 20.0 and reports[0].density == 2.0
     s.run(29, [], _density(60.0))
-    assert not [e for e in s.events if e.kind == CROWD and e.phase == START]
+    assert not [e for e in s.events if e.kind == ALARM]
     s.run(5, [], _density(60.0))
-    starts = [e for e in s.events if e.kind == CROWD and e.phase == START]
-    assert len(starts) == 1 and starts[0].density == 6.0 and starts[0].zone == "square"
+    # the alarm is an alarm event, with every other alarm on evt/alarm; the count goes with it
+    starts = [e for e in s.events if e.kind == ALARM and e.phase == START]
+    assert len(starts) == 1 and starts[0].label == "crowding" and starts[0].severity == "warning"
+    assert starts[0].density == 6.0 and starts[0].zone == "square" and starts[0].camera == "cam-1"
+    assert starts[0].values == {"density": 6.0, "density_threshold": 4.0}
+    assert starts[0].units == {"density": "persons/m2", "density_threshold": "persons/m2"}
+    assert not [e for e in s.events if e.kind == CROWD and e.phase is not None]  # counts stay counts
     s.run(5, [], _density(10.0))
-    ends = [e for e in s.events if e.kind == CROWD and e.phase == END]
-    assert len(ends) == 1 and ends[0].ref == starts[0].event_id
+    ends = [e for e in s.events if e.kind == ALARM and e.phase == END]
+    assert len(ends) == 1 and ends[0].ref == starts[0].event_id and ends[0].label == "crowding"
+    for event in starts + ends:
+        assert decode(encode(event.stamped("pole", 1))).label == "crowding"
+
+
+def test_crowd_alarm_over_a_zone_count_carries_the_count_and_its_limit() -> None:
+    zone = {"id": "square", "polygon": [(0.5, 0), (1, 0), (1, 1), (0.5, 1)], "crowd_alarm_count": 12}
+    s = Script(density=True, zones=[zone], crowd={"alarm_dwell_s": 2, "smoothing": 1.0})
+    s.run(5, [], _density(30.0))
+    (start,) = [e for e in s.events if e.kind == ALARM]
+    assert start.values == {"count": 30.0, "count_threshold": 12.0}
+    assert start.units == {"count": "persons", "count_threshold": "persons"}
 
 
 def test_sparse_scenes_count_detected_people_not_the_density_map() -> None:
