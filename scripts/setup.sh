@@ -58,6 +58,14 @@ if ! command -v ffmpeg >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-g
     apt-get update -qq >/dev/null
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null
 fi
+# mosquitto_sub/_pub: the technician guide's recipes use them, and the tests run those recipes.
+if ! command -v mosquitto_sub >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto-clients >/dev/null
+elif ! command -v mosquitto_sub >/dev/null 2>&1 && [ "$need_mosquitto" = 1 ]; then
+    echo "setup: the tests need mosquitto_sub: install it (e.g. sudo apt-get install mosquitto-clients)" >&2
+    exit 1
+fi
 # Real footage for the tests, the demo and the model cards: OpenCV's sample clips and photos, from
 # Debian's opencv-doc (the repository holds only our labels for its frames, never the video).
 if [ ! -f /usr/share/doc/opencv-doc/examples/data/vtest.avi ]; then

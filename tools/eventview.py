@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 from agent.events import ALARM, BOX_SCALE, CONF_SCALE, CROWD, HEALTH, ISSUE, READING, Event
 
 
-def _clock(ms: int) -> str:
+def _clock(ms: int, utc: bool = False) -> str:
+    if utc:  # a fleet's events, as a platform logs them: full UTC date and time
+        return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms / 1000)) + f".{ms % 1000:03d}Z"
     return time.strftime("%H:%M:%S", time.localtime(ms / 1000)) + f".{ms % 1000:03d}"
 
 
@@ -22,9 +24,9 @@ def _values(event: Event) -> str:
     return " ".join(parts)
 
 
-def describe(event: Event) -> str:
+def describe(event: Event, utc: bool = False) -> str:
     """``12:00:03.120 #17 issue start garbage cam-1 zone pavement conf 0.81 box ...``."""
-    head = f"{_clock(event.captured_ms)} #{event.seq:<5} {event.kind:<7}"
+    head = f"{_clock(event.captured_ms, utc)} #{event.seq:<5} {event.kind:<7}"
     if not event.clock_synced:
         head += " (clock unsynced)"
     if event.kind == ISSUE:
@@ -52,11 +54,17 @@ def describe(event: Event) -> str:
     if event.kind == READING:
         return f"{head} {event.board or '?'}/{event.sensor or '?'} {_values(event)}"
     if event.kind == ALARM:
-        source = f"{event.board}/{event.sensor}" if event.board else (event.sensor or "device")
+        if event.board:
+            source = f"{event.board}/{event.sensor}"
+        elif event.camera:
+            source = event.camera + (f" zone {event.zone}" if event.zone else "")
+        else:
+            source = event.sensor or "device"
         values = _values(event)
+        why = event.extra.get("why")
         return (
             f"{head} {event.phase or '':<6} {(event.severity or '').upper()} {event.label or '?'}"
-            f" from {source}" + (f" {values}" if values else "")
+            f" from {source}" + (f" {values}" if values else "") + (f" ({why})" if why else "")
         )
     if event.kind == HEALTH:
         h = event.health or {}

@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import TextIO
 
 import aiomqtt
+import msgpack
 
-from agent.events import Event, EventFormatError, decode, to_json
+from agent.events import Event, EventFormatError, decode, decode_state, is_state, to_json
 
 from ..errors import BROKER, USAGE, EdgectlError
+from ..eventview import describe
 from ._mqtt import add_broker_args, client_from_args
 
 DEDUP_WINDOW = 1_000_000  # (device, seq) pairs remembered for --dedup
@@ -26,8 +28,13 @@ DEDUP_WINDOW = 1_000_000  # (device, seq) pairs remembered for --dedup
 def register(sub: argparse._SubParsersAction) -> None:
     group = sub.add_parser("events", help="decode and follow events")
     cmds = group.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    dec = cmds.add_parser("decode", help="print a msgpack event as JSON")
-    dec.add_argument("file", nargs="?", type=Path, help="a .msgpack file (default: standard input)")
+    dec = cmds.add_parser("decode", help="print a msgpack event (or state message) as JSON")
+    dec.add_argument(
+        "file",
+        nargs="?",
+        type=Path,
+        help="a .msgpack file, one payload as mosquitto_sub -N -F %%p writes it (default: standard input)",
+    )
     dec.set_defaults(func=cmd_decode)
 
     tail = cmds.add_parser(
@@ -41,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     tail.add_argument(
         "--topic",
         action="append",
-        help="topic filter, repeatable (default: city/+/evt/# and city/+/telemetry)",
+        help="topic filter, repeatable (default: city/+/evt/#, city/+/telemetry and city/+/state)",
     )
     tail.add_argument("--share", metavar="GROUP", help="join shared subscription group GROUP")
     tail.add_argument(
@@ -66,31 +73,34 @@ def cmd_decode(args: argparse.Namespace) -> int:
             raise EdgectlError(f"cannot read {args.file}: {exc.strerror}", USAGE) from None
         name = str(args.file)
     try:
-        event = decode(payload)
+        shown = _decoded(payload)
     except EventFormatError as exc:
-        raise EdgectlError(f"{name} is not a valid event: {exc}", USAGE) from None
-    print(json.dumps(to_json(event), indent=2, ensure_ascii=False))
+        hint = ""
+        if payload.endswith(b"\n") and "extra data" in str(exc):
+            hint = " (a newline after the payload: record with mosquitto_sub -N, which adds none)"
+        raise EdgectlError(f"{name} is not a valid event: {exc}{hint}", USAGE) from None
+    print(json.dumps(shown, indent=2, ensure_ascii=False))
     return 0
 
 
-def _summary(event: Event) -> str:
-    parts = [event.phase or "", event.label or "", event.camera or event.board or "", event.zone or ""]
-    if event.count is not None:
-        parts.append(f"count={event.count:g}")
-    if event.values:
-        parts.append(" ".join(f"{k}={v:g}" for k, v in event.values.items()))
-    if event.health is not None:
-        parts.append(
-            f"depth={event.health.get('outbox', {}).get('depth', '?')} cpu={event.health.get('cpu_pct', '?')}%"
-        )
-    return " ".join(p for p in parts if p)
+def _decoded(payload: bytes) -> dict:
+    """The JSON view of an event, or of a state message (birth / last will), checked either way."""
+    with contextlib.suppress(ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError):
+        if is_state(msgpack.unpackb(payload, raw=False, strict_map_key=False)):
+            return decode_state(payload)
+    return to_json(decode(payload))
 
 
 def table_row(event: Event) -> str:
-    when = datetime.datetime.fromtimestamp(event.captured_ms / 1000, datetime.UTC).strftime(
-        "%Y-%m-%d %H:%M:%S.%f"
-    )[:-3]
-    return f"{when}Z  {event.device:<16} {event.seq:>10}  {event.kind:<8} {_summary(event)}"
+    """Device and sequence, then the event as the demo shows it (sensor names, values with units)."""
+    return f"{event.device:<16} {describe(event, utc=True)}"
+
+
+def state_row(state: dict) -> str:
+    when = datetime.datetime.fromtimestamp(state["t"] / 1000, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    when = when[:-3] + "Z"
+    extra = " ".join(f"{k}={v}" for k, v in state.items() if k not in ("v", "d", "online", "t"))
+    return f"{state['d']:<16} {when} state   {'online' if state['online'] else 'offline'} {extra}".rstrip()
 
 
 class Tail:
@@ -106,6 +116,9 @@ class Tail:
 
     def show(self, topic: str, payload: bytes) -> None:
         try:
+            if topic.endswith("/state"):
+                self._write(topic, decode_state(payload))
+                return
             event = decode(payload)
         except EventFormatError as exc:
             print(f"edgectl: skipped a message on {topic}: {exc}", file=sys.stderr)
@@ -117,11 +130,16 @@ class Tail:
             self.seen[key] = None
             if len(self.seen) > DEDUP_WINDOW:
                 self.seen.popitem(last=False)
+        self._write(topic, event)
+
+    def _write(self, topic: str, item: Event | dict) -> None:
         if self.fmt == "json":
             # "topic" is not a wire key, so it cannot shadow a field of the event
-            line = json.dumps({"topic": topic, **to_json(event)}, separators=(",", ":"), ensure_ascii=False)
+            view = to_json(item) if isinstance(item, Event) else item
+            line = json.dumps({"topic": topic, **view}, separators=(",", ":"), ensure_ascii=False)
         else:
-            line = f"{table_row(event)}  [{topic}]"
+            row = table_row(item) if isinstance(item, Event) else state_row(item)
+            line = f"{row}  [{topic}]"
         try:
             self.out.write(line + "\n")
             self.out.flush()
@@ -132,7 +150,7 @@ class Tail:
 
 
 async def _tail(args: argparse.Namespace) -> None:
-    topics = args.topic or ["city/+/evt/#", "city/+/telemetry"]
+    topics = args.topic or ["city/+/evt/#", "city/+/telemetry", "city/+/state"]
     if args.share:
         topics = [f"$share/{args.share}/{t}" for t in topics]
     tail = Tail(sys.stdout, args.format, args.dedup)
