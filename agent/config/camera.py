@@ -99,7 +99,14 @@ class ZoneConfig(Section):
 
 
 class TrackerConfig(Section):
-    high_confidence: float = Field(default=0.5, ge=0, le=1, description="detections that may start a track")
+    # None: whatever the model reports (its manifest's thresholds) may start a track, so detections
+    # between a model's threshold and some fixed bar still reach the rules and the preview.
+    high_confidence: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="detections that may start a track; default: all the model reports",
+    )
     low_confidence: float = Field(default=0.1, ge=0, le=1, description="weaker ones only extend tracks")
     match_iou: float = Field(default=0.3, gt=0, le=1)
     lost_s: float = Field(default=10.0, gt=0, description="a track unseen this long is forgotten")
@@ -154,7 +161,10 @@ class CameraConfig(Section):
     )
     fps: float = Field(default=2.0, gt=0, le=60, description="frames sampled per second")
     loop: bool = Field(default=False, description="files and folders: start again at the end")
-    models: list[Path] = Field(min_length=1, description="model folders (with manifest.json)")
+    models: list[Path] = Field(
+        min_length=1,
+        description="model folders (with manifest.json), or .onnx exports described by their metadata",
+    )
     model_labels: dict[str, list[str]] = Field(
         default_factory=dict,
         description="model id -> the only labels this camera takes from that model (e.g. people and "
@@ -256,3 +266,8 @@ class VisionConfig(Section):
     inter_op_threads: int = Field(default=1, ge=1)
     warmup_runs: int = Field(default=2, ge=0)
     self_test: bool = Field(default=True, description="run each model's golden image at start")
+    spinning: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="onnxruntime worker threads spin between runs: faster per frame, but they take the "
+        "cores other cameras need; auto: on with one camera, off with several",
+    )

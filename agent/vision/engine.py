@@ -7,6 +7,7 @@ using that model are disabled and the others keep running.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -20,8 +21,16 @@ import onnxruntime as ort
 
 from ..events import ModelRef
 from .adapters import AdapterError, get_adapter
+from .describe import LayoutError, OnnxFacts, complete, describe, needs_description
 from .detections import DensityMap, Detections, box_iou
-from .manifest import ManifestError, ModelManifest, load_manifest, verify_model_file
+from .manifest import (
+    MANIFEST_NAME,
+    ManifestError,
+    ModelManifest,
+    check_sha256,
+    sha256_file,
+    validate_manifest,
+)
 from .preprocess import Letterbox, Preprocessor
 
 log = logging.getLogger(__name__)
@@ -48,6 +57,9 @@ class EngineOptions:
     inter_op_threads: int = 1
     warmup_runs: int = 2
     self_test: bool = True
+    # Worker threads that spin after a run answer the next one sooner (1-8 ms a frame on a busy
+    # model) but burn the cores other cameras and capture threads need: on for one camera only.
+    spinning: bool = False
 
 
 def resolve_providers(wanted: Sequence[str]) -> list[str]:
@@ -116,7 +128,8 @@ class ModelEngine:
         started = time.perf_counter()
         outputs = self.session.run(self.output_names, {self.input_name: tensor})
         self.stats.add((time.perf_counter() - started) * 1000.0, tensor.shape[0])
-        return outputs
+        # FP16 exports: the adapters, NMS and thresholds work in float32.
+        return [o.astype(np.float32) if o.dtype == np.float16 else o for o in outputs]
 
     def decode(
         self,
@@ -168,25 +181,72 @@ def open_session(path: Path, options: EngineOptions) -> ort.InferenceSession:
     so.inter_op_num_threads = options.inter_op_threads
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.log_severity_level = 3
-    # onnxruntime's worker threads otherwise spin for a while after each run, taking the cores from
-    # the preprocessing, rules and capture threads that run between inferences on a small gateway.
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # Without spinning, onnxruntime's worker threads sleep right after each run instead of taking the
+    # cores from the preprocessing, rules and capture threads that run between inferences.
+    so.add_session_config_entry("session.intra_op.allow_spinning", "1" if options.spinning else "0")
+    so.add_session_config_entry("session.inter_op.allow_spinning", "1" if options.spinning else "0")
     return ort.InferenceSession(str(path), so, providers=resolve_providers(options.providers))
 
 
-def load_engine(folder: str | Path, options: EngineOptions | None = None) -> ModelEngine:
-    """Load and check one model folder; raises ``ModelRefused`` naming the problem."""
-    options = options or EngineOptions()
-    folder = Path(folder)
+def _given_manifest(path: Path) -> tuple[Path, dict | None]:
+    """The ONNX file and the manifest that describes it (None for a bare export)."""
+    if path.is_file() and path.suffix.lower() == ".onnx":
+        beside = path.parent / MANIFEST_NAME
+        if beside.is_file():
+            try:
+                data = json.loads(beside.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise ManifestError(f"{beside}: manifest cannot be read: {exc}") from None
+            if isinstance(data, dict) and data.get("file") == path.name:
+                return path, data
+        return path, None
+    where = path / MANIFEST_NAME if path.is_dir() else path
+    if not where.is_file():
+        raise ManifestError(f"{path}: no model manifest here (expected {MANIFEST_NAME}) nor an .onnx file")
     try:
-        manifest = load_manifest(folder)
-        path = verify_model_file(folder if folder.is_dir() else folder.parent, manifest)
+        data = json.loads(where.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ManifestError(f"{where}: manifest cannot be read: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("file"), str) or "sha256" not in data:
+        raise ManifestError(
+            f"{where}: invalid manifest: it must name its ONNX 'file' and that file's 'sha256' "
+            "(everything else may come from the file's own metadata)"
+        )
+    return where.parent / data["file"], data
+
+
+def manifest_for(onnx_path: Path, given: dict | None, session: ort.InferenceSession) -> ModelManifest:
+    """The manifest as given, completed from the file's metadata and layout where it is silent."""
+    where = onnx_path.parent / MANIFEST_NAME if given is not None else onnx_path
+    if given is not None and not needs_description(given):
+        return validate_manifest(given, where)
+    digest = sha256_file(onnx_path)
+    try:
+        fields = describe(OnnxFacts.of(session), onnx_path, digest, (given or {}).get("adapter"))
+    except LayoutError as exc:
+        raise ManifestError(f"{onnx_path}: {exc}") from None
+    return validate_manifest(complete(given or {}, fields), where)
+
+
+def load_engine(folder: str | Path, options: EngineOptions | None = None) -> ModelEngine:
+    """Load and check a model folder or a bare ``.onnx`` export; ``ModelRefused`` names the problem."""
+    options = options or EngineOptions()
+    try:
+        path, given = _given_manifest(Path(folder))
+        if given is not None:
+            check_sha256(path, str(given["sha256"]))
+        elif not path.is_file():
+            raise ManifestError(f"{path}: no such model file")
     except ManifestError as exc:
         raise ModelRefused(str(exc)) from None
     try:
         session = open_session(path, options)
     except Exception as exc:  # onnxruntime raises its own family for every kind of broken file
         raise ModelRefused(f"{path}: onnxruntime cannot load the model: {exc}") from None
+    try:
+        manifest = manifest_for(path, given, session)
+    except ManifestError as exc:
+        raise ModelRefused(str(exc)) from None
     try:
         engine = ModelEngine(path.parent, manifest, session)
     except AdapterError as exc:
@@ -204,13 +264,22 @@ def _check_input(engine: ModelEngine, path: Path) -> None:
         raise ModelRefused(f"{path}: the model takes {len(inputs)} inputs; one image input is supported")
     spec = engine.manifest.input
     shape = inputs[0].shape
-    want = (3, spec.height, spec.width) if spec.layout == "NCHW" else (spec.height, spec.width, 3)
+    ch = spec.channels
+    want = (ch, spec.height, spec.width) if spec.layout == "NCHW" else (spec.height, spec.width, ch)
     if len(shape) != 4 or any(isinstance(s, int) and s != w for s, w in zip(shape[1:], want, strict=True)):
         raise ModelRefused(
             f"{path}: model input shape {shape} does not match the manifest's {spec.layout} "
-            f"{spec.width}x{spec.height} input"
+            f"{spec.width}x{spec.height} {spec.color} input"
         )
-    expected = "tensor(float)" if spec.dtype == "float32" else "tensor(uint8)"
+    spatial = shape[1:3] if spec.layout == "NHWC" else shape[2:4]
+    if spec.stride is not None and all(isinstance(s, int) for s in spatial):
+        raise ModelRefused(
+            f"{path}: the manifest's input.stride sizes the input to each frame's aspect, but this model's "
+            f"input is fixed at {shape}; leave stride out"
+        )
+    expected = {"float32": "tensor(float)", "float16": "tensor(float16)", "uint8": "tensor(uint8)"}[
+        spec.dtype
+    ]
     if inputs[0].type != expected:
         raise ModelRefused(f"{path}: model input type {inputs[0].type} but the manifest says {spec.dtype}")
 
@@ -220,7 +289,9 @@ def _warm_up(engine: ModelEngine, path: Path, runs: int) -> None:
     prep = engine.preprocessor()
     spec = engine.manifest.input
     frame = np.full((spec.height, spec.width, 3), spec.pad_value, np.uint8)
-    for _ in range(max(1, runs)):
+    for k in range(max(1, runs)):
+        if k == 1 and spec.stride is not None:
+            frame = frame[: max(spec.stride, spec.height // 2)]  # a wide frame: the other input shape
         try:
             engine.infer(frame, prep)
         except AdapterError as exc:

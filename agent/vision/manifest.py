@@ -24,8 +24,8 @@ class InputSpec(_Strict):
     width: int = Field(gt=0)
     height: int = Field(gt=0)
     layout: Literal["NCHW", "NHWC"] = "NCHW"
-    color: Literal["RGB", "BGR"] = "RGB"
-    dtype: Literal["float32", "uint8"] = "float32"
+    color: Literal["RGB", "BGR", "GRAY"] = "RGB"
+    dtype: Literal["float32", "float16", "uint8"] = "float32"
     scale: float = Field(default=1.0 / 255.0, gt=0, description="pixel * scale, then (x - mean) / std")
     mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
     std: tuple[float, float, float] = (1.0, 1.0, 1.0)
@@ -33,11 +33,31 @@ class InputSpec(_Strict):
     # How frames are scaled into the input: as the model was trained (Ultralytics and NanoDet resize
     # bilinearly; a different filter moves boxes by pixels and scores by several hundredths).
     resize: Literal["linear", "area"] = "linear"
+    # RT-DETR is trained on frames stretched to the input, YOLO on letterboxed ones.
+    fit: Literal["letterbox", "stretch"] = "letterbox"
+    stride: int | None = Field(
+        default=None,
+        gt=0,
+        description="dynamic-shape models: pad only up to a multiple of this (Ultralytics' minimal "
+        "letterbox), so the input follows the frame's aspect; width and height are then the largest size",
+    )
+
+    @model_validator(mode="after")
+    def _fit_and_stride(self) -> InputSpec:
+        if self.fit == "stretch" and self.stride is not None:
+            raise ValueError("a stretched input has the model's size; stride applies to letterboxing only")
+        return self
+
+    @property
+    def channels(self) -> int:
+        return 1 if self.color == "GRAY" else 3
 
 
 class Thresholds(_Strict):
     confidence: float = Field(default=0.25, ge=0, le=1)
-    iou: float = Field(default=0.45, ge=0, le=1, description="NMS overlap")
+    # Ultralytics' predict defaults: what most integrators' own exports were tuned and checked with.
+    iou: float = Field(default=0.7, ge=0, le=1, description="NMS overlap")
+    max_detections: int = Field(default=300, ge=1, description="most detections kept per frame")
     per_class: dict[str, float] = Field(default_factory=dict, description="confidence per class")
 
 
@@ -137,6 +157,11 @@ def load_manifest(folder: str | Path) -> ModelManifest:
         raise ManifestError(f"{path}: no model manifest here (expected {MANIFEST_NAME})") from None
     except (OSError, ValueError) as exc:
         raise ManifestError(f"{path}: manifest cannot be read: {exc}") from None
+    return validate_manifest(data, path)
+
+
+def validate_manifest(data: object, where: str | Path) -> ModelManifest:
+    """``data`` as a manifest; ``ManifestError`` naming each invalid field and ``where`` it came from."""
     try:
         return ModelManifest.model_validate(data)
     except ValidationError as exc:
@@ -144,18 +169,22 @@ def load_manifest(folder: str | Path) -> ModelManifest:
             f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}"
             for e in exc.errors(include_url=False, include_input=False)
         )
-        raise ManifestError(f"{path}: invalid manifest: {problems}") from None
+        raise ManifestError(f"{where}: invalid manifest: {problems}") from None
+
+
+def check_sha256(path: Path, expected: str) -> Path:
+    """``path``, after checking that it exists and has the sha256 a manifest promises."""
+    if not path.is_file():
+        raise ManifestError(f"{path}: model file named by the manifest is missing")
+    actual = sha256_file(path)
+    if actual != expected:
+        raise ManifestError(
+            f"{path}: sha256 {actual[:16]}… does not match the manifest's {str(expected)[:16]}…; "
+            "the file is corrupt or was replaced"
+        )
+    return path
 
 
 def verify_model_file(folder: str | Path, manifest: ModelManifest) -> Path:
     """The model file's path, after checking that it exists and matches the manifest's sha256."""
-    path = Path(folder) / manifest.file
-    if not path.is_file():
-        raise ManifestError(f"{path}: model file named by the manifest is missing")
-    actual = sha256_file(path)
-    if actual != manifest.sha256:
-        raise ManifestError(
-            f"{path}: sha256 {actual[:16]}… does not match the manifest's {manifest.sha256[:16]}…; "
-            "the file is corrupt or was replaced"
-        )
-    return path
+    return check_sha256(Path(folder) / manifest.file, manifest.sha256)

@@ -28,13 +28,16 @@ log = logging.getLogger(__name__)
 POLL_S = 1.0  # how long a camera task waits for a frame before checking for a stall or a stop
 
 
-def engine_options(config: VisionConfig) -> EngineOptions:
+def engine_options(config: VisionConfig, cameras: int = 1) -> EngineOptions:
+    """Engine settings; thread spinning by the config, or by the number of cameras when it says auto."""
+    spinning = config.spinning == "on" or (config.spinning == "auto" and cameras <= 1)
     return EngineOptions(
         providers=tuple(config.providers),
         intra_op_threads=config.intra_op_threads,
         inter_op_threads=config.inter_op_threads,
         warmup_runs=config.warmup_runs,
         self_test=config.self_test,
+        spinning=spinning,
     )
 
 
@@ -64,7 +67,7 @@ class Vision:
     """All cameras of a gateway and the engines they share."""
 
     def __init__(self, cameras: list[CameraConfig], config: VisionConfig | None = None) -> None:
-        self.pool = ModelPool(engine_options(config or VisionConfig()))
+        self.pool = ModelPool(engine_options(config or VisionConfig(), len(cameras)))
         self.cameras = [Camera(c) for c in cameras]
 
     def load(self) -> None:

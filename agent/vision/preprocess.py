@@ -16,7 +16,10 @@ from .manifest import InputSpec
 
 @dataclass(frozen=True, slots=True)
 class Letterbox:
-    """How an image of ``src_w`` x ``src_h`` was placed in the model input (scale, then pad)."""
+    """How an image of ``src_w`` x ``src_h`` was placed in the model input (scale, then pad).
+
+    ``scale_y`` differs from ``scale`` only for stretched inputs (RT-DETR); 0 means the same.
+    """
 
     src_w: int
     src_h: int
@@ -25,61 +28,93 @@ class Letterbox:
     pad_y: int
     dst_w: int
     dst_h: int
+    scale_y: float = 0.0
 
     @classmethod
-    def fit(cls, src_w: int, src_h: int, dst_w: int, dst_h: int) -> Letterbox:
+    def fit(cls, src_w: int, src_h: int, dst_w: int, dst_h: int, stride: int | None = None) -> Letterbox:
+        """Keep the aspect ratio, pad evenly; with ``stride``, pad only up to a multiple of it."""
         scale = min(dst_w / src_w, dst_h / src_h)
         new_w, new_h = round(src_w * scale), round(src_h * scale)
+        if stride:
+            dst_w, dst_h = new_w + (dst_w - new_w) % stride, new_h + (dst_h - new_h) % stride
         return cls(src_w, src_h, scale, (dst_w - new_w) // 2, (dst_h - new_h) // 2, dst_w, dst_h)
+
+    @classmethod
+    def stretch(cls, src_w: int, src_h: int, dst_w: int, dst_h: int) -> Letterbox:
+        return cls(src_w, src_h, dst_w / src_w, 0, 0, dst_w, dst_h, dst_h / src_h)
+
+    @property
+    def sy(self) -> float:
+        return self.scale_y or self.scale
 
     @property
     def inner_size(self) -> tuple[int, int]:
-        return round(self.src_w * self.scale), round(self.src_h * self.scale)
+        return round(self.src_w * self.scale), round(self.src_h * self.sy)
 
     def to_normalized(self, boxes: np.ndarray) -> np.ndarray:
         """Boxes in model-input pixels (n, 4) → normalized to the original image, clipped to it."""
         out = np.empty_like(boxes, dtype=np.float32)
         out[:, [0, 2]] = (boxes[:, [0, 2]] - self.pad_x) / (self.scale * self.src_w)
-        out[:, [1, 3]] = (boxes[:, [1, 3]] - self.pad_y) / (self.scale * self.src_h)
+        out[:, [1, 3]] = (boxes[:, [1, 3]] - self.pad_y) / (self.sy * self.src_h)
         return np.clip(out, 0.0, 1.0, out=out)
 
     def to_input(self, boxes: np.ndarray) -> np.ndarray:
         """Normalized boxes of the original image → model-input pixels (inverse of to_normalized)."""
         out = np.empty_like(boxes, dtype=np.float32)
         out[:, [0, 2]] = boxes[:, [0, 2]] * self.scale * self.src_w + self.pad_x
-        out[:, [1, 3]] = boxes[:, [1, 3]] * self.scale * self.src_h + self.pad_y
+        out[:, [1, 3]] = boxes[:, [1, 3]] * self.sy * self.src_h + self.pad_y
         return out
 
 
+def place(spec: InputSpec, src_w: int, src_h: int) -> Letterbox:
+    """Where a frame of this size goes in the model input, as the model's exporter places it."""
+    if spec.fit == "stretch":
+        return Letterbox.stretch(src_w, src_h, spec.width, spec.height)
+    return Letterbox.fit(src_w, src_h, spec.width, spec.height, spec.stride)
+
+
 class Preprocessor:
-    """Preallocated letterbox canvas and input tensor for one model input spec; not thread-safe."""
+    """Preallocated letterbox canvas and input tensor for one model input spec; not thread-safe.
+
+    With ``spec.stride`` (dynamic-shape models) the input size follows the frame's aspect, so the
+    buffers are sized again when the frame size changes, never per frame.
+    """
 
     def __init__(self, spec: InputSpec, batch: int = 1) -> None:
         self.spec = spec
-        self._canvas = np.full((spec.height, spec.width, 3), spec.pad_value, np.uint8)
-        shape = (
-            (batch, 3, spec.height, spec.width)
-            if spec.layout == "NCHW"
-            else (batch, spec.height, spec.width, 3)
-        )
-        self.tensor = np.zeros(shape, np.float32 if spec.dtype == "float32" else np.uint8)
-        self._float = np.zeros((spec.height, spec.width, 3), np.float32) if spec.dtype == "float32" else None
+        self.batch = batch
         # Fold scale, mean and std into one multiply-add per channel: (x * s - m) / d = x * a + b.
         std = np.asarray(spec.std, np.float32)
         self._mul = (spec.scale / std).astype(np.float32)
         self._add = (-np.asarray(spec.mean, np.float32) / std).astype(np.float32)
         self._identity = bool(np.all(self._mul == 1.0) and np.all(self._add == 0.0))
         self._last: Letterbox | None = None
+        self._allocate(spec.width, spec.height)
+
+    def _allocate(self, width: int, height: int) -> None:
+        spec, ch = self.spec, self.spec.channels
+        self._canvas = np.full((height, width, ch) if ch == 3 else (height, width), spec.pad_value, np.uint8)
+        shape = (self.batch, ch, height, width) if spec.layout == "NCHW" else (self.batch, height, width, ch)
+        dtype = {"float32": np.float32, "float16": np.float16, "uint8": np.uint8}[spec.dtype]
+        self.tensor = np.zeros(shape, dtype)
+        # float16 inputs are computed in float32 and rounded once, as the exporter's float path does.
+        self._work = np.zeros(shape, np.float32) if spec.dtype == "float16" else self.tensor
+        self._float = np.zeros((height, width, ch), np.float32) if spec.dtype != "uint8" else None
 
     def __call__(self, frame: np.ndarray, slot: int = 0) -> Letterbox:
         """Fill batch slot ``slot`` of ``self.tensor`` from a BGR frame; returns the letterbox used."""
         spec = self.spec
-        if frame.ndim == 2:
+        if spec.color == "GRAY":
+            if frame.ndim == 3:
+                frame = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        elif frame.ndim == 2:
             frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
         h, w = frame.shape[:2]
         box = self._last
         if box is None or (box.src_w, box.src_h) != (w, h):
-            box = Letterbox.fit(w, h, spec.width, spec.height)
+            box = place(spec, w, h)
+            if self._canvas.shape[:2] != (box.dst_h, box.dst_w):
+                self._allocate(box.dst_w, box.dst_h)
             self._canvas[:] = spec.pad_value  # the border only changes when the frame size does
             self._last = box
         new_w, new_h = box.inner_size
@@ -90,27 +125,36 @@ class Preprocessor:
             area = spec.resize == "area" and box.scale < 1
             interp = cv2.INTER_AREA if area else cv2.INTER_LINEAR
             cv2.resize(frame, (new_w, new_h), dst=inner, interpolation=interp)
+        self._fill(slot)
+        if self._work is not self.tensor:
+            np.copyto(self.tensor[slot], self._work[slot], casting="unsafe")
+        return box
+
+    def _fill(self, slot: int) -> None:
+        spec = self.spec
         image = self._canvas
+        if image.ndim == 2:
+            image = image[:, :, None]
         if spec.layout == "NCHW" and self._float is not None:
             # Channel planes straight into the tensor: one pass per plane, no interleaved float copy
             # to transpose afterwards (the costly, cache-unfriendly part on a small CPU).
-            planes = cv2.split(image)  # B, G, R
+            planes = cv2.split(image) if image.shape[2] == 3 else [image[:, :, 0]]  # B, G, R
             order = (2, 1, 0) if spec.color == "RGB" else (0, 1, 2)
-            for c, src in enumerate(order):
-                out = self.tensor[slot, c]
-                np.multiply(planes[src], self._mul[c], out=out, casting="unsafe")
+            for c in range(len(planes)):
+                out = self._work[slot, c]
+                np.multiply(planes[order[c]], self._mul[c], out=out, casting="unsafe")
                 if not self._identity:
                     out += self._add[c]
-            return box
+            return
         if spec.color == "RGB":
             image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
         if self._float is not None:
-            np.multiply(image, self._mul, out=self._float, casting="unsafe")
+            mul, add = self._mul[: image.shape[2]], self._add[: image.shape[2]]
+            np.multiply(image, mul, out=self._float, casting="unsafe")
             if not self._identity:
-                self._float += self._add
+                self._float += add
             image = self._float
         if spec.layout == "NCHW":
-            self.tensor[slot] = image.transpose(2, 0, 1)
+            self._work[slot] = image.transpose(2, 0, 1)
         else:
-            self.tensor[slot] = image
-        return box
+            self._work[slot] = image

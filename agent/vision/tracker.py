@@ -1,7 +1,8 @@
 """Track ids across frames: ByteTrack-style two-stage IoU association, per class.
 
 Confident detections are matched to tracks first; weaker ones may then only extend tracks that
-would otherwise be missed (a partly occluded stall), never start one. Time is passed in with each
+would otherwise be missed (a partly occluded stall), never start one. By default every detection the
+model reports is confident: its manifest's thresholds already decided, as its exporter's predict does. Time is passed in with each
 frame so that scripted sequences in tests are deterministic.
 """
 
@@ -70,10 +71,9 @@ class Tracker:
         for class_id in np.unique(dets.class_id):
             tracks = [t for t in self.tracks.values() if t.class_id == class_id]
             idx = np.nonzero(dets.class_id == class_id)[0]
-            high = idx[dets.confidence[idx] >= cfg.high_confidence]
-            low = idx[
-                (dets.confidence[idx] >= cfg.low_confidence) & (dets.confidence[idx] < cfg.high_confidence)
-            ]
+            bar = 0.0 if cfg.high_confidence is None else cfg.high_confidence
+            high = idx[dets.confidence[idx] >= bar]
+            low = idx[(dets.confidence[idx] >= cfg.low_confidence) & (dets.confidence[idx] < bar)]
             free = list(range(len(tracks)))
             for group in (high, low):
                 if not free or not len(group):

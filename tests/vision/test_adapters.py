@@ -39,21 +39,31 @@ def test_nms_is_per_class(make_model) -> None:
     assert dets.confidence[dets.class_id == 1].tolist() == pytest.approx([0.9])
 
 
-def test_thresholds_per_class_and_no_cap_on_detections(make_model) -> None:
-    # 900 small non-overlapping people (a crowd) and one weak garbage bag under its class threshold
+def crowd_rows() -> np.ndarray:
+    """900 small non-overlapping people, scores falling 0.9 → 0.3, and one weak garbage bag (0.4)."""
     boxes = [(x * 2, 8 + y * 2, x * 2 + 1.5, 8 + y * 2 + 1.5) for x in range(30) for y in range(30)]
-    scores = [[0.5, 0.0, 0.0]] * len(boxes)
+    scores = [[0.9 - 0.6 * k / 900, 0.0, 0.0] for k in range(len(boxes))]
     boxes.append((0, 0, 10, 10))
     scores.append([0.0, 0.0, 0.4])
-    folder = make_model(
-        yolov8_rows(boxes, scores),
-        adapter="yolov8",
-        classes=CLASSES,
-        thresholds={"confidence": 0.25, "per_class": {"garbage": 0.45}},
-    )
+    return yolov8_rows(boxes, scores)
+
+
+def test_thresholds_per_class_and_a_cap_the_manifest_can_lift(make_model) -> None:
+    thresholds = {"confidence": 0.25, "per_class": {"garbage": 0.45}, "max_detections": 1000}
+    folder = make_model(crowd_rows(), adapter="yolov8", classes=CLASSES, thresholds=thresholds)
     dets = infer(folder, np.zeros((64, 64, 3), np.uint8))
     assert len(dets) == 900
     assert set(dets.class_id.tolist()) == {0}
+
+
+def test_at_most_300_detections_by_default_the_strongest(make_model) -> None:
+    folder = make_model(crowd_rows(), adapter="yolov8", classes=CLASSES)
+    engine = load_engine(folder)
+    assert engine.manifest.thresholds.max_detections == 300
+    assert engine.manifest.thresholds.iou == 0.7  # Ultralytics' predict default
+    dets = engine.infer(np.zeros((64, 64, 3), np.uint8), engine.preprocessor())
+    assert len(dets) == 300
+    assert dets.confidence.min() >= 0.9 - 0.6 * 299 / 900 - 1e-6
 
 
 def test_yolov5_multiplies_objectness(make_model) -> None:
@@ -109,7 +119,7 @@ def test_wrong_output_layout_is_refused_at_load(make_model, adapter: str, output
 
 
 def test_unknown_adapter_names_the_known_ones() -> None:
-    with pytest.raises(AdapterError, match="known: density, yolo_nms, yolov5, yolov8"):
+    with pytest.raises(AdapterError, match="known: density, rtdetr, yolo_nms, yolov5, yolov8"):
         get_adapter("yolov99")
 
 

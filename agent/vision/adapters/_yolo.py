@@ -20,7 +20,11 @@ def class_thresholds(manifest: ModelManifest) -> np.ndarray:
 
 def single_output(outputs: list[np.ndarray], rank: int, what: str) -> np.ndarray:
     if len(outputs) != 1:
-        raise AdapterError(f"expected one output {what}, the model has {len(outputs)}")
+        shapes = [list(o.shape) for o in outputs]
+        hint = ""
+        if len(outputs) == 2 and outputs[1].ndim == 4:
+            hint = " (boxes with mask coefficients and mask prototypes: a segmentation export, not supported)"
+        raise AdapterError(f"expected one output {what}, the model has {len(outputs)}: {shapes}{hint}")
     out = outputs[0]
     if out.ndim != rank or out.shape[0] != 1:
         raise AdapterError(f"expected one output {what}, got shape {list(out.shape)}")
@@ -34,10 +38,12 @@ def finish(
     box: Letterbox,
     manifest: ModelManifest,
     nms: bool = True,
+    layout: str = "",
 ) -> Detections:
     """Threshold per label, NMS per label, map to normalized image coordinates.
 
-    ``xywh`` are centre-size boxes in model-input pixels; ``class_ids`` index the model's classes
+    ``xywh`` are centre-size boxes in model-input pixels; ``layout`` (the adapter's name) turns on
+    the check that they really are pixels; ``class_ids`` index the model's classes
     and come back as indices of ``manifest.labels`` (merged classes share one, so a van scored as
     both car and truck is one vehicle after NMS).
     """
@@ -50,6 +56,13 @@ def finish(
         class_ids = np.asarray(manifest.label_of_class, np.int64)[class_ids]
     keep = scores >= class_thresholds(manifest)[class_ids]
     xywh, scores, class_ids = xywh[keep], scores[keep], class_ids[keep]
+    if layout and len(scores) and box.dst_w >= 32 and float(np.abs(xywh[:, :2]).max()) <= 1.0:
+        # Every centre within a pixel of the corner: the model gives normalized 0..1 boxes. Decoding
+        # them as pixels would put every detection at the top-left corner, silently.
+        raise AdapterError(
+            f"the model's boxes are normalized (0..1) but the {layout} layout has them in input pixels; "
+            "an RT-DETR export needs adapter 'rtdetr'"
+        )
     if nms and len(scores) > 1:
         corner = xywh.copy()
         corner[:, :2] -= xywh[:, 2:] / 2  # NMSBoxes wants x, y, w, h with x, y the top-left corner
@@ -65,7 +78,8 @@ def finish(
     xyxy = np.empty_like(xywh, dtype=np.float32)
     xyxy[:, :2] = xywh[:, :2] - xywh[:, 2:] / 2
     xyxy[:, 2:] = xywh[:, :2] + xywh[:, 2:] / 2
-    order = np.argsort(-scores, kind="stable")
+    # The strongest first, at most max_detections of them (Ultralytics keeps 300 per image).
+    order = np.argsort(-scores, kind="stable")[: manifest.thresholds.max_detections]
     return Detections(
         box.to_normalized(xyxy[order]), scores[order].astype(np.float32), class_ids[order].astype(np.int32)
     )

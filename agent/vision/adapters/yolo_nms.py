@@ -24,5 +24,11 @@ def decode(outputs: Sequence[np.ndarray], box: Letterbox, manifest: ModelManifes
     xywh = np.concatenate(((xyxy[:, :2] + xyxy[:, 2:]) / 2, xyxy[:, 2:] - xyxy[:, :2]), axis=1)
     # Padding rows of fixed-size exports carry score 0 and are removed by the threshold.
     return finish(
-        xywh, out[:, 4].astype(np.float32), out[:, 5].round().astype(np.int64), box, manifest, nms=False
+        xywh,
+        out[:, 4].astype(np.float32),
+        out[:, 5].round().astype(np.int64),
+        box,
+        manifest,
+        nms=False,
+        layout="yolo_nms",
     )

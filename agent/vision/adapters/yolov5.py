@@ -27,4 +27,4 @@ def decode(outputs: Sequence[np.ndarray], box: Letterbox, manifest: ModelManifes
     class_scores = rows[:, 5:] * rows[:, 4:5]
     class_ids = class_scores.argmax(axis=1)
     scores = class_scores[np.arange(len(rows)), class_ids]
-    return finish(rows[:, :4].astype(np.float32), scores, class_ids, box, manifest)
+    return finish(rows[:, :4].astype(np.float32), scores, class_ids, box, manifest, layout="yolov5")

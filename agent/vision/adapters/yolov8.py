@@ -20,11 +20,22 @@ def decode(outputs: Sequence[np.ndarray], box: Letterbox, manifest: ModelManifes
     if out.shape[0] != 4 + n_classes:
         raise AdapterError(
             f"yolov8 layout needs {4 + n_classes} rows (4 box values + {n_classes} classes), "
-            f"the model gives {out.shape[0]}; is it a YOLOv5 export (adapter 'yolov5')?"
+            f"the model gives {out.shape[0]}{_hint(out.shape, n_classes)}"
         )
     scores_all = out[4:]  # (C, N)
     class_ids = scores_all.argmax(axis=0)
     scores = scores_all[class_ids, np.arange(out.shape[1])]
     candidates = scores >= min(manifest.thresholds.confidence, *manifest.thresholds.per_class.values(), 1.0)
     xywh = out[:4, candidates].T.astype(np.float32)
-    return finish(xywh, scores[candidates], class_ids[candidates], box, manifest)
+    return finish(xywh, scores[candidates], class_ids[candidates], box, manifest, layout="yolov8")
+
+
+def _hint(shape: tuple[int, ...], n_classes: int) -> str:
+    extra = shape[0] - 4 - n_classes
+    if shape[0] > shape[1]:
+        return "; rows and columns look swapped: is it a YOLOv5 export (adapter 'yolov5')?"
+    if extra == 32:
+        return "; 32 mask coefficients per box look like a segmentation export, not supported"
+    if extra > 0 and extra % 3 == 0 and n_classes == 1:
+        return f"; {extra // 3} keypoints (x, y, visibility) per box look like a pose export, not supported"
+    return ""
