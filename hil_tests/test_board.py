@@ -136,3 +136,34 @@ def test_a_pulled_cable_and_an_agent_restart_lose_no_alarm_and_keep_the_sequence
     assert seqs_all == list(range(seqs_all[0], seqs_all[0] + len(seqs_all))), "the sequence has gaps"
     assert len(seqs) >= 2
     report("events", len(seqs_all), "no gaps")
+
+
+def test_board_monitor_shows_the_link_statistics_the_agent_reports(
+    bench_broker, agents, board, report, tmp_path
+) -> None:
+    """`edgectl board monitor --json`, as the guide runs it on the gateway, against the running agent."""
+    import json
+    import subprocess
+    import sys
+
+    from hil_tests.bench import ROOT
+
+    device = "hil-monitor"
+    agent = start_agent(agents, bench_broker, tmp_path, device, board, uplink={"telemetry_interval_s": 2})
+    options = ["--config", str(agent.path), "--json", "--board", board.board_id, "--duration", "25"]
+    monitor = subprocess.run(
+        [sys.executable, "-m", "tools.edgectl", "board", "monitor", *options],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert monitor.returncode == 0, monitor.stderr
+    lines = [json.loads(line) for line in monitor.stdout.splitlines()]
+    links = [line["link"][board.board_id] for line in lines if board.board_id in line.get("link", {})]
+    assert links, f"no link statistics in {len(lines)} lines; agent log:\n{agent.tail()}"
+    last = links[-1]
+    assert last["connected"] is True and last["frames_good"] > 0 and last["readings"] > 0, last
+    assert isinstance(last["rtt_ms"], float) and last["rtt_ms"] > 0, last
+    assert any("event" in line and line["event"].get("sn") for line in lines), "readings shown too"
+    report("link rtt", last["rtt_ms"], "ms")

@@ -7,11 +7,13 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import paho.mqtt.publish as publish
 import pytest
 
+from agent.boards.session import LinkStats
 from agent.events import ALARM, HEALTH, READING, Event, encode, now_ms, topic
 from tools.edgectl import main as edgectl
 from tools.errors import BROKER
@@ -59,7 +61,14 @@ def board_events() -> list[Event]:
             HEALTH,
             t,
             True,
-            health={"uptime_s": 5, "board.b1": {"frames_ok": 120, "frames_corrupt": 2, "rtt_ms": 4.5}},
+            # The agent's shape: one "boards" section, each board's LinkStats (agent/boards/session.py).
+            health={
+                "uptime_s": 5,
+                "boards": {
+                    "b1": {**asdict(LinkStats(True, 1, 120, 2, rtt_ms=4.5)), "backlog": 0},
+                    "b2": {**asdict(LinkStats(False, 3, 7)), "backlog": 0},
+                },
+            },
         ),
         Event(READING, t, True, board="b2", sensor="sht3x", values={"temperature_c": 18.5}),
         Event(
@@ -95,9 +104,11 @@ def test_json_lines_of_one_board(broker, tmp_path: Path) -> None:
     events = [line["event"] for line in lines if "event" in line]
     assert [e["sn"] for e in events] == ["pms5003", "adxl345"]  # b2 filtered out
     assert events[1]["c"] == "cover_tilt" and events[1]["ph"] == "start"
-    assert {
-        "link": {"board.b1.frames_ok": 120, "board.b1.frames_corrupt": 2, "board.b1.rtt_ms": 4.5}
-    } in lines
+    links = [line["link"] for line in lines if "link" in line]
+    assert len(links) == 1 and set(links[0]) == {"b1"}, links  # --board b1: only its link
+    b1 = links[0]["b1"]
+    assert b1["frames_good"] == 120 and b1["frames_corrupt"] == 2 and b1["rtt_ms"] == 4.5
+    assert b1["connected"] is True and b1["connects"] == 1 and b1["backlog"] == 0
     assert "skipped a malformed message" in err
 
 
@@ -108,7 +119,11 @@ def test_table_updates_in_place(broker, tmp_path: Path) -> None:
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert "pm2_5 21 ug/m3" in out and "temperature_c 18.5" in out
-    assert "cover_tilt" in out and "OPEN" in out and "frames_corrupt 2" in out
+    link_rows = [line.split() for line in out.splitlines() if " b1 " in line or " b2 " in line]
+    # The link table: board, up, frames ok, corrupt, rtt ms.
+    assert any(row[1:10:2] == ["b1", "yes", "120", "2", "4.5"] for row in link_rows), out
+    assert any(row[1:10:2] == ["b2", "NO", "7", "0", "-"] for row in link_rows), out
+    assert "cover_tilt" in out and "OPEN" in out
 
 
 def test_no_broker_is_one_line_with_exit_code(tmp_path: Path, closed_port: int, capsys) -> None:

@@ -45,11 +45,12 @@ def test_latest_reading_per_sensor_and_alarm_lifecycle() -> None:
         await view.submit(alarm("start", 23.5))
 
     asyncio.run(feed())
-    text = shown(view, {"frames_ok": 120, "frames_corrupt": 1, "rtt_ms": 4.2})
+    text = shown(view, {"b1": {"connected": True, "frames_good": 120, "frames_corrupt": 1, "rtt_ms": 4.2}})
     assert "pm2_5 35.5 ug/m3" in text and "pm2_5 21" not in text  # only the newest reading
     assert "temperature_c 18.25" in text
     assert "cover_tilt" in text and "OPEN" in text and "tilt_deg 23.5" in text
-    assert "frames_corrupt 1" in text
+    link_row = next(line.split() for line in text.splitlines() if "120" in line)
+    assert link_row[1:10:2] == ["b1", "yes", "120", "1", "4.2"], text
     view.add(alarm("end", 2.0))
     text = shown(view)
     assert "cleared" in text and "OPEN" not in text

@@ -33,16 +33,22 @@ class MonitorOptions:
     count: int | None = None  # stop after this many events
 
 
-def link_sections(health: dict[str, Any]) -> dict[str, Any]:
-    """The boards' link statistics out of a health report (sections named board…/boards…)."""
-    out: dict[str, Any] = {}
+def link_sections(health: dict[str, Any], board: str | None = None) -> dict[str, dict[str, Any]]:
+    """Each board's link statistics out of a health report, by board id (or only ``board``'s).
+
+    The agent reports them as one section, ``boards``, mapping each board id to its figures; a
+    section per board (``board.<id>``) is read the same way."""
+    out: dict[str, dict[str, Any]] = {}
     for section, figures in health.items():
-        if not section.startswith("board"):
+        if not section.startswith("board") or not isinstance(figures, dict):
             continue
-        if isinstance(figures, dict):
-            out.update({f"{section}.{k}": v for k, v in figures.items() if not isinstance(v, dict | list)})
+        if section in ("board", "boards"):
+            per_board = {str(k): v for k, v in figures.items() if isinstance(v, dict)}
         else:
-            out[section] = figures
+            per_board = {section.split(".", 1)[-1]: figures}
+        for board_id, stats in per_board.items():
+            if board is None or board_id == board:
+                out[board_id] = {k: v for k, v in stats.items() if not isinstance(v, dict | list)}
     return out
 
 
@@ -78,7 +84,7 @@ async def watch(
                 print(f"skipped a malformed message on {message.topic}: {exc}", file=sys.stderr)
                 continue
             if event.kind == HEALTH:
-                link = link_sections(event.health or {})
+                link = link_sections(event.health or {}, options.board)
                 show(None, link)
                 continue
             if options.board is not None and event.board != options.board:

@@ -103,7 +103,7 @@ class BoardView:
             alarms.add_row(a.board, a.sensor, a.code, a.severity, _values(a.values, {}), state)
         parts: list[Any] = [readings, alarms]
         if link:
-            parts.append(Text("link  " + "  ".join(f"{k} {_fmt(v)}" for k, v in link.items())))
+            parts.append(link_table(link))
         return Group(*parts)
 
     def snapshot(self) -> dict[str, Any]:
@@ -115,11 +115,45 @@ class BoardView:
         }
 
 
+# The link figures a technician reads first (agent/boards/session.py LinkStats); --json has them all.
+LINK_COLUMNS = (
+    ("connected", "up"),
+    ("frames_good", "frames ok"),
+    ("frames_corrupt", "corrupt"),
+    ("rtt_ms", "rtt ms"),
+    ("rtt_max_ms", "rtt max"),
+    ("readings", "readings"),
+    ("alarms", "alarms"),
+    ("command_retries", "retries"),
+    ("connects", "connects"),
+    ("last_error", "last error"),
+)
+
+
+def link_table(link: Mapping[str, Mapping[str, Any]]) -> Table:
+    """One row per board: its serial link's statistics from the agent's health telemetry."""
+    table = Table(title="link", expand=False, title_justify="left")
+    table.add_column("board")
+    for _, header in LINK_COLUMNS:
+        table.add_column(header, justify="left" if header in ("up", "last error") else "right")
+    for board in sorted(link):
+        stats = link[board]
+        cells = []
+        for key, _ in LINK_COLUMNS:
+            value = stats.get(key)
+            if key == "connected" and isinstance(value, bool):
+                cells.append(Text("yes", style="green") if value else Text("NO", style="bold red"))
+            else:
+                cells.append(Text("-" if value is None or value == "" else _fmt(value)))
+        table.add_row(board, *cells)
+    return table
+
+
 def event_line(event: Event) -> str:
     return json.dumps({"event": to_json(event)}, separators=(",", ":"))
 
 
-def link_line(link: Mapping[str, Any]) -> str:
+def link_line(link: Mapping[str, Mapping[str, Any]]) -> str:
     return json.dumps({"link": dict(link)}, separators=(",", ":"), default=str)
 
 
