@@ -18,7 +18,7 @@ from .manifest import MANIFEST_NAME, sha256_file
 OPSET = 17
 
 
-def _save(graph: Any, path: Path) -> Path:
+def _save(graph: Any, path: Path, metadata: dict[str, str] | None = None) -> Path:
     import onnx
     from onnx import helper
 
@@ -26,6 +26,8 @@ def _save(graph: Any, path: Path) -> Path:
         graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="street-edge"
     )
     model.ir_version = 8  # readable by every onnxruntime since 1.14
+    if metadata:
+        helper.set_model_props(model, metadata)
     onnx.checker.check_model(model)
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(path))
@@ -33,16 +35,27 @@ def _save(graph: Any, path: Path) -> Path:
 
 
 def constant_model(
-    path: Path, output: np.ndarray, width: int = 64, height: int = 64, batch: int | str = 1
+    path: Path,
+    output: np.ndarray,
+    width: int | str = 64,
+    height: int | str = 64,
+    batch: int | str = 1,
+    dtype: str = "float32",
+    channels: int = 3,
+    metadata: dict[str, str] | None = None,
+    output_shape: list[int | str] | None = None,
 ) -> Path:
     """A model that ignores its image and always outputs ``output`` (shape includes the batch of 1).
 
-    The image still flows through a ReduceMean so that onnxruntime keeps the input.
+    The image still flows through a ReduceMean so that onnxruntime keeps the input. ``dtype``
+    (float32, float16) is that of input and output, as in FP16 exports; a str width or height makes
+    that dimension dynamic; ``metadata`` goes into the file as an exporter writes it.
     """
     from onnx import TensorProto, helper, numpy_helper
 
-    value = numpy_helper.from_array(output.astype(np.float32), "value")
-    zero = numpy_helper.from_array(np.zeros((), np.float32), "zero")
+    kind = {"float32": TensorProto.FLOAT, "float16": TensorProto.FLOAT16}[dtype]
+    value = numpy_helper.from_array(output.astype(dtype), "value")
+    zero = numpy_helper.from_array(np.zeros((), dtype), "zero")
     nodes = [
         helper.make_node("ReduceMean", ["images"], ["mean"], keepdims=0),
         helper.make_node("Mul", ["mean", "zero"], ["nothing"]),
@@ -51,9 +64,25 @@ def constant_model(
     graph = helper.make_graph(
         nodes,
         "constant",
-        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [batch, 3, height, width])],
-        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, list(output.shape))],
+        [helper.make_tensor_value_info("images", kind, [batch, channels, height, width])],
+        [helper.make_tensor_value_info("output0", kind, output_shape or list(output.shape))],
         initializer=[value, zero],
+    )
+    return _save(graph, path, metadata)
+
+
+def identity_model(
+    path: Path, width: int | str, height: int | str, dtype: str = "float32", channels: int = 3
+) -> Path:
+    """A model that outputs its input: shows the exact tensor the preprocessing fed it."""
+    from onnx import TensorProto, helper
+
+    kind = {"float32": TensorProto.FLOAT, "float16": TensorProto.FLOAT16, "uint8": TensorProto.UINT8}[dtype]
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["images"], ["output0"])],
+        "identity",
+        [helper.make_tensor_value_info("images", kind, [1, channels, height, width])],
+        [helper.make_tensor_value_info("output0", kind, [1, channels, height, width])],
     )
     return _save(graph, path)
 
