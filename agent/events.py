@@ -367,19 +367,20 @@ def validate(event: Event) -> bytes:
     return payload
 
 
+def json_view(value: Any) -> Any:
+    """A decoded payload as JSON: bin (bytes) become lowercase hex, as docs/asyncapi.yaml says."""
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, Mapping):
+        return {str(k): json_view(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_view(v) for v in value]
+    return value
+
+
 def to_json(event: Event) -> dict[str, Any]:
     """A JSON-ready view of the wire map: bytes become hex strings, keys stay the wire keys."""
-
-    def conv(value: Any) -> Any:
-        if isinstance(value, bytes):
-            return value.hex()
-        if isinstance(value, Mapping):
-            return {str(k): conv(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [conv(v) for v in value]
-        return value
-
-    return conv(to_wire(event))
+    return json_view(to_wire(event))
 
 
 def topic(prefix: str, device: str, kind: str) -> str:

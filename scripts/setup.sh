@@ -66,6 +66,26 @@ elif ! command -v mosquitto_sub >/dev/null 2>&1 && [ "$need_mosquitto" = 1 ]; th
     echo "setup: the tests need mosquitto_sub: install it (e.g. sudo apt-get install mosquitto-clients)" >&2
     exit 1
 fi
+# Node.js for the contract tests' second-language decoder and the official AsyncAPI parser
+# (tests/contract/node, versions pinned by its package-lock.json).
+if [ "$need_mosquitto" = 1 ]; then
+    if ! command -v npm >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "setup: installing Node.js and npm from Debian's packages"
+        apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+    fi
+    if ! command -v npm >/dev/null 2>&1; then
+        echo "setup: the tests need Node.js and npm: install them (e.g. sudo apt-get install nodejs npm)" >&2
+        exit 1
+    fi
+    node_dir=tests/contract/node
+    node_stamp=$node_dir/node_modules/.installed-$(sha256sum "$node_dir/package-lock.json" | cut -c1-16)
+    if [ ! -f "$node_stamp" ]; then
+        echo "setup: installing the contract tests' Node.js packages (npm ci)"
+        (cd "$node_dir" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error >/dev/null)
+        touch "$node_stamp"
+    fi
+fi
 # Real footage for the tests, the demo and the model cards: OpenCV's sample clips and photos, from
 # Debian's opencv-doc (the repository holds only our labels for its frames, never the video).
 if [ ! -f /usr/share/doc/opencv-doc/examples/data/vtest.avi ]; then

@@ -68,8 +68,14 @@ def describe(event: Event, utc: bool = False) -> str:
         )
     if event.kind == HEALTH:
         h = event.health or {}
-        keys = ("uptime_s", "cpu_pct", "mem_mb", "outbox_depth", "reconnects")
-        shown = " ".join(f"{k}={h[k]}" for k in keys if k in h)
+        keys = ("uptime_s", "cpu_pct", "mem_pct", "disk_pct")
+        shown = " ".join(f"{k}={h[k]}" for k in keys if h.get(k) is not None)
+        outbox, uplink = h.get("outbox") or {}, h.get("uplink") or {}
+        if isinstance(outbox, dict) and "depth" in outbox:
+            shown += f" outbox={outbox['depth']}"
+        if isinstance(uplink, dict) and "reconnects" in uplink:
+            shown += f" reconnects={uplink['reconnects']}"
+        shown = shown.strip()
         return f"{head} {shown or f'{len(h)} figures'}"
     return f"{head} (kind unknown to this version)"
 

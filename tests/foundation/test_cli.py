@@ -27,11 +27,11 @@ def test_help_of_both_commands() -> None:
 
 
 def test_decode_file_and_stdin_print_the_vector_json() -> None:
-    expected = json.loads((VECTORS / "alarm.json").read_text())
-    out = run("tools.edgectl", "events", "decode", str(VECTORS / "alarm.msgpack"))
+    expected = json.loads((VECTORS / "alarm_cover_start.json").read_text())
+    out = run("tools.edgectl", "events", "decode", str(VECTORS / "alarm_cover_start.msgpack"))
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == expected
-    out = run("tools.edgectl", "events", "decode", stdin=(VECTORS / "alarm.msgpack").read_bytes())
+    out = run("tools.edgectl", "events", "decode", stdin=(VECTORS / "alarm_cover_start.msgpack").read_bytes())
     assert out.returncode == 0 and json.loads(out.stdout) == expected
 
 
