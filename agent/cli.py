@@ -41,7 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--source", required=True, help="video file, image folder, rtsp:// or http:// URL, or usb:N"
     )
-    run.add_argument("--model", action="append", type=Path, required=True, help="model folder (repeatable)")
+    run.add_argument(
+        "--model", action="append", type=Path, required=True, help="model folder or .onnx export (repeatable)"
+    )
     run.add_argument(
         "--zones",
         type=Path,

@@ -45,7 +45,7 @@ class IssueRule(Section):
         return self
 
 
-def _static_rule() -> IssueRule:
+def static_rule() -> IssueRule:
     # Static issues: a bus parked in front for minutes is not the end of a pothole; hours of memory.
     return IssueRule(
         static=True, min_dwell_s=30.0, end_after_s=1800.0, heartbeat_s=3600.0, cooldown_s=6 * 3600
@@ -53,7 +53,7 @@ def _static_rule() -> IssueRule:
 
 
 def default_issue_rules() -> dict[str, IssueRule]:
-    rules = {name: _static_rule() for name in STATIC_CLASSES}
+    rules = {name: static_rule() for name in STATIC_CLASSES}
     rules["street_stall"] = IssueRule(min_dwell_s=60.0, end_after_s=120.0)
     rules["illegal_parking"] = IssueRule(k=4, n=6, end_after_s=60.0)
     return rules

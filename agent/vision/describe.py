@@ -122,9 +122,9 @@ def guess_adapter(facts: OnnxFacts, n_classes: int | None) -> str:
             "write a manifest naming the adapter"
         )
     if n_classes:
-        if a == 4 + n_classes and b > a:
+        if a == 4 + n_classes:
             return "yolov8"
-        if b == 5 + n_classes and a > b:
+        if b == 5 + n_classes:
             return "yolov5"
     if b == 6 and a > 6:
         return "yolo_nms"  # rows in pixels; the adapter refuses normalized (RT-DETR) rows by name

@@ -188,7 +188,7 @@ def open_session(path: Path, options: EngineOptions) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), so, providers=resolve_providers(options.providers))
 
 
-def _given_manifest(path: Path) -> tuple[Path, dict | None]:
+def locate_model(path: Path) -> tuple[Path, dict | None]:
     """The ONNX file and the manifest that describes it (None for a bare export)."""
     if path.is_file() and path.suffix.lower() == ".onnx":
         beside = path.parent / MANIFEST_NAME
@@ -232,7 +232,7 @@ def load_engine(folder: str | Path, options: EngineOptions | None = None) -> Mod
     """Load and check a model folder or a bare ``.onnx`` export; ``ModelRefused`` names the problem."""
     options = options or EngineOptions()
     try:
-        path, given = _given_manifest(Path(folder))
+        path, given = locate_model(Path(folder))
         if given is not None:
             check_sha256(path, str(given["sha256"]))
         elif not path.is_file():

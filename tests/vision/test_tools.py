@@ -40,7 +40,6 @@ def test_inspect_reports_a_replaced_file(make_model, capsys) -> None:
     [
         (np.zeros((1, 84, 8400), np.float32), "yolov8"),
         (np.zeros((1, 25200, 85), np.float32), "yolov5"),
-        (np.zeros((1, 300, 6), np.float32), "yolo_nms"),
         (np.zeros((1, 1, 8, 8), np.float32), "density"),
     ],
 )
@@ -52,6 +51,12 @@ def test_suggested_manifest_for_a_bare_export(make_model, capsys, output: np.nda
     assert suggested["input"]["width"] == 64
     if adapter in ("yolov8", "yolov5"):
         assert len(suggested["classes"]) == 80
+
+
+def test_nms_rows_without_class_names_ask_for_them(make_model, capsys) -> None:
+    folder = make_model(np.zeros((1, 300, 6), np.float32), adapter="yolo_nms", classes=["a"])
+    assert edgectl(["model", "inspect", str(folder / "model.onnx"), "--suggest-manifest"]) == MODEL
+    assert "no 'names' metadata; write a manifest listing the classes" in capsys.readouterr().err
 
 
 def test_bench_measures_a_model(make_model, capsys) -> None:

@@ -6,8 +6,8 @@ Each subcommand is a ``cmd_*`` function added in ``register``; keygen, sign and 
 from __future__ import annotations
 
 import argparse
-import ast
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -24,17 +24,25 @@ def register(sub: argparse._SubParsersAction) -> None:
         "inspect",
         help="inputs, outputs, adapter, classes and hash of a model folder or ONNX file",
         description="Shows what a model folder's manifest promises and what its ONNX file really has. "
-        "Given a bare .onnx file (e.g. your own YOLO export) it guesses the adapter from the output "
-        "layout and can print a starting manifest.",
+        "Given a bare .onnx file (e.g. your own YOLO export) it describes it from its metadata and output "
+        "layout as the agent would run it, and can print that manifest or a camera section with issue rules.",
     )
     inspect.add_argument("path", type=Path, help="model folder (with manifest.json) or .onnx file")
     inspect.add_argument("--json", action="store_true", help="machine-readable output")
-    inspect.add_argument(
-        "--suggest-manifest", action="store_true", help="print a manifest.json for a bare ONNX file"
+    suggest = inspect.add_mutually_exclusive_group()
+    suggest.add_argument(
+        "--suggest-manifest",
+        action="store_true",
+        help="print the manifest.json the agent would run an ONNX file with, from its metadata and layout",
+    )
+    suggest.add_argument(
+        "--suggest-camera",
+        action="store_true",
+        help="print a [[cameras]] config section running the model, with an issue rule for each class",
     )
     inspect.set_defaults(func=cmd_inspect)
     bench = cmds.add_parser("bench", help="milliseconds per frame of a model on this machine")
-    bench.add_argument("path", type=Path, help="model folder (with manifest.json)")
+    bench.add_argument("path", type=Path, help="model folder (with manifest.json) or .onnx file")
     bench.add_argument("--frames", type=int, default=50, help="timed frames (default 50)")
     bench.add_argument("--threads", type=int, default=0, help="inference threads (default: one per core)")
     bench.add_argument("--image", type=Path, help="frame to use (default: the golden image or noise)")
@@ -62,123 +70,104 @@ def _open(path: Path) -> Any:
         raise EdgectlError(f"{path}: onnxruntime cannot load it: {exc}", MODEL) from None
 
 
-def guess_layout(output_shapes: list[list[Any]], n_classes: int | None = None) -> tuple[str, int | None]:
-    """Adapter name and class count suggested by the output shapes of a model ('' if unknown)."""
-    if len(output_shapes) != 1:
-        return "", None
-    shape = output_shapes[0]
-    if len(shape) == 4 and shape[1] == 1:
-        return "density", None
-    if len(shape) != 3 or not all(isinstance(s, int) for s in shape[1:]):
-        return "", None
-    a, b = shape[1], shape[2]
-    if n_classes:
-        if a == 4 + n_classes:
-            return "yolov8", n_classes
-        if b == 5 + n_classes:
-            return "yolov5", n_classes
-    if b == 6 and a > 6:
-        return "yolo_nms", n_classes
-    if a < b:  # YOLOv8/11: few rows (4 + classes), thousands of anchor columns
-        return "yolov8", a - 4
-    return "yolov5", b - 5
-
-
-def _metadata(session: Any) -> dict[str, str]:
-    try:
-        return dict(session.get_modelmeta().custom_metadata_map)
-    except Exception:
-        return {}
-
-
-def _classes_from_metadata(meta: dict[str, str]) -> list[str] | None:
-    # Ultralytics exports store {0: 'person', 1: 'bicycle', ...} as a Python literal under "names".
-    names = meta.get("names")
-    if not names:
-        return None
-    try:
-        value = ast.literal_eval(names)
-    except (ValueError, SyntaxError):
-        return None
-    if isinstance(value, dict):
-        return [str(value[k]) for k in sorted(value)]
-    if isinstance(value, list):
-        return [str(v) for v in value]
-    return None
-
-
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from agent.vision.manifest import ManifestError, load_manifest, sha256_file
+    from agent.vision.describe import LayoutError, OnnxFacts, describe, guess_adapter
+    from agent.vision.engine import locate_model, manifest_for
+    from agent.vision.manifest import ManifestError, sha256_file, validate_manifest
 
     path: Path = args.path
-    info: dict[str, Any] = {}
-    manifest = None
-    if path.is_dir():
-        try:
-            manifest = load_manifest(path)
-        except ManifestError as exc:
-            raise EdgectlError(str(exc), MODEL) from None
-        onnx_path = path / manifest.file
-        info["manifest"] = manifest.model_dump(mode="json")
-    elif path.is_file():
-        onnx_path = path
-    else:
+    if not path.exists():
         raise EdgectlError(f"{path}: no such model folder or file", USAGE)
+    try:
+        onnx_path, given = locate_model(path)
+    except ManifestError as exc:
+        raise EdgectlError(str(exc), MODEL) from None
     if not onnx_path.is_file():
         raise EdgectlError(f"{onnx_path}: model file named by the manifest is missing", MODEL)
     digest = sha256_file(onnx_path)
-    info["file"] = str(onnx_path)
-    info["size_bytes"] = onnx_path.stat().st_size
-    info["sha256"] = digest
-    if manifest is not None:
-        info["sha256_matches_manifest"] = digest == manifest.sha256
     session = _open(onnx_path)
-    info.update(_io(session))
-    meta = _metadata(session)
-    if meta:
-        info["metadata"] = meta
-    classes = manifest.classes if manifest else _classes_from_metadata(meta)
-    adapter, n_classes = guess_layout(
-        [o["shape"] for o in info["outputs"]], len(classes) if classes else None
-    )
-    info["layout_guess"] = adapter or "unknown"
-    if args.suggest_manifest:
-        print(json.dumps(_suggest(onnx_path, digest, info, adapter, n_classes, classes), indent=2))
+    facts = OnnxFacts.of(session)
+    if args.suggest_manifest or args.suggest_camera:
+        # From the file alone, whatever manifest sits beside it: what a bare export would run as.
+        try:
+            manifest = validate_manifest(describe(facts, onnx_path, digest), onnx_path)
+        except (LayoutError, ManifestError) as exc:
+            raise EdgectlError(f"{onnx_path}: {exc}", MODEL) from None
+        if args.suggest_camera:
+            print(_suggest_camera(onnx_path, manifest), end="")
+        else:
+            print(json.dumps(manifest.model_dump(mode="json", exclude_none=True), indent=2))
+            print(
+                f"edgectl: issue rules for these classes: edgectl model inspect {onnx_path} --suggest-camera",
+                file=sys.stderr,
+            )
         return 0
+    info: dict[str, Any] = {
+        "file": str(onnx_path),
+        "size_bytes": onnx_path.stat().st_size,
+        "sha256": digest,
+    }
+    if given is not None:
+        info["sha256_matches_manifest"] = digest == given.get("sha256")
+    info.update(_io(session))
+    if facts.metadata:
+        info["metadata"] = facts.metadata
+    manifest = None
+    try:
+        manifest = manifest_for(onnx_path, given, session)
+        info["manifest"] = manifest.model_dump(mode="json", exclude_none=True)
+    except ManifestError as exc:
+        info["problem"] = str(exc)
+    classes = manifest.classes if manifest else facts.classes()
+    try:
+        info["layout_guess"] = guess_adapter(facts, len(classes) if classes else None)
+    except LayoutError as exc:
+        info["layout_guess"] = "unsupported"
+        info.setdefault("problem", str(exc))
     if args.json:
         print(json.dumps(info, indent=2))
-        return 0 if info.get("sha256_matches_manifest", True) else MODEL
-    _print_inspect(info, manifest, classes)
+    else:
+        _print_inspect(info, manifest, classes)
+    if "problem" in info:
+        return MODEL
     return 0 if info.get("sha256_matches_manifest", True) else MODEL
 
 
-def _suggest(
-    onnx_path: Path, digest: str, info: dict, adapter: str, n_classes: int | None, classes: list[str] | None
-) -> dict[str, Any]:
-    shape = info["inputs"][0]["shape"] if info["inputs"] else [1, 3, 640, 640]
-    nhwc = len(shape) == 4 and shape[3] == 3
-    height, width = (shape[1], shape[2]) if nhwc else (shape[2], shape[3])
-    if not classes:
-        classes = [f"class{k}" for k in range(n_classes or 0)]
-    return {
-        "id": onnx_path.stem.lower().replace(" ", "-"),
-        "version": "0.1.0",
-        "task": "density" if adapter == "density" else "detect",
-        "adapter": adapter or "FILL IN: yolov8, yolov5, yolo_nms or density",
-        "file": onnx_path.name,
-        "sha256": digest,
-        "input": {
-            "width": width if isinstance(width, int) else 640,
-            "height": height if isinstance(height, int) else 640,
-            "layout": "NHWC" if nhwc else "NCHW",
-            "color": "RGB",
-            "dtype": "uint8" if "uint8" in info["inputs"][0]["type"] else "float32",
-            "scale": 1 / 255,
-            "pad_value": 114,
-        },
-        "classes": classes if adapter != "density" else [],
-        "thresholds": {"confidence": 0.25, "iou": 0.45},
+def _suggest_camera(onnx_path: Path, manifest: Any) -> str:
+    """A ``[[cameras]]`` section running this model, with an issue rule for each of its labels.
+
+    Without a rule a label never becomes an issue, so an integrator's own classes would emit nothing.
+    """
+    import tomli_w
+
+    from agent.config.camera import STATIC_CLASSES, CameraConfig, IssueRule, static_rule
+
+    thresholds = manifest.thresholds
+    issues = {}
+    for label in manifest.labels:
+        rule = static_rule() if label in STATIC_CLASSES else IssueRule()
+        issues[label] = {
+            # what the model reports may become an issue: its own threshold, not a fixed bar above it
+            "min_confidence": thresholds.per_class.get(label, thresholds.confidence),
+            "k": rule.k,
+            "n": rule.n,
+            "min_dwell_s": rule.min_dwell_s,
+            "end_after_s": rule.end_after_s,
+            "static": rule.static,
+        }
+    camera = {
+        "id": "cam-1",
+        "source": "rtsp://CAMERA-ADDRESS/stream",
+        "models": [str(onnx_path)],
+        "issues": issues,
     }
+    CameraConfig.model_validate(camera)  # the suggestion must load as it is
+    text = tomli_w.dumps({"cameras": [camera]})
+    return (
+        "# A camera running this model: each label becomes an issue once seen in k of n frames for\n"
+        "# min_dwell_s; static = true for things that do not move (deduplicated by place). Edit to taste.\n"
+        + text
+    )
 
 
 def _print_inspect(info: dict[str, Any], manifest: Any, classes: list[str] | None) -> None:
@@ -192,14 +181,22 @@ def _print_inspect(info: dict[str, Any], manifest: Any, classes: list[str] | Non
     if manifest is not None:
         print(f"model     {manifest.id} {manifest.version}, task {manifest.task}, adapter {manifest.adapter}")
         i = manifest.input
+        fit = "stretched" if i.fit == "stretch" else f"letterbox pad {i.pad_value}"
+        if i.stride:
+            fit += f" to a multiple of {i.stride}"
         print(
             f"input     {i.width}x{i.height} {i.layout} {i.color} {i.dtype}, scale {i.scale:.5g}, "
-            f"mean {list(i.mean)}, std {list(i.std)}, letterbox pad {i.pad_value}"
+            f"mean {list(i.mean)}, std {list(i.std)}, {fit}, resize {i.resize}"
         )
         t = manifest.thresholds
-        print(f"threshold confidence {t.confidence}, NMS IoU {t.iou}, per class {t.per_class or '-'}")
+        print(
+            f"threshold confidence {t.confidence}, NMS IoU {t.iou}, at most {t.max_detections} a frame, "
+            f"per class {t.per_class or '-'}"
+        )
         print(f"golden    {manifest.golden.image if manifest.golden else 'none (no self-test at start)'}")
     print(f"layout    looks like: {info['layout_guess']}")
+    if "problem" in info:
+        print(f"problem   {info['problem']}")
     for kind in ("inputs", "outputs"):
         for io in info[kind]:
             print(f"{kind[:-1]:9} {io['name']}: {io['shape']} {io['type']}")

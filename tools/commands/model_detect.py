@@ -27,7 +27,9 @@ def register(cmds: argparse._SubParsersAction) -> None:
         "folder (in name order) or every frame of a video, and prints each frame's detections (or the "
         "count, for a density model) at the manifest's per-class thresholds.",
     )
-    p.add_argument("--model", type=Path, required=True, help="model folder, or an .onnx file in one")
+    p.add_argument(
+        "--model", type=Path, required=True, help="model folder, or an .onnx file (in one, or a bare export)"
+    )
     p.add_argument("--source", type=Path, required=True, help="image, folder or video file")
     p.add_argument("--json", action="store_true", help="one JSON line per image or frame")
     p.add_argument("--conf", type=float, help="one confidence threshold for every class (0..1)")
@@ -39,31 +41,33 @@ def register(cmds: argparse._SubParsersAction) -> None:
 def _load(model: Path, conf: float | None) -> Any:
     from agent.vision.engine import EngineOptions, ModelRefused, load_engine
 
-    folder = model
-    if model.is_file():
-        if model.suffix != ".onnx":
-            raise EdgectlError(f"{model}: give a model folder or an .onnx file", USAGE)
-        folder = model.parent
-    if not (folder / "manifest.json").is_file():
-        raise EdgectlError(
-            f"{model}: no manifest.json beside it; `edgectl model inspect {model} --suggest-manifest` "
-            "prints one to start from",
-            MODEL,
-        )
+    if model.is_file() and model.suffix.lower() != ".onnx":
+        raise EdgectlError(f"{model}: give a model folder or an .onnx file", USAGE)
+    variant = model.is_file() and model.name in _listed_files(model.parent / "manifest.json")
     try:
-        engine = load_engine(folder, EngineOptions(warmup_runs=1))
+        # a folder, an .onnx its manifest names, or a bare export described from its own metadata
+        engine = load_engine(model.parent if variant else model, EngineOptions(warmup_runs=1))
     except ModelRefused as exc:
         raise EdgectlError(str(exc), MODEL) from None
-    manifest = engine.manifest
-    if model.is_file() and model.name != manifest.file:
+    if variant and model.name != engine.manifest.file:
         engine = _other_file(engine, model)
-        manifest = engine.manifest
+    manifest = engine.manifest
     if conf is not None:
         if not 0.0 <= conf <= 1.0:
             raise EdgectlError(f"--conf must be within 0..1, got {conf}", USAGE)
         t = manifest.thresholds.model_copy(update={"confidence": conf, "per_class": {}})
         manifest = manifest.model_copy(update={"thresholds": t})
     return engine, manifest
+
+
+def _listed_files(manifest_path: Path) -> set[str]:
+    """The other files (precisions) a folder's manifest lists besides its main one."""
+    try:
+        data = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return set()
+    files = data.get("files") if isinstance(data, dict) else None
+    return set(files) if isinstance(files, dict) else set()
 
 
 def _other_file(engine: Any, path: Path) -> Any:

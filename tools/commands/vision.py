@@ -30,7 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--config", type=Path, help="gateway config: takes the camera's models, zones and rules"
     )
     preview.add_argument("--camera", help="camera id in --config (default: the first camera)")
-    preview.add_argument("--model", action="append", type=Path, help="model folder, without --config")
+    preview.add_argument(
+        "--model", action="append", type=Path, help="model folder or .onnx export, without --config"
+    )
     preview.add_argument("--zones", type=Path, help="TOML with [[zones]] and camera keys, without --config")
     preview.add_argument("--out", type=Path, required=True, help="annotated.mp4, .avi, .png or .jpg")
     preview.add_argument("--fps", type=float, help="frames sampled per second (default: the camera's)")
