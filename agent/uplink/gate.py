@@ -207,15 +207,13 @@ class CommandGate:
         response_topic = getattr(props, "ResponseTopic", None) if props is not None else None
         correlation = getattr(props, "CorrelationData", None) if props is not None else None
         out_props = None
-        if response_topic:  # MQTT 5: properties exist
-            topic = response_topic
+        if props is not None:  # MQTT 5: say what the reply is, as every other publish does
             out_props = Properties(PacketTypes.PUBLISH)
             out_props.ContentType = "application/json" if as_json else "application/msgpack"
             out_props.PayloadFormatIndicator = 1 if as_json else 0
             if correlation is not None:
                 out_props.CorrelationData = correlation
-        else:
-            topic = f"{self.prefix}/{self.device}/cmd/{name}/reply"
+        topic = response_topic or f"{self.prefix}/{self.device}/cmd/{name}/reply"
         if not self.reply_allowed(topic):
             self.counts["reply-not-allowed"] = self.counts.get("reply-not-allowed", 0) + 1
             log.warning(
