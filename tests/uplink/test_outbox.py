@@ -22,7 +22,7 @@ def _event(kind: str, i: int = 0) -> Event:
     if kind == READING:
         return Event(kind=READING, board="b", sensor="s", values={"v": float(i)}, **base)
     if kind == ALARM:
-        return Event(kind=ALARM, phase=START, label="cover_tilt", severity="critical", **base)
+        return Event(kind=ALARM, phase=START, label="tilt_deg_high", severity="critical", **base)
     return Event(
         kind=ISSUE,
         phase=START,
