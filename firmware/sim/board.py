@@ -24,6 +24,8 @@ from typing import Any
 
 from firmware.streetfw.app import CONFIG_PATH, Board, load_config
 
+REPL_PAUSE_S = 0.5  # a board going to the REPL and rebooting out of it is silent for about this long
+
 
 class LineFaults:
     """Bit flips and dropped bytes on one direction of the line."""
@@ -198,6 +200,7 @@ class SimulatedBoard:
         )
         self.board: Board | None = None
         self.boots = 0
+        self.repl_requests = 0  # times a tool asked for the REPL (the firmware restarted instead)
         self.plugged = threading.Event()
         self._controller = -1
         self._peripheral = -1
@@ -271,7 +274,11 @@ class SimulatedBoard:
                 self.error = exc
                 raise
             if self.board.to_repl:
-                return
+                # A real board drops to the MicroPython REPL here, and the tool that asked for it
+                # leaves it with a soft reboot into main.py. The simulated board has no REPL: it
+                # starts the firmware again, so it is never left without anyone answering.
+                self.repl_requests += 1
+                time.sleep(REPL_PAUSE_S)
 
     def boot_config(self) -> dict[str, Any]:
         """The config a boot starts with: the flash's /config.json, read as the firmware reads it."""

@@ -157,3 +157,16 @@ def test_show_on_a_firmware_without_config_says_so(tmp_path: Path, capsys) -> No
         assert edgectl(["board", "provision", "--show", "--port", board.port]) == FAILED
         assert "no config yet" in capsys.readouterr().out
         assert probe_hello(board.port) is not None
+
+
+def test_asking_our_firmware_for_the_repl_never_leaves_the_simulated_board_silent(tmp_path: Path) -> None:
+    from tools.board_cli.repl_link import ReplBoard
+    from tools.errors import NO_BOARD, EdgectlError
+
+    with SimulatedBoard({"board_id": "pole-0052-b1", "sensors": []}, flash=tmp_path / "flash") as board:
+        with pytest.raises(EdgectlError) as refused, ReplBoard(board.port, pauses=(0.0, 0.5)):
+            pass
+        assert refused.value.exit_code == NO_BOARD and "raw REPL" in str(refused.value)
+        assert board.repl_requests >= 1, "the firmware was asked for the REPL"
+        hello = probe_hello(board.port)
+        assert hello is not None and hello["id"] == "pole-0052-b1"

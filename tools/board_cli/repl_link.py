@@ -59,7 +59,16 @@ class ReplBoard:
         self.transport = _OpenedTransport(open_port(port, baud, timeout=0.5))
 
     def __enter__(self) -> ReplBoard:
-        self.enter_raw_repl()
+        try:
+            self.enter_raw_repl()
+        except BaseException:
+            # A board that left its program for the friendly REPL but not into the raw one would stay
+            # there: a soft reboot (Ctrl-D) runs main.py again. To a running program it is one junk byte.
+            with contextlib.suppress(OSError, serial.SerialException):
+                self.transport.serial.write(b"\r\x02\x04")
+                self.transport.serial.flush()
+            self.close()
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:

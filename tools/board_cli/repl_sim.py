@@ -6,6 +6,11 @@ flow control, soft reboot on Ctrl-D, Ctrl-C interrupting a running ``main.py``),
 firmware on it exactly as on a fresh board from the box. Code sent to the REPL runs under CPython with
 MicroPython's ``os``/``sys``/``machine`` surface laid over a folder that plays the board's flash.
 
+The friendly REPL behaves as MicroPython's: it echoes the value of an expression, continues compound
+statements with ``...`` and auto-indent, has paste mode (Ctrl-E), ``help()``, and imports modules from
+the flash and ``/lib``. Given a baud rate, the board's bytes take the time they take on that line, so
+progress and interruption can be practised; without one it runs at USB speed, as native-USB boards do.
+
 Two behaviours of real boards are simulated because tools stumble on them: after a reset the board
 ignores input while it boots (a tool must pause before its Ctrl-C), and a ``main.py`` that runs keeps
 printing until interrupted.
@@ -13,37 +18,31 @@ printing until interrupted.
 
 from __future__ import annotations
 
+import ast
 import builtins
+import codeop
 import contextlib
 import errno
-import hashlib
 import io
 import os
 import select
 import struct
-import sys
 import threading
 import time
 import traceback
 import tty
-from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import ModuleType
 from typing import Any
+
+from .repl_sim_modules import Reboot, board_modules, help_text
 
 BANNER = b'MicroPython v1.27.0 on 2025-12-09; Generic ESP32 module with ESP32\r\nType "help()" for more information.\r\n'
 RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n>"
 RAW_PASTE_WINDOW = 128
-S_IFDIR, S_IFREG = 0x4000, 0x8000
+PASTE_BANNER = b"\r\npaste mode; Ctrl-C to cancel, Ctrl-D to finish\r\n=== "
 # sys.implementation._mpy of MicroPython 1.27 on an ESP32: bytecode 6, sub-version 3, arch xtensawin (10).
 MPY_ESP32 = 6 | (3 << 8) | (10 << 10)
-
-
-class _Reboot(Exception):
-    """machine.reset() or machine.soft_reset() from code run on the board."""
-
-    def __init__(self, hard: bool) -> None:
-        self.hard = hard
 
 
 class StockBoard:
@@ -56,6 +55,8 @@ class StockBoard:
         mpy: int = MPY_ESP32,
         unplug_after: int | None = None,
         capacity: int = 2 * 1024 * 1024,
+        port: str | Path | None = None,
+        baud: int | None = None,
     ) -> None:
         self.flash = Path(flash)
         self.flash.mkdir(parents=True, exist_ok=True)
@@ -67,9 +68,22 @@ class StockBoard:
         self.received = 0
         self.unplugged = threading.Event()
         self.booted = threading.Event()  # set once the board listens (tools like mpremote need that)
+        self.baud = baud  # None: no pacing (a native-USB board)
         self.controller, self.peripheral = os.openpty()
         tty.setraw(self.peripheral)
-        self.port = os.ttyname(self.peripheral)
+        self.link_path = Path(port) if port else None
+        if self.link_path is not None:
+            # A stable name, as udev's /dev/serial/by-id links give a real board.
+            with contextlib.suppress(FileNotFoundError):
+                self.link_path.unlink()
+            self.link_path.symlink_to(os.ttyname(self.peripheral))
+        self.port = str(self.link_path) if self.link_path else os.ttyname(self.peripheral)
+        self._tx: Any = None
+        if baud:
+            from firmware.sim.board import LineFaults, PtyLink
+
+            self._tx = PtyLink(baud, LineFaults(), LineFaults(), buffer_bytes=256)
+            self._tx.attach(self.controller)
         self.resets = 0
         self._mode = "booting"
         self._booted_at = 0.0
@@ -80,7 +94,12 @@ class StockBoard:
         self.paste_overruns = 0  # bytes a host sent beyond the raw-paste window (flow control broken)
         self._escape = b""
         self._globals: dict[str, Any] = {}
-        self._cwd = "/"
+        self._modules: dict[str, Any] = {}
+        self._sys_path = ["", "/lib"]
+        self.cwd = "/"
+        self._pending = ""  # a compound statement being typed in the friendly REPL
+        self._csi = 0  # 1 after ESC, 2 inside an ESC [ sequence
+        self._out = io.StringIO()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="stock-board", daemon=True)
         self._running_main = False
@@ -106,6 +125,12 @@ class StockBoard:
 
     def _unplug(self) -> None:
         self.unplugged.set()  # before the port vanishes: whoever sees it vanish may ask at once
+        if self._tx is not None:
+            self._tx.attach(-1)
+            self._tx.close()
+        if self.link_path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self.link_path.unlink()
         for fd in (self.controller, self.peripheral):
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -113,6 +138,9 @@ class StockBoard:
 
     # -- byte I/O ---------------------------------------------------------------------------------------
     def _write(self, data: bytes) -> None:
+        if self._tx is not None:
+            self._tx.write(data)  # drained at the baud rate; blocks while the UART buffer is full
+            return
         view = memoryview(data)
         while view:
             try:
@@ -126,6 +154,7 @@ class StockBoard:
 
     def _serve(self) -> None:
         last_tick = 0.0
+        next_rx = 0.0
         while not self._stop.is_set():
             ready, _, _ = select.select([self.controller], [], [], 0.05)
             now = time.monotonic()
@@ -137,9 +166,13 @@ class StockBoard:
             if not ready:
                 continue
             try:
-                data = os.read(self.controller, 4096)
+                # At a baud rate, bytes arrive no faster than the line carries them (10 bits a byte).
+                data = os.read(self.controller, 32 if self.baud else 4096)
             except OSError:
                 continue
+            if self.baud:
+                next_rx = max(next_rx, now) + len(data) * 10 / self.baud
+                time.sleep(max(0.0, next_rx - time.monotonic()))
             for byte in data:
                 self.received += 1
                 if self.unplug_after is not None and self.received >= self.unplug_after:
@@ -152,7 +185,10 @@ class StockBoard:
     def _reset(self, hard: bool, run_main: bool = True) -> None:
         self.resets += 1
         self._globals = {}
-        self._cwd = "/"
+        self._modules = {}
+        self._sys_path = ["", "/lib"]
+        self.cwd = "/"
+        self._pending = ""
         self._line.clear()
         self._code.clear()
         self._running_main = False
@@ -180,6 +216,9 @@ class StockBoard:
         if self._mode == "paste":
             self._paste_byte(byte)
             return
+        if self._mode == "friendly-paste":
+            self._paste_mode_byte(byte)
+            return
         if self._escape:  # raw-paste request: b"\x05A\x01" in the raw REPL
             self._escape += bytes([byte])
             if len(self._escape) == 3:
@@ -196,6 +235,7 @@ class StockBoard:
         if byte == 0x03:  # Ctrl-C
             self._line.clear()
             self._code.clear()
+            self._pending = ""
             if self._running_main:
                 self._running_main = False
                 self._write(
@@ -259,48 +299,142 @@ class StockBoard:
             self._write(b">")
 
     def _friendly_byte(self, byte: int) -> None:
-        if byte == 0x04:  # Ctrl-D: soft reboot, which runs main.py
+        if byte == 0x04 and not self._line and not self._pending:  # Ctrl-D: soft reboot, runs main.py
             self._reset(hard=False)
             return
+        if byte == 0x05 and not self._line and not self._pending:  # Ctrl-E: paste mode
+            self._mode = "friendly-paste"
+            self._code.clear()
+            self._write(PASTE_BANNER)
+            return
         if byte in (0x0D, 0x0A):
-            line, self._line = bytes(self._line), bytearray()
-            self._write(b"\r\n")
-            if line.strip():
-                out, err = self.execute(line)
-                self._write(out + err)
-            self._write(b">>> ")
+            self._enter()
             return
         if byte in (0x08, 0x7F):
             if self._line:
-                self._line.pop()
-                self._write(b"\x08 \x08")
+                # Backspace over auto-indent takes a whole level, as MicroPython's readline does.
+                n = 4 if len(self._line) >= 4 and not bytes(self._line).strip(b" ") else 1
+                del self._line[-n:]
+                self._write(b"\x08 \x08" * n)
+            return
+        if self._csi or byte == 0x1B:
+            # Escape sequences (arrow keys, history) are swallowed: no line editing here.
+            self._csi = 0 if self._csi == 2 and 0x40 <= byte <= 0x7E else (2 if byte == 0x5B else 1)
+            if self._csi == 1 and byte != 0x1B:
+                self._csi = 0
+            return
+        if byte < 0x20 and byte != 0x09:
             return
         self._line.append(byte)
         self._write(bytes([byte]))
 
+    def _enter(self) -> None:
+        """End of a typed line: run it, or continue a compound statement with auto-indent."""
+        line = bytes(self._line).decode("utf-8", "replace")
+        self._line.clear()
+        self._write(b"\r\n")
+        source = f"{self._pending}\n{line}" if self._pending else line
+        if not source.strip():
+            self._pending = ""
+            self._write(b">>> ")
+            return
+        if self._continues(source, line):
+            self._pending = source
+            indent = self._auto_indent(source)
+            self._line.extend(indent.encode())
+            self._write(b"... " + indent.encode())
+            return
+        self._pending = ""
+        out, err = self.execute(source.encode(), echo=True)
+        self._write(out + err)
+        if self._mode == "friendly":
+            self._write(b">>> ")
+
+    @staticmethod
+    def _continues(source: str, line: str) -> bool:
+        """More input is needed: an open bracket or string, or a compound statement not yet ended by
+        an empty line (MicroPython's mp_repl_continue_with_input)."""
+        first = source.lstrip().split(None, 1)[0].rstrip(":") if source.strip() else ""
+        compound = first in {"if", "while", "for", "def", "class", "with", "try", "async", "@"} or (
+            first.startswith("@")
+        )
+        if compound:
+            return line != ""
+        try:
+            return codeop.compile_command(source, "<stdin>", "exec") is None
+        except (SyntaxError, ValueError, OverflowError):
+            return False  # the error is reported when it runs
+
+    @staticmethod
+    def _auto_indent(source: str) -> str:
+        """MicroPython's readline auto-indent: the last line's indent, one level more after a ':';
+        none after two lines of only spaces."""
+        lines = source.split("\n")
+        last = lines[-1]
+        if len(lines) > 1 and not last.strip(" ") and not lines[-2].strip(" "):
+            return ""
+        level = (len(last) - len(last.lstrip(" "))) // 4 + (1 if last.rstrip().endswith(":") else 0)
+        return "    " * level
+
+    def _paste_mode_byte(self, byte: int) -> None:
+        if byte == 0x03:  # Ctrl-C: cancel
+            self._mode = "friendly"
+            self._code.clear()
+            self._write(b"\r\n>>> ")
+            return
+        if byte == 0x04:  # Ctrl-D: run what was pasted
+            self._mode = "friendly"
+            code, self._code = bytes(self._code), bytearray()
+            self._write(b"\r\n")
+            out, err = self.execute(code, echo=True)
+            self._write(out + err)
+            if self._mode == "friendly":
+                self._write(b">>> ")
+            return
+        if byte == 0x0D:
+            self._code.append(0x0A)
+            self._write(b"\r\n=== ")
+            return
+        if byte == 0x0A:
+            return
+        self._code.append(byte)
+        self._write(bytes([byte]))
+
     # -- running code --------------------------------------------------------------------------------
-    def execute(self, code: bytes) -> tuple[bytes, bytes]:
-        """Run code as the board would; returns (output, error output) with MicroPython line ends."""
+    def execute(self, code: bytes, echo: bool = False) -> tuple[bytes, bytes]:
+        """Run code as the board would; returns (output, error output) with MicroPython line ends.
+        ``echo``: the friendly REPL's single-input mode, which prints each expression statement's value."""
         out = io.StringIO()
         if not self._globals:
-            self._globals = {"__name__": "__main__", "__builtins__": self._builtins(out)}
-        self._globals["__builtins__"]["print"] = self._printer(out)
+            self._modules = board_modules(self, self._emit, self._sys_path)
+            self._globals = {"__name__": "__main__", "__builtins__": self._builtins()}
+        self._out = out
         err = ""
-        reboot: _Reboot | None = None
+        reboot: Reboot | None = None
         try:
             try:
-                compiled = compile(code.decode("utf-8"), "<stdin>", "exec", dont_inherit=True)
-            except SyntaxError:
-                err = 'Traceback (most recent call last):\n  File "<stdin>", line 1\nSyntaxError: invalid syntax\n'
+                tree = ast.parse(code.decode("utf-8"), "<stdin>", "exec")
+            except SyntaxError as exc:
+                err = (
+                    f'Traceback (most recent call last):\n  File "<stdin>", line {exc.lineno or 1}\n'
+                    "SyntaxError: invalid syntax\n"
+                )
             else:
-                exec(compiled, self._globals)
-        except _Reboot as exc:
+                if echo:
+                    tree = ast.fix_missing_locations(_Echo().visit(tree))
+                exec(compile(tree, "<stdin>", "exec", dont_inherit=True), self._globals)
+        except Reboot as exc:
             reboot = exc
+        except SystemExit:
+            reboot = Reboot(hard=False)  # sys.exit() at the REPL: a soft reset, as on a board
         except Exception as exc:
             err = self._traceback(exc)
         result = out.getvalue().replace("\n", "\r\n").encode(), err.replace("\n", "\r\n").encode()
         if reboot is not None:
-            self._write(result[0] + b"\x04" + result[1] + b"\x04")
+            if self._mode == "friendly":
+                self._write(result[0])
+            else:
+                self._write(result[0] + b"\x04" + result[1] + b"\x04")
             self._reset(hard=reboot.hard)
             return b"", b""
         return result
@@ -313,30 +447,113 @@ class StockBoard:
             line = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         return f'Traceback (most recent call last):\n  File "<stdin>", line 1, in <module>\n{line}\n'
 
-    def _printer(self, out: io.StringIO) -> Callable[..., None]:
-        def board_print(*args: Any, sep: str = " ", end: str = "\n", file: Any = None) -> None:
-            out.write(sep.join(str(a) for a in args) + end)
+    def _emit(self, text: str) -> None:
+        self._out.write(text)  # the output of the code running now
 
-        return board_print
+    def _print(self, *args: Any, sep: str = " ", end: str = "\n", file: Any = None) -> None:
+        self._out.write(sep.join(str(a) for a in args) + end)
 
-    def _builtins(self, out: io.StringIO) -> dict[str, Any]:
+    def _echo(self, value: Any) -> None:
+        if value is not None:
+            self._out.write(repr(value) + "\n")
+            self._globals["_"] = value
+
+    def _help(self, obj: Any = None) -> None:
+        # Never CPython's help(): it would start its pager on the simulator's own terminal.
+        self._out.write(help_text(obj, self._modules))
+
+    def _input(self, prompt: str = "") -> str:
+        raise OSError(errno.EOPNOTSUPP, "input() is not simulated; set values in code instead")
+
+    def _builtins(self) -> dict[str, Any]:
         names = dict(vars(builtins))
-        modules = self._modules()
-
-        def board_import(
-            name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0
-        ) -> Any:
-            root = name.split(".", 1)[0]
-            if root in modules:
-                return modules[root]
-            raise ImportError(f"no module named '{name}'")
-
-        names.update(__import__=board_import, open=self._open, print=self._printer(out))
+        for gone in ("exit", "quit", "copyright", "credits", "license"):
+            names.pop(gone, None)
+        names.update(
+            __import__=self._import,
+            open=self._open,
+            print=self._print,
+            help=self._help,
+            input=self._input,
+            __repl_echo__=self._echo,
+        )
         return names
+
+    # -- importing: built-in modules, then .py files along sys.path on the flash ---------------------
+    def _import(
+        self, name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0
+    ) -> Any:
+        if level:
+            package = (globals or {}).get("__package__") or ""
+            parts = package.split(".") if package else []
+            if level - 1 > len(parts):
+                raise ImportError("can't perform relative import")
+            base = ".".join(parts[: len(parts) - (level - 1)])
+            name = f"{base}.{name}" if name and base else (name or base)
+        module = None
+        parts = name.split(".")
+        for i in range(1, len(parts) + 1):
+            module = self._load(".".join(parts[:i]))
+        for item in fromlist or ():
+            if item != "*" and not hasattr(module, item) and hasattr(module, "__path__"):
+                with contextlib.suppress(ImportError):
+                    self._load(f"{name}.{item}")
+        return module if fromlist else self._load(parts[0])
+
+    def _load(self, name: str) -> Any:
+        loaded = self._modules["sys"].modules
+        if name in loaded:
+            return loaded[name]
+        if "." not in name and name in self._modules:
+            return self._modules[name]
+        parent, _, last = name.rpartition(".")
+        folders = (
+            [self.host_path(p) for p in getattr(self._load(parent), "__path__", [])]
+            if parent
+            else [self.host_path(entry or self.cwd) for entry in self._sys_path if isinstance(entry, str)]
+        )
+        source, package = self._find(last, folders)
+        if source is None and package is None:
+            raise ImportError(f"no module named '{name}'")
+        module = ModuleType(name)
+        where = package / "__init__.py" if package is not None else source
+        module.__file__ = self._board_path(where)  # type: ignore[arg-type]
+        module.__builtins__ = self._globals["__builtins__"]  # type: ignore[attr-defined]
+        module.__package__ = name if package is not None else parent
+        if package is not None:
+            module.__path__ = [self._board_path(package)]  # type: ignore[attr-defined]
+        loaded[name] = module
+        try:
+            if source is not None:
+                code = compile(source.read_text("utf-8"), module.__file__, "exec", dont_inherit=True)
+                exec(code, vars(module))
+        except BaseException:
+            del loaded[name]
+            raise
+        if parent:
+            setattr(self._load(parent), last, module)
+        return module
+
+    @staticmethod
+    def _find(last: str, folders: list[Path]) -> tuple[Path | None, Path | None]:
+        """(source file, package folder) of a module in the first folder that has it; a folder without
+        __init__.py is a package too, as in MicroPython."""
+        for folder in folders:
+            if (folder / last).is_dir():
+                init = folder / last / "__init__.py"
+                return (init if init.is_file() else None), folder / last
+            if (folder / f"{last}.py").is_file():
+                return folder / f"{last}.py", None
+            if (folder / f"{last}.mpy").is_file():
+                raise ImportError(f"{last}.mpy: compiled bytecode cannot run on the simulated board")
+        return None, None
+
+    def _board_path(self, host: Path) -> str:
+        return "/" + host.relative_to(self.flash).as_posix().strip(".").strip("/")
 
     # -- the board's filesystem -----------------------------------------------------------------------
     def host_path(self, path: str) -> Path:
-        full = path if path.startswith("/") else self._cwd.rstrip("/") + "/" + path
+        full = path if path.startswith("/") else self.cwd.rstrip("/") + "/" + path
         parts: list[str] = []
         for part in full.split("/"):
             if part in ("", "."):
@@ -349,113 +566,29 @@ class StockBoard:
         return self.flash.joinpath(*parts) if parts else self.flash
 
     def _open(self, path: str, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
-        return open(self.host_path(path), mode)
+        try:
+            return open(self.host_path(path), mode)
+        except FileNotFoundError:
+            raise OSError(errno.ENOENT, "ENOENT") from None
+        except IsADirectoryError:
+            raise OSError(errno.EISDIR, "EISDIR") from None
 
     def statvfs(self) -> tuple[int, ...]:
-        """os.statvfs of the simulated flash: 4 KB blocks, free space what the folder does not use."""
-        used = sum(p.stat().st_size for p in self.flash.rglob("*") if p.is_file())
-        blocks, free = self.capacity // 4096, max(self.capacity - used, 0) // 4096
-        return (4096, 4096, blocks, free, free, 0, 0, 0, 0, 255)
+        return self._modules_for_tools()["os"].statvfs("/")
 
-    def _modules(self) -> dict[str, Any]:
-        board = self
+    def _modules_for_tools(self) -> dict[str, Any]:
+        return self._modules or board_modules(self, lambda text: None, self._sys_path)
 
-        def ilistdir(path: str = "") -> Any:
-            folder = board.host_path(path or board._cwd)
-            for entry in sorted(folder.iterdir()):
-                st = entry.stat()
-                yield (
-                    entry.name,
-                    S_IFDIR if entry.is_dir() else S_IFREG,
-                    0,
-                    0 if entry.is_dir() else st.st_size,
-                )
 
-        def stat(path: str) -> tuple[int, ...]:
-            st = board.host_path(path).stat()
-            mode = S_IFDIR if os.path.isdir(board.host_path(path)) else S_IFREG
-            t = int(st.st_mtime)
-            return (mode, 0, 0, 0, 0, 0, 0 if mode == S_IFDIR else st.st_size, t, t, t)
+class _Echo(ast.NodeTransformer):
+    """Expression statements print their value (MicroPython's single-input mode), except inside
+    function and class bodies."""
 
-        def chdir(path: str) -> None:
-            target = board.host_path(path)
-            if not target.is_dir():
-                raise OSError(errno.ENOENT, "ENOENT")
-            board._cwd = "/" + target.relative_to(board.flash).as_posix().strip(".")
+    def visit_FunctionDef(self, node: ast.AST) -> ast.AST:
+        return node
 
-        def rename(old: str, new: str) -> None:
-            os.replace(board.host_path(old), board.host_path(new))
+    visit_AsyncFunctionDef = visit_ClassDef = visit_Lambda = visit_FunctionDef
 
-        fs = SimpleNamespace(
-            ilistdir=ilistdir,
-            listdir=lambda path="": [e[0] for e in ilistdir(path)],
-            stat=stat,
-            mkdir=lambda path: os.mkdir(board.host_path(path)),
-            rmdir=lambda path: os.rmdir(board.host_path(path)),
-            remove=lambda path: os.remove(board.host_path(path)),
-            rename=rename,
-            getcwd=lambda: board._cwd,
-            chdir=chdir,
-            sync=lambda: None,
-            statvfs=lambda path: board.statvfs(),
-            uname=lambda: (
-                "esp32",
-                "esp32",
-                "1.27.0",
-                "v1.27.0 on 2025-12-09",
-                "Generic ESP32 module with ESP32",
-            ),
-        )
-
-        def reset() -> None:
-            raise _Reboot(hard=True)
-
-        def soft_reset() -> None:
-            raise _Reboot(hard=False)
-
-        machine = SimpleNamespace(
-            reset=reset,
-            soft_reset=soft_reset,
-            unique_id=lambda: b"\x24\x0a\xc4\x12\x34\x56",
-            freq=lambda *a: 240_000_000,
-        )
-        implementation = SimpleNamespace(
-            name="micropython",
-            version=(1, 27, 0, ""),
-            _machine="Generic ESP32 module with ESP32",
-            _mpy=self.mpy,
-        )
-        board_sys = SimpleNamespace(
-            implementation=implementation,
-            platform="esp32",
-            version="3.4.0; MicroPython v1.27.0",
-            byteorder="little",
-            maxsize=2**31 - 1,
-            path=["", "/lib"],
-            modules={},
-            exit=sys.exit,
-        )
-        gc = SimpleNamespace(collect=lambda: None, mem_free=lambda: 110_000, mem_alloc=lambda: 20_000)
-        import binascii
-        import json
-        import time as host_time
-
-        modules: dict[str, Any] = {
-            "os": fs,
-            "uos": fs,
-            "sys": board_sys,
-            "usys": board_sys,
-            "machine": machine,
-            "gc": gc,
-            "hashlib": hashlib,
-            "uhashlib": hashlib,
-            "binascii": binascii,
-            "ubinascii": binascii,
-            "json": json,
-            "struct": struct,
-            "errno": errno,
-            "time": host_time,
-            "utime": host_time,
-            "micropython": ModuleType("micropython"),
-        }
-        return modules
+    def visit_Expr(self, node: ast.Expr) -> ast.AST:
+        call = ast.Call(ast.Name("__repl_echo__", ast.Load()), [node.value], [])
+        return ast.copy_location(ast.Expr(call), node)

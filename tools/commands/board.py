@@ -323,11 +323,14 @@ def _stock_sim(args: argparse.Namespace) -> int:
 
     from ..board_cli.repl_sim import StockBoard
 
+    if args.baud <= 0:
+        raise EdgectlError(f"--baud must be a positive line rate, not {args.baud}", USAGE)
     flash = args.flash or Path("board-flash")
-    with StockBoard(flash) as board:
+    with StockBoard(flash, port=args.port.absolute(), baud=args.baud) as board:
         board.booted.wait(10)  # announce the port once the board listens
         print(
-            f"simulated stock MicroPython board on {board.port} (flash: {flash}); Ctrl-C stops it",
+            f"simulated stock MicroPython board on {board.port} ({args.baud} baud, flash: {flash}); "
+            "Ctrl-C stops it",
             flush=True,
         )
         try:

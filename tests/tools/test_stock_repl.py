@@ -1,0 +1,167 @@
+"""The simulated stock MicroPython board as a technician and mpremote meet it: an interactive REPL
+that echoes values and continues compound statements, help(), imports from the flash, the modules
+tools call, and bytes paced at the chosen baud. Real pseudo-terminals, pyserial and the real mpremote."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import serial
+
+from tools.board_cli.repl_sim import StockBoard
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Terminal:
+    """A person at a serial terminal: types, waits for the prompt, reads what came back."""
+
+    def __init__(self, port: str) -> None:
+        self.port = serial.Serial(port, 115200, timeout=0.2)
+
+    def type(self, text: str, until: bytes = b">>> ", timeout: float = 5.0) -> str:
+        self.port.write(text.encode())
+        got = b""
+        deadline = time.monotonic() + timeout
+        while not got.endswith(until) and time.monotonic() < deadline:
+            got += self.port.read(256)
+        assert got.endswith(until), f"no {until!r} after {text!r}; got {got!r}"
+        return got.decode().replace("\r\n", "\n")
+
+    def close(self) -> None:
+        self.port.close()
+
+
+@pytest.fixture
+def terminal(tmp_path: Path) -> Iterator[Terminal]:
+    flash = tmp_path / "flash"
+    (flash / "lib").mkdir(parents=True)
+    (flash / "lib" / "greet.py").write_text("def hello(name):\n    return 'hello ' + name\n")
+    (flash / "street").mkdir()
+    (flash / "street" / "__init__.py").write_text("from .lamp import LEVEL\n")
+    (flash / "street" / "lamp.py").write_text("LEVEL = 0.8\n")
+    with StockBoard(flash) as board:
+        assert board.booted.wait(5)
+        term = Terminal(board.port)
+        term.type("\r")
+        yield term
+        term.close()
+
+
+def test_the_repl_echoes_values_and_continues_compound_statements(terminal: Terminal) -> None:
+    assert terminal.type("1+2\r") == "1+2\n3\n>>> "
+    assert terminal.type("None\r") == "None\n>>> ", "None is not echoed"
+    # Auto-indent, as MicroPython's readline: the body is indented for you, blank lines end the block.
+    assert terminal.type("for i in range(3):\r", until=b"...     ").endswith("...     ")
+    terminal.type("print(i * 10)\r", until=b"...     ")
+    terminal.type("\r", until=b"...     ")
+    terminal.type("\r", until=b"... ")
+    assert terminal.type("\r").endswith("\n0\n10\n20\n>>> ")
+    terminal.type("def double(x):\r", until=b"...     ")
+    terminal.type("return 2 * x\r\r\r", until=b"... ")
+    terminal.type("\r")
+    assert terminal.type("double(21)\r").endswith("\n42\n>>> ")
+    assert terminal.type("_ + 1\r").endswith("\n43\n>>> "), "_ holds the last value"
+    assert terminal.type("xs = [1,\r", until=b"... ").endswith("... ")
+    assert terminal.type("2]\r") == "2]\n>>> "
+    assert terminal.type("xs\r").endswith("[1, 2]\n>>> ")
+    out = terminal.type("1/0\r")
+    assert "ZeroDivisionError" in out and out.endswith(">>> ")
+    out = terminal.type("x = = 1\r")
+    assert "SyntaxError: invalid syntax" in out and out.endswith(">>> ")
+
+
+def test_help_prints_and_the_board_keeps_answering(terminal: Terminal) -> None:
+    out = terminal.type("help()\r")
+    assert "Welcome to MicroPython" in out and "CTRL-D" in out and "help>" not in out
+    assert "machine" in terminal.type("help('modules')\r")
+    assert terminal.type("6*7\r").endswith("42\n>>> ")
+
+
+def test_modules_on_the_flash_and_the_board_modules(terminal: Terminal) -> None:
+    assert terminal.type("import greet; greet.hello('pole')\r").endswith("'hello pole'\n>>> ")
+    assert terminal.type("import street; street.LEVEL\r").endswith("0.8\n>>> ")
+    assert terminal.type("from street.lamp import LEVEL; LEVEL\r").endswith("0.8\n>>> ")
+    out = terminal.type("import nothing_here\r")
+    assert "ImportError: no module named 'nothing_here'" in out
+    out = terminal.type(
+        "import time; t = time.ticks_ms(); time.sleep_ms(30); time.ticks_diff(time.ticks_ms(), t) >= 30\r"
+    )
+    assert out.endswith("True\n>>> ")
+    assert terminal.type("import machine; p = machine.Pin(2, machine.Pin.OUT); p.on(); p.value()\r").endswith(
+        "1\n>>> "
+    )
+    out = terminal.type("import micropython; micropython.mem_info()\r")
+    assert "GC: total:" in out and "free:" in out
+    out = terminal.type("import gc; gc.mem_free() > 0\r")
+    assert out.endswith("True\n>>> ")
+
+
+def test_paste_mode_runs_what_was_pasted(terminal: Terminal) -> None:
+    terminal.port.write(b"\x05")
+    terminal.type("", until=b"=== ")
+    terminal.type("def f():\r    return 5\r", until=b"=== ")
+    assert terminal.type("\x04").endswith(">>> ")
+    assert terminal.type("f()\r").endswith("5\n>>> ")
+
+
+def _mpremote(port: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mpremote", "connect", port, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_mpremote_df_rtc_and_a_module_copied_to_lib(tmp_path: Path) -> None:
+    """`edgectl board sim --stock --port` as documented, and the real mpremote against it."""
+    port = tmp_path / "ttySTOCK"
+    options = ["--flash", str(tmp_path / "f"), "--port", str(port)]
+    sim = subprocess.Popen(
+        [sys.executable, "-m", "tools.edgectl", "board", "sim", "--stock", *options],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        assert sim.stdout is not None
+        assert f"on {port} (115200 baud" in sim.stdout.readline()
+        df = _mpremote(str(port), "df")
+        assert df.returncode == 0, df.stderr
+        lines = df.stdout.splitlines()
+        assert lines[0].split() == ["filesystem", "size", "used", "avail", "use%", "mounted", "on"]
+        assert lines[1].split()[1] == str(2 * 1024 * 1024) and lines[1].split()[-1] == "/"
+        assert _mpremote(str(port), "rtc", "--set").returncode == 0
+        rtc = _mpremote(str(port), "rtc")
+        assert rtc.returncode == 0 and rtc.stdout.startswith(f"({time.localtime().tm_year}, "), rtc.stdout
+        module = tmp_path / "counter.py"
+        module.write_text("def count(n):\n    return list(range(n))\n")
+        assert _mpremote(str(port), "mkdir", ":lib").returncode == 0
+        assert _mpremote(str(port), "cp", str(module), ":lib/counter.py").returncode == 0
+        run = _mpremote(str(port), "exec", "import counter; print(counter.count(3))")
+        assert run.stdout.strip() == "[0, 1, 2]", run.stderr
+        assert (tmp_path / "f" / "lib" / "counter.py").read_text() == module.read_text()
+    finally:
+        sim.send_signal(signal.SIGINT)
+        assert sim.wait(10) == 0
+    assert not port.exists(), "the stable port path goes with the board"
+
+
+def test_bytes_are_paced_at_the_chosen_baud(tmp_path: Path) -> None:
+    payload = "a" * 2400  # through raw paste: 2.4 kB at 9600 baud take 2.5 s on a real line
+    with StockBoard(tmp_path / "flash", baud=9600) as board:
+        assert board.booted.wait(5)
+        started = time.monotonic()
+        run = _mpremote(board.port, "exec", f"x = {payload!r}\nprint(len(x))")
+        took = time.monotonic() - started
+    assert run.stdout.strip() == "2400", run.stderr
+    assert took >= len(payload) * 10 / 9600, f"{took:.2f} s: faster than the line"
+    assert took < 20
