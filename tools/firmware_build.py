@@ -83,7 +83,11 @@ def compile_file(src: Path, rel: str, target: Path, mpy: int) -> None:
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0 or not target.is_file():
         detail = (result.stderr or result.stdout).strip().splitlines()
-        raise BytecodeError(f"{rel}: mpy-cross cannot compile it: {detail[-1] if detail else 'no output'}")
+        where = next((d.rsplit(", ", 1)[-1] for d in reversed(detail) if ", line " in d), "")
+        raise BytecodeError(
+            f"{rel}{', ' + where if where else ''}: mpy-cross cannot compile it: "
+            f"{detail[-1] if detail else 'no output'}"
+        )
     got = mpy_major(target.read_bytes()[:4])
     if got != mpy:
         raise BytecodeError(

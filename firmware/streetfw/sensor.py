@@ -26,12 +26,14 @@ class SensorError(Exception):
     """A read failed: no answer, bad checksum, implausible value. The message names what went wrong."""
 
 
+# Types as comments, not annotations: the compilers of bytecode v5 and older (MicroPython 1.18 and
+# before) reject variable annotations, and the bundle is built for those boards too.
 class Sensor:
-    TYPE: str = ""
-    PINS: tuple = ()
-    UNITS: dict = {}
-    SEVERITY: dict = {}  # value key -> "info" | "warning" | "critical"; "warning" when absent
-    DEFAULT_ADDRESS: "int | None" = None  # I2C drivers: the device's address unless the config gives one
+    TYPE = ""  # type: str
+    PINS = ()  # type: tuple
+    UNITS = {}  # type: dict
+    SEVERITY = {}  # type: dict  # value key -> "info" | "warning" | "critical"; "warning" when absent
+    DEFAULT_ADDRESS = None  # type: int | None  # I2C drivers: the address unless the config gives one
 
     def __init__(self, hal, name, pins, calibration=None, options=None):
         self.hal = hal
@@ -63,7 +65,7 @@ class Sensor:
         return self.hal.i2c(self.pins["sda"], self.pins["scl"])
 
 
-_REGISTRY: dict = {}
+_REGISTRY = {}  # type: dict  # TYPE -> driver class
 _PACKAGE = __name__[: __name__.rfind(".")]  # "streetfw" on a board, "firmware.streetfw" under CPython
 
 

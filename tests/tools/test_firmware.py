@@ -71,7 +71,7 @@ def test_build_errors_are_one_line(source: Path, tmp_path: Path, capsys) -> None
     (source / "app.py").write_text("def run(:\n")
     assert edgectl(["firmware", "build", str(source), "--version", "1.4.0", "--out", out]) == BYTECODE
     err = capsys.readouterr().err
-    assert "app.py: mpy-cross cannot compile it" in err and "Traceback" not in err
+    assert "app.py, line 1: mpy-cross cannot compile it" in err and "Traceback" not in err
     assert not Path(out).exists(), "a failed build leaves no half bundle"
 
 
