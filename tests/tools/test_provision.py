@@ -31,7 +31,21 @@ def board(tmp_path: Path) -> Iterator[StockBoard]:
 
 def test_the_documented_example_is_valid(capsys) -> None:
     assert edgectl(["board", "provision", str(EXAMPLE), "--port", "/dev/null", "--dry-run"]) == 0
-    assert "pole-0042-b1: 5 sensor(s), lamp on pin 25" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "pole-0042-b1: 5 sensor(s), lamp on pin 25" in captured.out and "warning" not in captured.err
+
+
+def test_dry_run_needs_no_board_and_warns_of_a_type_that_is_none_of_our_drivers(
+    tmp_path: Path, capsys
+) -> None:
+    setup = tmp_path / "setup.toml"
+    setup.write_text('board_id = "b1"\n[[sensors]]\ntype = "nosie"\npins = { adc = 34 }\n')
+    # No --port and no board plugged in: the file alone is checked.
+    assert edgectl(["board", "provision", str(setup), "--dry-run"]) == 0
+    captured = capsys.readouterr()
+    assert "valid (b1: 1 sensor(s))" in captured.out
+    assert "sensors.0.type 'nosie' is not one of our drivers" in captured.err
+    assert "did you mean 'noise'?" in captured.err and "lib/nosie.py" in captured.err
 
 
 def test_provision_round_trip_and_previous_kept(board: StockBoard, tmp_path: Path, capsys) -> None:

@@ -122,6 +122,25 @@ class BoardSetup(_Strict):
         return doc
 
 
+def setup_warnings(setup: BoardSetup) -> list[str]:
+    """What is valid but probably a mistake: a sensor type that is none of our drivers, which the
+    board can only start if the firmware bundle carries an integrator's driver of that name."""
+    import difflib
+
+    out = []
+    for i, sensor in enumerate(setup.sensors):
+        if sensor.type in PINS:
+            continue
+        close = difflib.get_close_matches(sensor.type, list(PINS), n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        out.append(
+            f"sensors.{i}.type {sensor.type!r} is not one of our drivers ({', '.join(PINS)}); {hint}"
+            f"otherwise the firmware bundle must carry an integrator's driver as lib/{sensor.type}.py "
+            f"(firmware/lib/{sensor.type}.py in the source), or the board starts without {sensor.name}"
+        )
+    return out
+
+
 class SetupError(ValueError):
     """A setup file that cannot be provisioned; the message names every problem."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -73,7 +74,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     provision.add_argument("--baud", type=int, default=115200)
     provision.add_argument("--board-id", help="board id, overriding the file's (one file for many boards)")
     provision.add_argument("--show", action="store_true", help="print the board's current config and exit")
-    provision.add_argument("--dry-run", action="store_true", help="validate the setup file only")
+    provision.add_argument(
+        "--dry-run", action="store_true", help="validate the setup file only (no board needed)"
+    )
     provision.set_defaults(func=cmd_provision)
 
     sim = cmds.add_parser(
@@ -195,7 +198,7 @@ def cmd_flash(args: argparse.Namespace) -> int:
 
 
 def cmd_provision(args: argparse.Namespace) -> int:
-    from ..board_cli.board_setup import SetupError, load_setup
+    from ..board_cli.board_setup import SetupError, load_setup, setup_warnings
     from ..board_cli.proto import probe_hello
     from ..board_cli.provision import (
         provision_over_protocol,
@@ -204,8 +207,8 @@ def cmd_provision(args: argparse.Namespace) -> int:
         show_over_repl,
     )
 
-    args.port = args.port or the_only_board()
     if args.show:
+        args.port = args.port or the_only_board()
         # Our firmware answers over the protocol and keeps running; stock MicroPython over the raw REPL.
         if probe_hello(args.port, args.baud) is not None:
             current = show_over_protocol(args.port, args.baud)
@@ -225,9 +228,12 @@ def cmd_provision(args: argparse.Namespace) -> int:
     summary = f"{setup.board_id}: {len(setup.sensors)} sensor(s)" + (
         f", lamp on pin {setup.lamp.pin}" if setup.lamp else ""
     )
-    if args.dry_run:
+    for warning in setup_warnings(setup):
+        print(f"warning: {args.setup}: {warning}", file=sys.stderr)
+    if args.dry_run:  # the file alone: no board needed
         print(f"{args.setup}: valid ({summary})")
         return 0
+    args.port = args.port or the_only_board()
     if probe_hello(args.port, args.baud) is not None:
         # Our firmware: the protocol's verified transfer, then a reboot into the new config.
         before = provision_over_protocol(setup, args.port, args.baud)
