@@ -34,7 +34,7 @@ class Letterbox:
     def fit(cls, src_w: int, src_h: int, dst_w: int, dst_h: int, stride: int | None = None) -> Letterbox:
         """Keep the aspect ratio, pad evenly; with ``stride``, pad only up to a multiple of it."""
         scale = min(dst_w / src_w, dst_h / src_h)
-        new_w, new_h = round(src_w * scale), round(src_h * scale)
+        new_w, new_h = max(1, round(src_w * scale)), max(1, round(src_h * scale))
         if stride:
             dst_w, dst_h = new_w + (dst_w - new_w) % stride, new_h + (dst_h - new_h) % stride
         return cls(src_w, src_h, scale, (dst_w - new_w) // 2, (dst_h - new_h) // 2, dst_w, dst_h)
@@ -49,20 +49,26 @@ class Letterbox:
 
     @property
     def inner_size(self) -> tuple[int, int]:
-        return round(self.src_w * self.scale), round(self.src_h * self.sy)
+        return max(1, round(self.src_w * self.scale)), max(1, round(self.src_h * self.sy))
 
     def to_normalized(self, boxes: np.ndarray) -> np.ndarray:
-        """Boxes in model-input pixels (n, 4) → normalized to the original image, clipped to it."""
+        """Boxes in model-input pixels (n, 4) → normalized to the original image, clipped to it.
+
+        The image spans exactly its resized (rounded) size in the input, so that size is what maps
+        back, per axis, as Ultralytics' scale_boxes does: not the unrounded scale.
+        """
+        inner_w, inner_h = self.inner_size
         out = np.empty_like(boxes, dtype=np.float32)
-        out[:, [0, 2]] = (boxes[:, [0, 2]] - self.pad_x) / (self.scale * self.src_w)
-        out[:, [1, 3]] = (boxes[:, [1, 3]] - self.pad_y) / (self.sy * self.src_h)
+        out[:, [0, 2]] = (boxes[:, [0, 2]] - self.pad_x) / inner_w
+        out[:, [1, 3]] = (boxes[:, [1, 3]] - self.pad_y) / inner_h
         return np.clip(out, 0.0, 1.0, out=out)
 
     def to_input(self, boxes: np.ndarray) -> np.ndarray:
         """Normalized boxes of the original image → model-input pixels (inverse of to_normalized)."""
+        inner_w, inner_h = self.inner_size
         out = np.empty_like(boxes, dtype=np.float32)
-        out[:, [0, 2]] = boxes[:, [0, 2]] * self.scale * self.src_w + self.pad_x
-        out[:, [1, 3]] = boxes[:, [1, 3]] * self.sy * self.src_h + self.pad_y
+        out[:, [0, 2]] = boxes[:, [0, 2]] * inner_w + self.pad_x
+        out[:, [1, 3]] = boxes[:, [1, 3]] * inner_h + self.pad_y
         return out
 
 

@@ -103,9 +103,12 @@ def xywh2xyxy(b: np.ndarray) -> np.ndarray:
 
 
 def ref_to_image(xyxy: np.ndarray, img_shape: tuple[int, int], size=(64, 64)) -> np.ndarray:
-    """Ultralytics' scale_boxes: input pixels → original pixels, clipped; then normalized here."""
-    r, _, left, top, _ = ref_letterbox(img_shape, size)
-    out = (xyxy - [left, top, left, top]) / r
+    """Ultralytics' scale_boxes: input pixels → original pixels, clipped; then normalized here.
+
+    It divides by the gain of each axis's rounded resized size, as LetterBox rounds each side."""
+    _, (new_w, new_h), left, top, _ = ref_letterbox(img_shape, size)
+    gain = np.asarray([new_w / img_shape[1], new_h / img_shape[0]] * 2)
+    out = (xyxy - [left, top, left, top]) / gain
     out[:, [0, 2]] = out[:, [0, 2]].clip(0, img_shape[1])
     out[:, [1, 3]] = out[:, [1, 3]].clip(0, img_shape[0])
     return out / [img_shape[1], img_shape[0], img_shape[1], img_shape[0]]
