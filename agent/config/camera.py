@@ -134,9 +134,22 @@ class MotionConfig(Section):
 
 
 class SnapshotConfig(Section):
-    """Images leave the device only when enabled, and then blurred (data minimization)."""
+    """Images leave the device only when enabled, and then fail-closed (data minimization).
+
+    By default a snapshot shows only the issue's region and a margin, cut from the frame; inside it
+    people, faces and plates are blurred. People a detector misses are then at least few.
+    """
 
     enabled: bool = False
+    region: Literal["issue", "full"] = Field(
+        default="issue",
+        description="issue: only the issue's box and a margin, the rest cut; full: the whole frame "
+        "(logged at warning and marked in the event)",
+    )
+    margin: float = Field(default=0.5, ge=0, le=4, description="added on each side, in box widths/heights")
+    min_region: float = Field(
+        default=0.2, gt=0, le=1, description="smallest region side, as a fraction of the frame's"
+    )
     blur_labels: list[str] = Field(
         default_factory=lambda: ["person", "face", "licence_plate", "license_plate"]
     )
@@ -146,8 +159,26 @@ class SnapshotConfig(Section):
     blur_plate_region: bool = Field(
         default=True, description="without a plate class, blur the lower part of every vehicle"
     )
+    face_model: Path = Field(
+        default=Path("models/blazeface"), description="BlazeFace folder or .onnx; without it, no snapshot"
+    )
+    face_confidence: float = Field(default=0.4, gt=0, lt=1, description="face score that is blurred")
+    check_passes: int = Field(
+        default=4,
+        ge=0,
+        le=8,
+        description="the detectors look again at the blurred snapshot and what they still find is "
+        "blurred, this often; one still showing a person or face then is not sent",
+    )
     max_width: int = Field(default=1280, ge=64)
+    max_height: int = Field(default=1280, ge=64)
     jpeg_quality: int = Field(default=80, ge=10, le=100)
+    max_bytes: int = Field(
+        default=150_000, ge=1024, description="larger JPEGs are re-encoded smaller, else not sent"
+    )
+    max_per_minute: int = Field(default=6, ge=1, description="snapshots per camera per minute, at most")
+    keep_dir: Path | None = Field(default=None, description="also keep each snapshot here, on disk")
+    keep_days: float = Field(default=7.0, gt=0, description="kept snapshots older than this are deleted")
 
 
 class CameraConfig(Section):

@@ -7,6 +7,7 @@ comes from the frame (``Frame.t``), so the same frames give the same events.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from dataclasses import dataclass, field
 
@@ -14,16 +15,19 @@ import numpy as np
 
 from ..clock import clock_synchronized
 from ..config.camera import CameraConfig
-from ..events import ISSUE, START, Event
+from ..events import BOX_SCALE, ISSUE, START, Event
 from .crowd import CrowdReading
 from .detections import DensityMap, Detections
 from .engine import ModelEngine
+from .faces import load_face_detector
 from .issues import FrameInfo
 from .manifest import ModelManifest
 from .preprocess import Letterbox, Preprocessor
-from .privacy import snapshot
+from .privacy import Found, SnapshotTaker
 from .rules import CameraRules
 from .sources import Frame, MotionGate
+
+log = logging.getLogger(__name__)
 
 CLOCK_CHECK_S = 30.0
 
@@ -110,6 +114,31 @@ class CameraPipeline:
         self.motion = MotionGate(m.threshold, m.thumbnail_width, m.max_skip_s, m.enabled)
         self.stats = CameraStats()
         self._synced, self._clock_checked = False, -float("inf")
+        self.snapshots = self._snapshot_taker()
+
+    def _snapshot_taker(self) -> SnapshotTaker | None:
+        snap = self.config.snapshots
+        if not snap.enabled:
+            return None
+        try:
+            faces = load_face_detector(snap.face_model)
+        except ValueError as exc:
+            # Fail closed: without the face detector no image leaves; the events still do.
+            log.error("camera %s: snapshots are off: %s", self.config.id, exc)
+            return None
+        return SnapshotTaker(self.config.id, snap, faces, self._private_in)
+
+    def _private_in(self, crop: np.ndarray) -> Found:
+        # The detectors again, on the snapshot's cut: people too small in the whole frame are larger
+        # here. Every private label counts, whatever this camera takes from the model for its rules.
+        wanted = set(self.config.snapshots.blur_labels) | set(self.config.snapshots.vehicle_labels)
+        found = []
+        for m in self.detectors:
+            if wanted & set(m.engine.manifest.labels):
+                dets = m.engine.infer(crop, m.prep, m.manifest)
+                assert isinstance(dets, Detections)
+                found.append((dets, m.engine.manifest.labels))
+        return found
 
     @property
     def zones(self):
@@ -127,8 +156,8 @@ class CameraPipeline:
         dmap = self.density.last if self.density else None
         assert dmap is None or isinstance(dmap, DensityMap)
         events = self.rules.update(found, dmap, info)
-        if self.config.snapshots.enabled and any(e.kind == ISSUE and e.phase == START for e in events):
-            events = self._with_snapshot(frame.image, events)
+        if self.snapshots is not None and any(e.kind == ISSUE and e.phase == START for e in events):
+            events = self._with_snapshot(frame, events)
         self.stats.events += len(events)
         self.stats.pipeline_ms = (time.perf_counter() - started) * 1000.0
         return FrameResult(
@@ -169,11 +198,17 @@ class CameraPipeline:
         self.stats.infer_ms = (time.perf_counter() - started) * 1000.0
         return found
 
-    def _with_snapshot(self, image: np.ndarray, events: list[Event]) -> list[Event]:
+    def _with_snapshot(self, frame: Frame, events: list[Event]) -> list[Event]:
         # Everything found in the frame is blurred if private, whichever model found it.
+        assert self.snapshots is not None
         found = [(m.last, m.engine.manifest.labels) for m in self.detectors if isinstance(m.last, Detections)]
-        jpeg = snapshot(image, found, self.config.snapshots)
-        return [
-            dataclasses.replace(e, image=jpeg, blurred=True) if e.kind == ISSUE and e.phase == START else e
-            for e in events
-        ]
+        out = []
+        for e in events:
+            if e.kind == ISSUE and e.phase == START and e.box is not None:
+                box = (e.box[0] / BOX_SCALE, e.box[1] / BOX_SCALE, e.box[2] / BOX_SCALE, e.box[3] / BOX_SCALE)
+                name = f"{e.captured_ms}-{e.event_id.hex()}"
+                snap = self.snapshots.take(frame.image, box, found, frame.t, name)
+                if snap is not None:
+                    e = dataclasses.replace(e, image=snap.jpeg, blurred=True, extra={**e.extra, **snap.wire})
+            out.append(e)
+        return out
