@@ -170,6 +170,27 @@ def test_a_port_with_no_micropython_behind_it(monkeypatch, capsys) -> None:
         os.close(peripheral)
 
 
+def test_a_port_with_nothing_behind_it_shows_each_attempt_and_a_short_error(
+    bundles, monkeypatch, capsys
+) -> None:
+    """As on a serial port with no board (a laptop's /dev/ttyS0): the terminal is never blank."""
+    import os
+
+    monkeypatch.setattr(repl_link, "ENTER_PAUSES_S", (0.0, 0.1, 0.2))
+    controller, peripheral = os.openpty()
+    port = os.ttyname(peripheral)
+    try:
+        assert edgectl(["board", "flash", str(bundles["1.2.0"]), "--port", port]) == NO_BOARD
+    finally:
+        os.close(controller)
+        os.close(peripheral)
+    err = capsys.readouterr().err
+    progress, error = err.splitlines()[0], err.splitlines()[-1]
+    assert progress == f"{port}: connecting: our firmware ...... no answer; raw REPL ... no answer", err
+    assert error.startswith(f"edgectl: {port}: could not enter the MicroPython raw REPL (3 tries); press")
+    assert len(error) < 250, error
+
+
 def test_flashing_the_installed_version_again_sends_nothing(
     bundles, board: StockBoard, flash_dir: Path, capsys
 ) -> None:

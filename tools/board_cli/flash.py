@@ -29,6 +29,7 @@ from agent.firmware_bundle import (
 from agent.signing import TrustList
 
 from ..errors import BYTECODE, DOWNGRADE, FLASH, NO_BOARD, SIGNATURE, EdgectlError
+from .connecting import Connecting
 from .install import InstallError, InstallResult, current_version, install, plan_install
 from .repl_link import ReplBoard
 
@@ -48,6 +49,9 @@ class FlashOptions:
     reboot: bool = True
     boot_timeout_s: float = 20.0
     quiet: bool = False
+
+    def connecting(self) -> Connecting:
+        return Connecting(self.port, enabled=not self.quiet)
 
 
 def open_bundle(folder: Path, trust: TrustList) -> FirmwareBundle:
@@ -85,12 +89,14 @@ def flash_over_repl(
     bundle: FirmwareBundle | Callable[[int], FirmwareBundle],
     options: FlashOptions,
     say: Callable[[str], None],
+    feedback: Connecting | None = None,
 ) -> InstallResult:
     """Install over the raw REPL of a board that runs MicroPython (ours or not).
 
-    ``bundle`` may be a function building the bundle for the bytecode version the board reports.
+    ``bundle`` may be a function building the bundle for the bytecode version the board reports;
+    ``feedback`` the line that already shows the attempts over our protocol.
     """
-    with ReplBoard(options.port, options.baud) as board:
+    with ReplBoard(options.port, options.baud, feedback=feedback or options.connecting()) as board:
         info: dict[str, Any] = board.info()
         mpy = board_mpy_major(info["mpy"])
         say(
@@ -128,10 +134,15 @@ def confirm_after_reboot(bundle: FirmwareBundle, options: FlashOptions) -> None:
     """After the reset the board must come back with the new version switched in."""
     deadline = time.monotonic() + options.boot_timeout_s
     last: Exception | None = None
+    waiting = Connecting(options.port, enabled=not options.quiet, verb="rebooting")
+    waiting.stage("waiting for it")
     while time.monotonic() < deadline:
+        waiting.attempt()
         try:
             with ReplBoard(options.port, options.baud) as board:
                 running = current_version(board)
+            waiting.result(f"back, firmware {running}")
+            waiting.end()
             if running == bundle.version:
                 return
             raise EdgectlError(
@@ -143,6 +154,7 @@ def confirm_after_reboot(bundle: FirmwareBundle, options: FlashOptions) -> None:
                 raise
             last = exc
             time.sleep(0.5)
+    waiting.end()
     raise EdgectlError(
         f"{options.port}: the board did not come back within {options.boot_timeout_s:.0f} s after the reboot "
         f"({last}); unplug and replug it, then run `edgectl board flash` again",
@@ -154,12 +166,13 @@ def flash_over_protocol(
     bundle: FirmwareBundle | Callable[[int], FirmwareBundle],
     options: FlashOptions,
     say: Callable[[str], None],
+    feedback: Connecting | None = None,
 ) -> InstallResult | None:
     """Install on a board that runs our firmware, over our protocol's file transfer: no REPL, and the
     board keeps measuring until the reboot. None when the board does not answer our HELLO."""
     from .proto import ProtocolBoard, ProtocolFiles
 
-    with ProtocolBoard(options.port, options.baud) as board:
+    with ProtocolBoard(options.port, options.baud, feedback=feedback) as board:
         hello = board.hello()
         if hello is None:
             return None
@@ -201,8 +214,11 @@ def confirm_hello(bundle: FirmwareBundle, options: FlashOptions) -> None:
 
     deadline = time.monotonic() + options.boot_timeout_s
     running = None
+    waiting = Connecting(options.port, enabled=not options.quiet, verb="rebooting")
+    waiting.stage("waiting for it")
     while time.monotonic() < deadline:
         time.sleep(0.5)
+        waiting.attempt()
         try:
             with ProtocolBoard(options.port, options.baud) as board:
                 hello = board.hello()
@@ -210,7 +226,10 @@ def confirm_hello(bundle: FirmwareBundle, options: FlashOptions) -> None:
             continue  # a board with native USB re-enumerates while it resets
         running = hello.get("fw") if hello else None
         if running == bundle.version:
+            waiting.result(f"back, firmware {running}")
+            waiting.end()
             return
+    waiting.end()
     raise EdgectlError(
         f"{options.port}: after the reboot the board answers with firmware {running or '(no HELLO)'}, not "
         f"{bundle.version}; its loader fell back to the previous version if the new one failed to start "

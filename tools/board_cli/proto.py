@@ -17,6 +17,7 @@ from firmware.streetfw import wire
 from firmware.streetfw.app import FS_READ_MAX
 
 from ..errors import NO_BOARD, EdgectlError
+from .connecting import Connecting
 from .ports import open_port, port_error
 
 TRIES = 6  # a request and its answer are lost together with about 15 % odds at a BER of 1e-4
@@ -31,8 +32,11 @@ class NoAnswer(EdgectlError):
 class ProtocolBoard:
     """A board running our firmware, reached over the protocol. Use as a context manager."""
 
-    def __init__(self, port: str, baud: int = 115200, timeout_s: float = 1.5) -> None:
+    def __init__(
+        self, port: str, baud: int = 115200, timeout_s: float = 1.5, feedback: Connecting | None = None
+    ) -> None:
         self.port_name = port
+        self.feedback = feedback
         self.timeout_s = timeout_s
         self.port = open_port(port, baud, timeout=0.05)
         self.deframer = wire.Deframer()
@@ -79,14 +83,23 @@ class ProtocolBoard:
 
     def hello(self) -> dict[str, Any] | None:
         """The board's HELLO (id, firmware version, sensors, ...), or None if it does not speak our protocol."""
+        if self.feedback:
+            self.feedback.stage("our firmware")
         for _ in range(TRIES):
+            if self.feedback:
+                self.feedback.attempt()
             self._send(wire.HELLO, {"gw": "edgectl", "proto": wire.PROTOCOL})
             body = self._wait(
                 lambda t, b: t == wire.HELLO and isinstance(b, dict), self.timeout_s / TRIES + 0.3
             )
             if body is not None:
                 self.hello_body = body
+                if self.feedback:
+                    self.feedback.result(f"board {body.get('id')}, firmware {body.get('fw')}")
+                    self.feedback.end()
                 return body
+        if self.feedback:
+            self.feedback.result("no answer")
         return None
 
     def request(self, ftype: int, body: dict[str, Any], timeout_s: float = 2.0, tries: int = TRIES) -> Any:
@@ -154,9 +167,11 @@ class ProtocolBoard:
         self.request(wire.FILE_CLOSE, {}, timeout_s=10.0, tries=8)
 
 
-def probe_hello(port: str, baud: int = 115200, timeout_s: float = 1.5) -> dict[str, Any] | None:
+def probe_hello(
+    port: str, baud: int = 115200, timeout_s: float = 1.5, feedback: Connecting | None = None
+) -> dict[str, Any] | None:
     """HELLO of the board on ``port`` if it runs our firmware; None if it does not answer it."""
-    with ProtocolBoard(port, baud, timeout_s) as board:
+    with ProtocolBoard(port, baud, timeout_s, feedback) as board:
         return board.hello()
 
 

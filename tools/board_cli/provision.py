@@ -7,6 +7,7 @@ from typing import Any
 
 from ..errors import FAILED, EdgectlError
 from .board_setup import CONFIG_PATH, BoardSetup, differences
+from .connecting import Connecting
 from .install import InstallError, write_verified
 from .repl_link import ReplBoard
 
@@ -30,10 +31,12 @@ def read_config(board: ReplBoard) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def provision_over_repl(setup: BoardSetup, port: str, baud: int = 115200) -> dict[str, Any] | None:
+def provision_over_repl(
+    setup: BoardSetup, port: str, baud: int = 115200, feedback: Connecting | None = None
+) -> dict[str, Any] | None:
     """Write ``setup`` (the previous config kept as /config.prev.json); returns the previous config."""
     wanted = setup.document()
-    with ReplBoard(port, baud) as board:
+    with ReplBoard(port, baud, feedback=feedback) as board:
         previous = board.read(CONFIG_PATH)
         try:
             if previous is not None and previous != encode(wanted):
@@ -49,8 +52,10 @@ def provision_over_repl(setup: BoardSetup, port: str, baud: int = 115200) -> dic
     return json.loads(previous) if previous else None
 
 
-def show_over_repl(port: str, baud: int = 115200) -> dict[str, Any] | None:
-    with ReplBoard(port, baud) as board:
+def show_over_repl(
+    port: str, baud: int = 115200, feedback: Connecting | None = None
+) -> dict[str, Any] | None:
+    with ReplBoard(port, baud, feedback=feedback) as board:
         return read_config(board)
 
 
@@ -72,7 +77,9 @@ def show_over_protocol(port: str, baud: int = 115200) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def provision_over_protocol(setup: BoardSetup, port: str, baud: int = 115200) -> dict[str, Any]:
+def provision_over_protocol(
+    setup: BoardSetup, port: str, baud: int = 115200, feedback: Connecting | None = None
+) -> dict[str, Any]:
     """Write ``setup`` to a board that runs our firmware, over the protocol's verified file transfer
     (robust to line noise, unlike the raw REPL), keep the previous config, reboot, and check that the
     board comes back under the new config. Returns the board's HELLO before the change."""
@@ -95,14 +102,20 @@ def provision_over_protocol(setup: BoardSetup, port: str, baud: int = 115200) ->
             raise EdgectlError(f"{port}: the config read back differs from what was written", FAILED)
         board.command("reboot")
     deadline = time.monotonic() + 20
+    waiting = Connecting(port, enabled=feedback is not None and feedback.enabled, verb="rebooting")
+    waiting.stage("waiting for it")
     while time.monotonic() < deadline:
         time.sleep(0.5)
+        waiting.attempt()
         with ProtocolBoard(port, baud) as board:
             hello = board.hello()
             logs = board.logs
         if hello is not None:
+            waiting.result(f"back as {hello.get('id')}")
+            waiting.end()
             check_rebooted(port, setup, hello, logs)
             return before
+    waiting.end()
     raise EdgectlError(f"{port}: the board did not come back within 20 s after the reboot", FAILED)
 
 

@@ -25,6 +25,7 @@ from mpremote.transport_serial import SerialTransport
 from firmware.streetfw import wire
 
 from ..errors import NO_BOARD, EdgectlError
+from .connecting import Connecting
 from .install import Progress
 from .ports import open_port
 
@@ -53,9 +54,16 @@ class _OpenedTransport(SerialTransport):
 class ReplBoard:
     """A board's raw REPL; implements ``install.BoardFiles``. Use as a context manager."""
 
-    def __init__(self, port: str, baud: int = 115200, pauses: tuple[float, ...] | None = None) -> None:
+    def __init__(
+        self,
+        port: str,
+        baud: int = 115200,
+        pauses: tuple[float, ...] | None = None,
+        feedback: Connecting | None = None,
+    ) -> None:
         self.port_name = port
         self.pauses = ENTER_PAUSES_S if pauses is None else pauses
+        self.feedback = feedback
         self.transport = _OpenedTransport(open_port(port, baud, timeout=0.5))
 
     def __enter__(self) -> ReplBoard:
@@ -88,8 +96,12 @@ class ReplBoard:
 
     def enter_raw_repl(self) -> None:
         port = self.transport.serial
+        if self.feedback:
+            self.feedback.stage("raw REPL")
         for pause in self.pauses:
             time.sleep(pause)
+            if self.feedback:
+                self.feedback.attempt()
             try:
                 # Our firmware ignores Ctrl-C while it speaks the protocol: ask it for the REPL first.
                 port.write(REPL_REQUEST)
@@ -105,12 +117,17 @@ class ReplBoard:
                 ) from None
             if data.endswith(RAW_BANNER):
                 self.transport.in_raw_repl = True
+                if self.feedback:
+                    self.feedback.result("ok")
+                    self.feedback.end()
                 return
+        if self.feedback:
+            self.feedback.result("no answer")
+            self.feedback.end()
         raise EdgectlError(
-            f"{self.port_name}: could not enter the MicroPython raw REPL after {len(self.pauses)} tries. "
-            "If the board runs our firmware, it answers our protocol instead (is another program using the "
-            "port?); otherwise press its RESET button and run the command again, and check that it runs "
-            "MicroPython at all (a fresh ESP32 needs MicroPython flashed with esptool first)",
+            f"{self.port_name}: could not enter the MicroPython raw REPL ({len(self.pauses)} tries); press "
+            "the board's RESET button and retry, close other programs on the port, and check it is the "
+            "board (`edgectl board list`; a new ESP32 needs MicroPython first)",
             NO_BOARD,
         )
 

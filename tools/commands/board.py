@@ -182,10 +182,11 @@ def cmd_flash(args: argparse.Namespace) -> int:
         quiet=args.quiet,
     )
     say = (lambda text: None) if args.quiet else print
+    connecting = options.connecting()
     # A board running our firmware is flashed over its protocol; any other MicroPython over the raw REPL.
-    result = None if args.repl else flash_over_protocol(bundle, options, say)
+    result = None if args.repl else flash_over_protocol(bundle, options, say, connecting)
     if result is None:
-        result = flash_over_repl(bundle, options, say)
+        result = flash_over_repl(bundle, options, say, connecting)
     if result.unchanged:
         was = "it was already installed and intact"
     else:
@@ -199,6 +200,7 @@ def cmd_flash(args: argparse.Namespace) -> int:
 
 def cmd_provision(args: argparse.Namespace) -> int:
     from ..board_cli.board_setup import SetupError, load_setup, setup_warnings
+    from ..board_cli.connecting import Connecting
     from ..board_cli.proto import probe_hello
     from ..board_cli.provision import (
         provision_over_protocol,
@@ -209,11 +211,12 @@ def cmd_provision(args: argparse.Namespace) -> int:
 
     if args.show:
         args.port = args.port or the_only_board()
+        connecting = Connecting(args.port)
         # Our firmware answers over the protocol and keeps running; stock MicroPython over the raw REPL.
-        if probe_hello(args.port, args.baud) is not None:
+        if probe_hello(args.port, args.baud, feedback=connecting) is not None:
             current = show_over_protocol(args.port, args.baud)
         else:
-            current = show_over_repl(args.port, args.baud)
+            current = show_over_repl(args.port, args.baud, connecting)
         if current is None:
             print(f"{args.port}: the board has no config yet; provision it with a setup file")
             return FAILED
@@ -234,15 +237,16 @@ def cmd_provision(args: argparse.Namespace) -> int:
         print(f"{args.setup}: valid ({summary})")
         return 0
     args.port = args.port or the_only_board()
-    if probe_hello(args.port, args.baud) is not None:
+    connecting = Connecting(args.port)
+    if probe_hello(args.port, args.baud, feedback=connecting) is not None:
         # Our firmware: the protocol's verified transfer, then a reboot into the new config.
-        before = provision_over_protocol(setup, args.port, args.baud)
+        before = provision_over_protocol(setup, args.port, args.baud, connecting)
         print(
             f"{args.port}: provisioned {summary}; read back and verified, rebooted and running it "
             f"(previous config of {before.get('id', '?')} kept as /config.prev.json)"
         )
         return 0
-    previous = provision_over_repl(setup, args.port, args.baud)
+    previous = provision_over_repl(setup, args.port, args.baud, connecting)
     was = (
         f"; previous config of {previous.get('board_id', '?')} kept as /config.prev.json" if previous else ""
     )
