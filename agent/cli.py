@@ -71,8 +71,15 @@ def cmd_daemon(args: argparse.Namespace) -> int:
         print(f"edge-agent: invalid config {exc}", file=sys.stderr)
         return 2
     setup_logging(args.log_level or config.logging.level, config.logging.format)
+    from .uplink.chain import DeviceKeyError
+    from .uplink.outbox import OutboxError
+
     ctx = AgentContext(config=config, config_path=args.config)
-    asyncio.run(run_agent(ctx))
+    try:
+        asyncio.run(run_agent(ctx))
+    except (OutboxError, DeviceKeyError) as exc:  # what only the operator can fix: said, not traced
+        print(f"edge-agent: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -112,6 +112,10 @@ class Event:
     # snapshot: JPEG bytes, sent only when configured, and then blurred
     image: bytes | None = None
     blurred: bool | None = None
+    # tamper evidence (agent/uplink/chain.py): the previous event's link, and the chain-head
+    # signature that health reports carry; both set by the outbox when it numbers the event
+    prev: bytes | None = None
+    signature: bytes | None = None
     # keys this version does not know, kept for forward compatibility
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -119,7 +123,9 @@ class Event:
     def priority(self) -> int:
         return PRIORITY.get(self.kind, 1)
 
-    def stamped(self, device: str, seq: int) -> Event:
+    def stamped(
+        self, device: str, seq: int, prev: bytes | None = None, signature: bytes | None = None
+    ) -> Event:
         # A field-by-field copy: dataclasses.replace re-runs __init__ and costs twice as much, which
         # shows at the outbox's tens of thousands of stamps per second.
         new = object.__new__(Event)
@@ -127,6 +133,8 @@ class Event:
             object.__setattr__(new, name, getattr(self, name))
         object.__setattr__(new, "device", device)
         object.__setattr__(new, "seq", seq)
+        object.__setattr__(new, "prev", prev)
+        object.__setattr__(new, "signature", signature)
         return new
 
 
@@ -177,6 +185,8 @@ _KEYS: dict[str, str] = {
     "health": "h",
     "image": "img",
     "blurred": "blr",
+    "prev": "hp",
+    "signature": "sg",
 }
 _FIELDS = {wire: name for name, wire in _KEYS.items()}
 _REQUIRED = ("device", "seq", "event_id", "kind", "captured_ms", "clock_synced")
@@ -291,6 +301,14 @@ def _check(name: str, key: str, value: Any) -> Any:
     if name in ("event_id", "ref"):
         if not isinstance(value, bytes) or len(value) != 16:
             raise bad("16 bytes")
+        return value
+    if name == "prev":
+        if not isinstance(value, bytes) or len(value) != 8:
+            raise bad("8 bytes")
+        return value
+    if name == "signature":
+        if not isinstance(value, bytes) or len(value) != 64:
+            raise bad("a 64-byte ed25519 signature")
         return value
     if name == "image":
         if not isinstance(value, bytes):

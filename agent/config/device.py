@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 
 from .base import Section
@@ -15,3 +17,8 @@ class DeviceConfig(Section):
     site: str = Field(default="", description="human-readable place, e.g. a crossing")
     lat: float | None = Field(default=None, ge=-90, le=90)
     lon: float | None = Field(default=None, ge=-180, le=180)
+    key_file: Path | None = Field(
+        default=None,
+        description="the device's own ed25519 key, which signs its event chain and birth message; made "
+        "on first start (mode 600); default: device.key beside the outbox",
+    )

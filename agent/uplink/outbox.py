@@ -27,8 +27,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent.events import ALARM, START, Event, now_ms, validate
+from agent.events import ALARM, HEALTH, START, Event, now_ms, validate
 from agent.uplink.seqmark import SeqMark, floor_after, seqmark_path
+
+from .chain import DeviceKey, head_bytes, link_of
 
 log = logging.getLogger(__name__)
 
@@ -182,10 +184,12 @@ class Outbox:
     Open with ``await Outbox.open(path, device, quota_bytes)``; close with ``await outbox.close()``.
     """
 
-    def __init__(self, path: Path, device: str, quota_bytes: int) -> None:
+    def __init__(self, path: Path, device: str, quota_bytes: int, key: DeviceKey | None = None) -> None:
         self.path = path
         self.device = device
         self.quota_bytes = quota_bytes
+        self.key = key  # signs the chain head in each health report (agent/uplink/chain.py)
+        self._head: bytes | None = None  # link of the last event numbered: the next one's ``hp``
         self.stats = OutboxStats()
         self.reset_reason: str | None = None  # set when a damaged file was moved aside at open
         self._writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="outbox-writer")
@@ -209,9 +213,11 @@ class Outbox:
     # ----- lifetime -------------------------------------------------------------------------
 
     @classmethod
-    async def open(cls, path: str | Path, device: str, quota_bytes: int) -> Outbox:
+    async def open(
+        cls, path: str | Path, device: str, quota_bytes: int, key: DeviceKey | None = None
+    ) -> Outbox:
         """Open (or create) the outbox; a damaged file is moved aside and an alarm submitted."""
-        outbox = cls(Path(path), device, quota_bytes)
+        outbox = cls(Path(path), device, quota_bytes, key)
         try:
             await outbox._run(outbox._writer, outbox._open_sync)
         except (OSError, sqlite3.Error) as exc:
@@ -263,6 +269,13 @@ class Outbox:
         if floor > (int(row[0]) if row else 0):
             db.execute("INSERT OR REPLACE INTO meta VALUES ('seq', ?)", (floor,))
         self._seq = self._committed_seq = floor
+        # The chain goes on from the last event stored (or, with none left, the link kept for it)
+        last = db.execute("SELECT payload FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+        kept = db.execute("SELECT value FROM meta WHERE key = 'head'").fetchone()
+        if last is not None:
+            self._head = link_of(last[0])
+        elif kept is not None and isinstance(kept[0], bytes):
+            self._head = kept[0]
         if reasons:
             self.reset_reason = "; ".join(reasons)
         depth, size = db.execute("SELECT count(*), coalesce(sum(length(payload)), 0) FROM events").fetchone()
@@ -342,14 +355,18 @@ class Outbox:
         stamped = []
         rows = []
         created = now_ms()
-        seq = self._seq
+        seq, head = self._seq, self._head
         for event in events:
             seq += 1
-            event = event.stamped(self.device, seq)
+            signature = None
+            if self.key is not None and event.kind == HEALTH:
+                signature = self.key.sign(head_bytes(self.device, seq, head))
+            event = event.stamped(self.device, seq, head, signature)
             payload = validate(event)  # EventFormatError: refused before it takes a sequence number
+            head = link_of(payload)
             stamped.append(event)
             rows.append((event.seq, event.kind, event.priority, created, payload))
-        self._seq = seq
+        self._seq, self._head = seq, head
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append(_Pending(rows, future))
         self._kick()
@@ -530,6 +547,7 @@ class Outbox:
             if rows:
                 db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?)", rows)
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('seq', ?)", (rows[-1][0],))
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('head', ?)", (link_of(rows[-1][4]),))
             for kind, n in self._unsaved_drops.items():
                 db.execute(
                     "INSERT INTO dropped VALUES (?, ?) ON CONFLICT(kind) DO UPDATE SET count = count + ?",

@@ -9,10 +9,12 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from agent import __version__
 from agent.config import GatewayConfig
 from agent.events import now_ms
 
 from .builtins import register_builtins
+from .chain import DeviceKey
 from .gate import CommandGate
 from .nonces import NonceLedger
 from .outbox import Outbox, OutboxError
@@ -36,12 +38,26 @@ def quota_bytes(config: GatewayConfig) -> int:
 async def setup(ctx: Any) -> None:
     config: GatewayConfig = ctx.config
     device = config.device.id
-    outbox = await Outbox.open(config.outbox.path, device, quota_bytes(config))
+    key = DeviceKey.load_or_create(config.device.key_file or config.outbox.path.with_name("device.key"))
+    outbox = await Outbox.open(config.outbox.path, device, quota_bytes(config), key)
     ctx.sink = outbox
     nonces = NonceLedger(config.outbox.path.with_name("command-nonces.sqlite"))
     gate = CommandGate(ctx.commands, config.uplink.commands, device, config.uplink.topic_prefix, nonces)
+
+    def birth() -> dict[str, Any]:
+        """What the birth message tells a platform: which agent, and which models decide events."""
+        vision = getattr(ctx, "vision", None)
+        refs = [e.ref for e in vision.pool.engines.values()] if vision is not None else []
+        return {"agent": __version__, "models": [[r.id, r.version, r.sha256] for r in refs]}
+
     publisher = Publisher(
-        config.uplink, device, outbox, on_message=gate.handle, subscriptions=(gate.subscription,)
+        config.uplink,
+        device,
+        outbox,
+        on_message=gate.handle,
+        subscriptions=(gate.subscription,),
+        key=key,
+        birth=birth,
     )
 
     def apply(new: GatewayConfig) -> None:

@@ -19,15 +19,18 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiomqtt
+import msgpack
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from agent import __version__
 from agent.config import UplinkConfig
-from agent.events import HEALTH, encode_state, topic
+from agent.events import HEALTH, encode_state, now_ms, state_to_wire, topic
 
+from .chain import DeviceKey, signed_state
 from .connect import client_for
 from .outbox import Outbox, Stored
 
@@ -120,10 +123,14 @@ class Publisher:
         outbox: Outbox,
         on_message: MessageHandler | None = None,
         subscriptions: tuple[str, ...] = (),
+        key: DeviceKey | None = None,
+        birth: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.config = config
         self.device = device
         self.outbox = outbox
+        self.key = key  # signs the birth message
+        self.birth = birth or (lambda: {"agent": __version__})
         self.on_message = on_message
         self.subscriptions = subscriptions
         self.stats = UplinkStats()
@@ -189,6 +196,12 @@ class Publisher:
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))
             delay = min(delay * 2, self.config.reconnect_max_s)
 
+    def _birth_payload(self) -> bytes:
+        state = state_to_wire(self.device, True, now_ms(), **self.birth())
+        if self.key is not None:
+            state = signed_state(state, self.key)
+        return msgpack.packb(state, use_bin_type=True)
+
     def _will_props(self) -> Properties | None:
         if self._props is None:
             return None
@@ -211,7 +224,7 @@ class Publisher:
     async def _session(self, client: aiomqtt.Client) -> None:
         await client.publish(
             state_topic(self.config.topic_prefix, self.device),
-            state_payload(self.device, True, agent=__version__),
+            self._birth_payload(),
             qos=1,
             retain=True,
             properties=self._props,

@@ -50,3 +50,18 @@ def test_agent_refuses_an_invalid_config_naming_the_key(tmp_path: Path) -> None:
     cfg.write_text('[device]\nid = "p1"\ncolour = "red"\n')
     out = run("agent", "--config", str(cfg))
     assert out.returncode == 2 and b"device.colour: unknown key" in out.stderr
+
+
+def test_agent_refuses_a_device_key_others_can_read_naming_the_file(tmp_path: Path) -> None:
+    key = tmp_path / "device.key"
+    key.write_text("not even a key\n")
+    key.chmod(0o644)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        f'[device]\nid = "p1"\nkey_file = "{key}"\n[outbox]\npath = "{tmp_path / "o.sqlite"}"\n'
+        '[uplink]\nurl = "mqtt://127.0.0.1:9"\n'
+    )
+    out = run("agent", "--config", str(cfg))
+    assert out.returncode == 1, out.stderr
+    assert f"the device key {key} cannot be used" in out.stderr.decode() and b"chmod 600" in out.stderr
+    assert b"Traceback" not in out.stderr

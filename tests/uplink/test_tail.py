@@ -44,7 +44,10 @@ def _publish(broker: Broker, messages: list[tuple[str, bytes]]) -> None:
 
 def test_tail_prints_json_lines_and_drops_duplicates_and_bad_payloads(mosquitto: Broker) -> None:
     events = [reading(i).stamped("pole-t", i + 1) for i in range(3)]
-    tail = _tail("--url", mosquitto.url, "--dedup", "--count", "3", "--timeout", "30")
+    # events only: the session's broker holds other tests' retained state messages
+    tail = _tail(
+        "--url", mosquitto.url, "--topic", "city/+/evt/#", "--dedup", "--count", "3", "--timeout", "30"
+    )
     messages = [("city/pole-t/evt/reading", encode(e)) for e in events]
     messages.insert(1, messages[0])  # an at-least-once copy
     messages.insert(2, ("city/pole-t/evt/reading", b"\x81\xa1v\x07"))  # version 7: not ours
@@ -57,8 +60,9 @@ def test_tail_prints_json_lines_and_drops_duplicates_and_bad_payloads(mosquitto:
 
 
 def test_tail_table_and_shared_subscription_split_the_stream(mosquitto: Broker) -> None:
-    a = _tail("--url", mosquitto.url, "--share", "platform", "--format", "table", "--timeout", "3")
-    b = _tail("--url", mosquitto.url, "--share", "platform", "--format", "table", "--timeout", "3")
+    mine = ("--topic", "city/pole-s/#")  # not the retained states other tests left on the broker
+    a = _tail("--url", mosquitto.url, *mine, "--share", "platform", "--format", "table", "--timeout", "3")
+    b = _tail("--url", mosquitto.url, *mine, "--share", "platform", "--format", "table", "--timeout", "3")
     _publish(
         mosquitto,
         [("city/pole-s/evt/reading", encode(reading(i).stamped("pole-s", i + 1))) for i in range(20)],
@@ -73,7 +77,7 @@ def test_tail_table_and_shared_subscription_split_the_stream(mosquitto: Broker) 
 
 def test_tail_into_head_stops_quietly_and_shows_the_topic(mosquitto: Broker) -> None:
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    cmd = f"{sys.executable} -m tools.edgectl events tail --url {mosquitto.url} --timeout 30 | head -2"
+    cmd = f"{sys.executable} -m tools.edgectl events tail --url {mosquitto.url} --topic 'city/+/evt/#' --timeout 30 | head -2"
     proc = subprocess.Popen(
         cmd, shell=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
     )
@@ -92,7 +96,7 @@ def test_tail_into_head_stops_quietly_and_shows_the_topic(mosquitto: Broker) -> 
 def test_tail_connects_as_the_gateway_config_says(mosquitto: Broker, tmp_path: Path) -> None:
     config = tmp_path / "gateway.toml"
     config.write_text(f'[device]\nid = "pole-c"\n[uplink]\nurl = "{mosquitto.url}"\n')
-    tail = _tail("--config", str(config), "--count", "1", "--timeout", "30")
+    tail = _tail("--config", str(config), "--topic", "city/pole-c/#", "--count", "1", "--timeout", "30")
     _publish(mosquitto, [("city/pole-c/evt/reading", encode(reading(1).stamped("pole-c", 1)))])
     out, err = tail.communicate(timeout=30)
     assert tail.returncode == 0, err
@@ -114,8 +118,9 @@ def test_tail_reads_the_state_topic_and_shows_sensors_with_units(mosquitto: Brok
         ("city/pole-u/state", encode_state("pole-u", True, agent="1.0")),
         ("city/pole-u/evt/reading", encode(with_units)),
     ]
-    as_json = _tail("--url", mosquitto.url, "--count", "2", "--timeout", "30")
-    table = _tail("--url", mosquitto.url, "--format", "table", "--count", "2", "--timeout", "30")
+    mine = ("--topic", "city/pole-u/#")  # not the retained states other tests left on the broker
+    as_json = _tail("--url", mosquitto.url, *mine, "--count", "2", "--timeout", "30")
+    table = _tail("--url", mosquitto.url, *mine, "--format", "table", "--count", "2", "--timeout", "30")
     _publish(mosquitto, messages)
     out, err = as_json.communicate(timeout=30)
     assert as_json.returncode == 0 and "skipped" not in err, err
