@@ -30,6 +30,7 @@ from pathlib import Path
 from agent.events import ALARM, HEALTH, START, Event, now_ms, validate
 from agent.uplink.seqmark import SeqMark, floor_after, seqmark_path
 
+from .atrest import SEAL_OVERHEAD, AtRestError, Sealer, is_sealed
 from .chain import DeviceKey, head_bytes, link_of
 
 log = logging.getLogger(__name__)
@@ -184,11 +185,20 @@ class Outbox:
     Open with ``await Outbox.open(path, device, quota_bytes)``; close with ``await outbox.close()``.
     """
 
-    def __init__(self, path: Path, device: str, quota_bytes: int, key: DeviceKey | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        device: str,
+        quota_bytes: int,
+        key: DeviceKey | None = None,
+        sealer: Sealer | None = None,
+    ) -> None:
         self.path = path
         self.device = device
         self.quota_bytes = quota_bytes
         self.key = key  # signs the chain head in each health report (agent/uplink/chain.py)
+        self.sealer = sealer  # encrypts payloads at rest (agent/uplink/atrest.py)
+        self._seal_extra = SEAL_OVERHEAD if sealer is not None else 0
         self._head: bytes | None = None  # link of the last event numbered: the next one's ``hp``
         self.stats = OutboxStats()
         self.reset_reason: str | None = None  # set when a damaged file was moved aside at open
@@ -214,15 +224,22 @@ class Outbox:
 
     @classmethod
     async def open(
-        cls, path: str | Path, device: str, quota_bytes: int, key: DeviceKey | None = None
+        cls,
+        path: str | Path,
+        device: str,
+        quota_bytes: int,
+        key: DeviceKey | None = None,
+        sealer: Sealer | None = None,
     ) -> Outbox:
         """Open (or create) the outbox; a damaged file is moved aside and an alarm submitted."""
-        outbox = cls(Path(path), device, quota_bytes, key)
+        outbox = cls(Path(path), device, quota_bytes, key, sealer)
         try:
             await outbox._run(outbox._writer, outbox._open_sync)
-        except (OSError, sqlite3.Error) as exc:
+        except (OSError, sqlite3.Error, AtRestError) as exc:
             for pool in (outbox._writer, outbox._reader):
                 pool.shutdown(wait=False)
+            if isinstance(exc, AtRestError):
+                raise OutboxError(f"cannot open the outbox {path}: {exc}") from None
             raise OutboxError(
                 f"cannot open the outbox {path}: {exc}; set outbox.path to a writable file on persistent storage"
             ) from None
@@ -270,10 +287,10 @@ class Outbox:
             db.execute("INSERT OR REPLACE INTO meta VALUES ('seq', ?)", (floor,))
         self._seq = self._committed_seq = floor
         # The chain goes on from the last event stored (or, with none left, the link kept for it)
-        last = db.execute("SELECT payload FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+        last = db.execute("SELECT seq, payload FROM events ORDER BY seq DESC LIMIT 1").fetchone()
         kept = db.execute("SELECT value FROM meta WHERE key = 'head'").fetchone()
         if last is not None:
-            self._head = link_of(last[0])
+            self._head = link_of(self._opened(*last))  # also: refuses a wrong or missing key now
         elif kept is not None and isinstance(kept[0], bytes):
             self._head = kept[0]
         if reasons:
@@ -496,7 +513,7 @@ class Outbox:
             db.execute("ROLLBACK")
         self._reserve.unlink(missing_ok=True)  # the room the eviction itself needs
         top = max(row[2] for row in rows)
-        need = sum(len(row[4]) + ROW_OVERHEAD for row in rows) + DISK_FULL_HEADROOM
+        need = sum(len(row[4]) + self._seal_extra + ROW_OVERHEAD for row in rows) + DISK_FULL_HEADROOM
         db.execute("BEGIN IMMEDIATE")
         try:
             _delete(db, acked)
@@ -545,7 +562,7 @@ class Outbox:
         db.execute("BEGIN IMMEDIATE")
         try:
             if rows:
-                db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?)", rows)
+                db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?)", self._sealed(rows))
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('seq', ?)", (rows[-1][0],))
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('head', ?)", (link_of(rows[-1][4]),))
             for kind, n in self._unsaved_drops.items():
@@ -553,7 +570,7 @@ class Outbox:
                     "INSERT INTO dropped VALUES (?, ?) ON CONFLICT(kind) DO UPDATE SET count = count + ?",
                     (kind, n, n),
                 )
-            added = sum(len(row[4]) + ROW_OVERHEAD for row in rows)
+            added = sum(len(row[4]) + self._seal_extra + ROW_OVERHEAD for row in rows)
             used = self.stats.used_bytes + added
             sizes = _delete(db, acked)
             deleted = len(sizes)
@@ -644,7 +661,28 @@ class Outbox:
             )
             .fetchall()
         )
-        return [Stored(*row) for row in rows]
+        out = []
+        for seq, kind, payload in rows:
+            try:
+                out.append(Stored(seq, kind, self._opened(seq, payload)))
+            except AtRestError as exc:  # never published as it is; the rest of the backlog goes on
+                log.error("%s", exc)
+        return out
+
+    def _sealed(self, rows: list[tuple[int, str, int, int, bytes]]) -> list[tuple[int, str, int, int, bytes]]:
+        if self.sealer is None:
+            return rows
+        seal = self.sealer.seal
+        return [(seq, kind, prio, created, seal(seq, payload)) for seq, kind, prio, created, payload in rows]
+
+    def _opened(self, seq: int, stored: bytes) -> bytes:
+        if self.sealer is not None:
+            return self.sealer.open(seq, stored)
+        if is_sealed(stored):
+            raise AtRestError(
+                f"outbox event {seq} is encrypted and no key is configured: set outbox.key_file to its key"
+            )
+        return stored
 
     async def flushed(self) -> None:
         """Wait until every submitted event and acknowledgement is committed."""

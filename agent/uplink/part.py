@@ -13,6 +13,7 @@ from agent import __version__
 from agent.config import GatewayConfig
 from agent.events import now_ms
 
+from .atrest import AtRestError, Sealer
 from .builtins import register_builtins
 from .chain import DeviceKey
 from .gate import CommandGate
@@ -39,7 +40,14 @@ async def setup(ctx: Any) -> None:
     config: GatewayConfig = ctx.config
     device = config.device.id
     key = DeviceKey.load_or_create(config.device.key_file or config.outbox.path.with_name("device.key"))
-    outbox = await Outbox.open(config.outbox.path, device, quota_bytes(config), key)
+    sealer = None
+    if config.outbox.encrypt:
+        key_file = config.outbox.key_file or config.outbox.path.with_name("outbox.key")
+        try:
+            sealer = Sealer.from_file(key_file, device)
+        except AtRestError as exc:
+            raise OutboxError(str(exc)) from None
+    outbox = await Outbox.open(config.outbox.path, device, quota_bytes(config), key, sealer)
     ctx.sink = outbox
     nonces = NonceLedger(config.outbox.path.with_name("command-nonces.sqlite"))
     gate = CommandGate(ctx.commands, config.uplink.commands, device, config.uplink.topic_prefix, nonces)
