@@ -203,6 +203,21 @@ _START_REQUIRED: dict[str, tuple[str, ...]] = {
 }
 
 
+def withholdable_keys() -> set[str]:
+    """Wire keys a privacy setting may remove: none of the header, a kind's required or the chain."""
+    required = set(_REQUIRED) | {n for names in _KIND_REQUIRED.values() for n in names}
+    required |= {n for names in _START_REQUIRED.values() for n in names} | {"ref", "prev", "signature"}
+    return {key for name, key in _KEYS.items() if name not in required}
+
+
+def withheld(event: Event, keys: set[str]) -> Event:
+    """The event without the fields of these wire keys (``withholdable_keys`` only)."""
+    if "img" in keys:
+        keys = keys | {"blr"}  # "blurred" says something about an image that is no longer there
+    names = {_FIELDS[k]: None for k in keys if k in _FIELDS and getattr(event, _FIELDS[k]) is not None}
+    return dataclasses.replace(event, **names) if names else event
+
+
 def to_wire(event: Event) -> dict[str, Any]:
     """The event as the plain map that goes on the wire (msgpack types only)."""
     out: dict[str, Any] = {"v": SCHEMA_VERSION}

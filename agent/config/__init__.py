@@ -14,6 +14,7 @@ from .camera import CameraConfig, VisionConfig, ZoneConfig
 from .device import DeviceConfig
 from .log import LoggingConfig
 from .outbox import OutboxConfig
+from .privacy import PrivacyConfig
 from .uplink import CommandAuthConfig, UplinkConfig
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "GatewayConfig",
     "LoggingConfig",
     "OutboxConfig",
+    "PrivacyConfig",
     "UplinkConfig",
     "VisionConfig",
     "ZoneConfig",
@@ -37,6 +39,7 @@ class GatewayConfig(Section):
     device: DeviceConfig
     uplink: UplinkConfig = Field(default_factory=UplinkConfig)
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     vision: VisionConfig = Field(default_factory=VisionConfig)
     cameras: list[CameraConfig] = Field(default_factory=list)

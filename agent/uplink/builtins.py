@@ -24,6 +24,7 @@ LIVE_SETTINGS = (
     "uplink.replay_rate",
     "uplink.commands",
     "outbox.quota_mb",
+    "privacy.",
     "logging.level",
 )
 

@@ -27,7 +27,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent.events import ALARM, HEALTH, START, Event, now_ms, validate
+from agent.config.privacy import PrivacyConfig
+from agent.events import ALARM, HEALTH, ISSUE, START, Event, now_ms, validate, withheld
 from agent.uplink.seqmark import SeqMark, floor_after, seqmark_path
 
 from .atrest import SEAL_OVERHEAD, AtRestError, Sealer, is_sealed
@@ -198,6 +199,8 @@ class Outbox:
         self.quota_bytes = quota_bytes
         self.key = key  # signs the chain head in each health report (agent/uplink/chain.py)
         self.sealer = sealer  # encrypts payloads at rest (agent/uplink/atrest.py)
+        self.privacy = PrivacyConfig()  # what may leave the device; the uplink part sets the config's
+        self.withheld: dict[str, int] = {}  # events withheld by privacy.send_kinds / drop_labels, per kind
         self._seal_extra = SEAL_OVERHEAD if sealer is not None else 0
         self._head: bytes | None = None  # link of the last event numbered: the next one's ``hp``
         self.stats = OutboxStats()
@@ -373,7 +376,18 @@ class Outbox:
         rows = []
         created = now_ms()
         seq, head = self._seq, self._head
+        privacy = self.privacy
+        drop = set(privacy.drop_fields)
         for event in events:
+            if event.kind not in privacy.send_kinds or (
+                event.kind == ISSUE and event.label in privacy.drop_labels
+            ):
+                # never stored, never sent, and no sequence number: no gap for a consumer to chase
+                self.withheld[event.kind] = self.withheld.get(event.kind, 0) + 1
+                stamped.append(event)
+                continue
+            if drop:
+                event = withheld(event, drop)
             seq += 1
             signature = None
             if self.key is not None and event.kind == HEALTH:

@@ -48,6 +48,7 @@ async def setup(ctx: Any) -> None:
         except AtRestError as exc:
             raise OutboxError(str(exc)) from None
     outbox = await Outbox.open(config.outbox.path, device, quota_bytes(config), key, sealer)
+    outbox.privacy = config.privacy
     ctx.sink = outbox
     nonces = NonceLedger(config.outbox.path.with_name("command-nonces.sqlite"))
     gate = CommandGate(ctx.commands, config.uplink.commands, device, config.uplink.topic_prefix, nonces)
@@ -80,6 +81,7 @@ async def setup(ctx: Any) -> None:
             }
         )
         outbox.quota_bytes = quota_bytes(new)
+        outbox.privacy = new.privacy
         logging.getLogger().setLevel(new.logging.level)
 
     register_builtins(
@@ -90,7 +92,9 @@ async def setup(ctx: Any) -> None:
         outbox=outbox,
         started_ms=now_ms(),
     )
-    ctx.health.register("outbox", lambda: outbox.stats.as_health(now_ms()))
+    ctx.health.register(
+        "outbox", lambda: {**outbox.stats.as_health(now_ms()), "withheld": dict(outbox.withheld)}
+    )
     ctx.health.register("uplink", lambda: {**publisher.stats.as_health(), "commands": dict(gate.counts)})
     ctx.uplink = Uplink(outbox, gate, publisher)
 
