@@ -121,37 +121,50 @@ class Preprocessor:
             box = place(spec, w, h)
             if self._canvas.shape[:2] != (box.dst_h, box.dst_w):
                 self._allocate(box.dst_w, box.dst_h)
-            self._canvas[:] = spec.pad_value  # the border only changes when the frame size does
+            # The border only changes with the frame size: it goes into every slot once, here.
+            self._canvas[:] = spec.pad_value
+            for k in range(self.batch):
+                self._fill(k, (slice(None), slice(None)))
             self._last = box
         new_w, new_h = box.inner_size
-        inner = self._canvas[box.pad_y : box.pad_y + new_h, box.pad_x : box.pad_x + new_w]
+        region = (slice(box.pad_y, box.pad_y + new_h), slice(box.pad_x, box.pad_x + new_w))
+        inner = self._canvas[region]
         if (new_w, new_h) == (w, h):
             inner[:] = frame
         else:
             area = spec.resize == "area" and box.scale < 1
             interp = cv2.INTER_AREA if area else cv2.INTER_LINEAR
             cv2.resize(frame, (new_w, new_h), dst=inner, interpolation=interp)
-        self._fill(slot)
-        if self._work is not self.tensor:
-            np.copyto(self.tensor[slot], self._work[slot], casting="unsafe")
+        self._fill(slot, region)
         return box
 
-    def _fill(self, slot: int) -> None:
+    def _fill(self, slot: int, region: tuple[slice, slice]) -> None:
+        """Convert the canvas's ``region`` (the image; the border is already there) into the tensor."""
+        self._convert(slot, region)
+        if self._work is not self.tensor:
+            if self.spec.layout == "NCHW":
+                np.copyto(self.tensor[slot][(slice(None), *region)], self._work[slot][(slice(None), *region)])
+            else:
+                np.copyto(self.tensor[slot][region], self._work[slot][region])
+
+    def _convert(self, slot: int, region: tuple[slice, slice]) -> None:
         spec = self.spec
-        image = self._canvas
-        if image.ndim == 2:
-            image = image[:, :, None]
         if spec.layout == "NCHW" and self._float is not None:
             # Channel planes straight into the tensor: one pass per plane, no interleaved float copy
-            # to transpose afterwards (the costly, cache-unfriendly part on a small CPU).
-            planes = cv2.split(image) if image.shape[2] == 3 else [image[:, :, 0]]  # B, G, R
+            # to transpose afterwards (the costly, cache-unfriendly part on a small CPU); only the
+            # image's part of the input, the letterbox border is written once per frame size.
+            image = self._canvas[region]
+            planes = cv2.split(image) if image.ndim == 3 else [image]  # B, G, R
             order = (2, 1, 0) if spec.color == "RGB" else (0, 1, 2)
             for c in range(len(planes)):
-                out = self._work[slot, c]
+                out = self._work[slot, c][region]
                 np.multiply(planes[order[c]], self._mul[c], out=out, casting="unsafe")
                 if not self._identity:
                     out += self._add[c]
             return
+        image = self._canvas
+        if image.ndim == 2:
+            image = image[:, :, None]
         if spec.color == "RGB":
             image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
         if self._float is not None:

@@ -407,3 +407,18 @@ def test_spinning_follows_the_number_of_cameras_unless_configured() -> None:
     assert not engine_options(VisionConfig(), cameras=4).spinning
     assert engine_options(VisionConfig(spinning="on"), cameras=4).spinning
     assert not engine_options(VisionConfig(spinning="off"), cameras=1).spinning
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_the_border_stays_right_as_frame_sizes_change(dtype: str) -> None:
+    # Only the image's part of the input is converted per frame: the border must follow the size.
+    prep = Preprocessor(InputSpec(width=96, height=96, stride=32, dtype=dtype))
+    rng = np.random.default_rng(9)
+    for h, w in [(180, 320), (300, 200), (180, 320), (96, 96), (50, 400)]:
+        image = rng.integers(0, 255, (h, w, 3), np.uint8)
+        prep(image)
+        want = ref_image(image, (96, 96), auto=True)[:, :, ::-1].transpose(2, 0, 1) / 255.0
+        assert prep.tensor.shape[1:] == want.shape
+        np.testing.assert_allclose(
+            prep.tensor[0].astype(np.float32), want, atol=1e-3 if dtype == "float16" else 1e-6
+        )
