@@ -227,8 +227,11 @@ class BenchBoard:
     dev board on a serial port, flashed with our firmware and provisioned by the suite, where the
     physical actions are asked of the operator (or the test is skipped without one)."""
 
-    def __init__(self, port: str, setup: dict[str, Any], sim: Any = None, operator: bool = False) -> None:
+    def __init__(
+        self, port: str, setup: dict[str, Any], sim: Any = None, operator: bool = False, baud: int = 115200
+    ) -> None:
         self.port = port
+        self.baud = baud
         self.setup = setup
         self.board_id = setup["board_id"]
         self.sim = sim
@@ -279,4 +282,4 @@ class BenchBoard:
 
 
 def board_section(board: BenchBoard) -> dict[str, Any]:
-    return {"id": board.board_id, "port": board.port, "time_sync_interval_s": 30}
+    return {"id": board.board_id, "port": board.port, "baud": board.baud, "time_sync_interval_s": 30}

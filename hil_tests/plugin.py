@@ -9,6 +9,7 @@ the clip or stream; by default the bundled street clip.
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,13 +35,77 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--board-setup",
         default=None,
-        help="board setup to provision on a real board (default: firmware/sim/street-setup.toml, ESP32 pins)",
+        help="board setup of the bench board (default: firmware/sim/street-setup.toml for --target esp32, "
+        "street-setup-rp2040.toml for rp2040)",
+    )
+    group.addoption(
+        "--target",
+        choices=sorted(TARGET_SETUPS),
+        default=None,
+        help="board family of the bench: its default --board-setup and the tests marked for it "
+        "(default: the family the --board-setup names, else esp32)",
+    )
+    group.addoption(
+        "--baud",
+        type=int,
+        default=115200,
+        help="line rate of the board's serial port (the simulated board paces its bytes at it)",
     )
     group.addoption(
         "--operator",
         action="store_true",
         help="a person is at the bench: physical actions (unplugging) are prompted instead of skipped",
     )
+
+
+# Markers in the conventions of pytest-embedded (a test names the targets it runs on) and labgrid
+# (a test names the bench feature it needs); tests without them run everywhere.
+MARKERS = {
+    "sim": "needs the simulated board (its world, line or internals); skipped with --board PORT",
+    "hardware": "needs a real board on --board PORT; skipped on the simulated board",
+    "esp32": "runs only with --target esp32",
+    "rp2040": "runs only with --target rp2040",
+}
+TARGET_SETUPS = {
+    "esp32": ROOT / "firmware" / "sim" / "street-setup.toml",
+    "rp2040": ROOT / "firmware" / "sim" / "street-setup-rp2040.toml",
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name, text in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {text}")
+
+
+def bench_target(config: pytest.Config) -> str:
+    """The board family: --target, else the one the --board-setup file names, else esp32."""
+    target = config.getoption("--target")
+    setup = config.getoption("--board-setup")
+    if target is None and setup:
+        import tomllib
+
+        try:
+            target = str(tomllib.loads(Path(setup).read_text(encoding="utf-8")).get("board", "esp32"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise pytest.UsageError(f"--board-setup {setup}: cannot read it: {exc}") from None
+    return target or "esp32"
+
+
+def bench_setup_file(config: pytest.Config) -> Path:
+    return Path(config.getoption("--board-setup") or TARGET_SETUPS[bench_target(config)])
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    on_sim = config.getoption("--board") == "sim"
+    target = bench_target(config)
+    for item in items:
+        if item.get_closest_marker("sim") and not on_sim:
+            item.add_marker(pytest.mark.skip(reason="needs the simulated board (--board sim)"))
+        if item.get_closest_marker("hardware") and on_sim:
+            item.add_marker(pytest.mark.skip(reason="needs a real board (--board PORT)"))
+        targets = [name for name in ("esp32", "rp2040") if item.get_closest_marker(name)]
+        if targets and target not in targets:
+            item.add_marker(pytest.mark.skip(reason=f"runs on {', '.join(targets)}, the bench is {target}"))
 
 
 @dataclass
@@ -55,21 +120,29 @@ _RECORD: dict[str, Measurement] = {}
 
 @pytest.fixture
 def report(request: pytest.FixtureRequest, record_property):
-    """``report(name, value, unit)`` records a measured figure for the summary table and JUnit XML."""
+    """``report(name, value, unit, note)`` records a measured figure: for the summary table as text, and
+    as a number in JUnit XML, named with its unit (``sample_to_mqtt_median_ms``) so CI can trend it."""
     entry = _RECORD.setdefault(request.node.nodeid, Measurement(request.node.nodeid))
 
-    def _report(name: str, value: float, unit: str = "") -> None:
-        text = f"{value:.1f} {unit}".strip() if isinstance(value, float) else f"{value} {unit}".strip()
-        entry.figures[name] = text
-        record_property(name, text)
+    def _report(name: str, value: float, unit: str = "", note: str = "") -> None:
+        shown = f"{value:.1f}" if isinstance(value, float) else str(value)
+        entry.figures[name] = " ".join(part for part in (shown, unit, note) if part)
+        record_property(junit_name(name, unit), value)  # per test case: junit_family xunit1
 
     return _report
+
+
+def junit_name(name: str, unit: str = "") -> str:
+    """A property name CI tools can trend: lower case, words joined by _, the unit last."""
+    words = re.sub(r"[^a-z0-9]+", "_", name.lower().replace("->", " to ")).strip("_")
+    return f"{words}_{unit}" if unit else words
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
         entry = _RECORD.setdefault(report.nodeid, Measurement(report.nodeid))
-        entry.outcome = report.outcome
+        # As pytest words it: a failure while setting up the bench is an error, not a failed test.
+        entry.outcome = "error" if report.when == "setup" and report.failed else report.outcome
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
@@ -141,35 +214,88 @@ def listen(bench_broker):
         listener.stop()
 
 
-@pytest.fixture
-def board(request: pytest.FixtureRequest, tmp_path: Path):
-    """The bench's sensor board (see hil_tests.bench.BenchBoard); ``--board sim`` runs our firmware on a
-    simulated board; ``--board PORT`` flashes and provisions the dev board on that port first."""
-    from firmware.sim.scenarios import STREET_SETUP
-    from hil_tests.bench import BenchBoard
-    from tools.board_cli.board_setup import load_setup
+@pytest.fixture(scope="session")
+def bench_port(request: pytest.FixtureRequest) -> str | None:
+    """A real board's port, checked and flashed with this checkout's firmware once per session; None on
+    the simulator. A port that is missing or answers nothing ends the session with one error that
+    names the port and the cause, instead of a failure per test."""
+    import os
+    import subprocess
 
-    setup_file = Path(request.config.getoption("--board-setup") or STREET_SETUP)
-    setup = load_setup(setup_file).document()
-    choice = request.config.getoption("--board")
-    ber = float(request.config.getoption("--sim-ber"))
-    if choice == "sim":
+    from firmware.streetfw import VERSION
+
+    port = request.config.getoption("--board")
+    if port == "sim":
+        return None
+    if not os.path.exists(port):
+        pytest.exit(
+            f"--board {port}: no such serial port; plug the board in (a data cable) and find its port "
+            "with `edgectl board list`, or run on the simulated board with --board sim",
+            returncode=pytest.ExitCode.USAGE_ERROR,
+        )
+    baud = str(request.config.getoption("--baud"))
+    # This checkout's firmware, even over a newer one a previous run left (the flash test bumps it).
+    flash = ["board", "flash", str(ROOT / "firmware"), "--version", VERSION, "--port", port, "--baud", baud]
+    done = subprocess.run(
+        [sys.executable, "-m", "tools.edgectl", *flash, "--quiet", "--allow-downgrade"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    if done.returncode != 0:
+        why = (done.stderr.strip().splitlines() or ["no output"])[-1].removeprefix("edgectl: ")
+        pytest.exit(f"--board {port}: flashing the bench board failed: {why}", returncode=done.returncode)
+    return port
+
+
+@pytest.fixture(scope="session")
+def bench_setup(request: pytest.FixtureRequest) -> tuple[Path, dict]:
+    """The board setup of the bench (file, document), checked once: a bad file or one for another board
+    family than --target ends the session with the reason."""
+    from tools.board_cli.board_setup import SetupError, load_setup
+
+    setup_file = bench_setup_file(request.config)
+    target = bench_target(request.config)
+    try:
+        loaded = load_setup(setup_file)
+    except SetupError as exc:
+        pytest.exit(f"--board-setup: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+    if loaded.board != target:
+        pytest.exit(
+            f"--board-setup {setup_file} is for {loaded.board} boards, the bench is --target {target}",
+            returncode=pytest.ExitCode.USAGE_ERROR,
+        )
+    return setup_file, loaded.document()
+
+
+@pytest.fixture
+def board(
+    request: pytest.FixtureRequest, bench_setup: tuple[Path, dict], bench_port: str | None, tmp_path: Path
+):
+    """The bench's sensor board (see hil_tests.bench.BenchBoard); ``--board sim`` runs our firmware on a
+    simulated board; ``--board PORT`` is the dev board on that port, flashed once per session and
+    provisioned with the bench setup before each test."""
+    import subprocess
+
+    from hil_tests.bench import BenchBoard
+
+    setup_file, setup = bench_setup
+    baud = int(request.config.getoption("--baud"))
+    if bench_port is None:
         from firmware.sim.board import SimulatedBoard
 
+        ber = float(request.config.getoption("--sim-ber"))
         sim = SimulatedBoard(
-            setup, port=tmp_path / "ttyBOARD", ber=ber, seed=5, flash=tmp_path / "flash"
+            setup, port=tmp_path / "ttyBOARD", baud=baud, ber=ber, seed=5, flash=tmp_path / "flash"
         ).start()
-        bench = BenchBoard(sim.port, setup, sim=sim)
+        bench = BenchBoard(sim.port, setup, sim=sim, baud=baud)
     else:
-        from firmware.streetfw import VERSION
-        from tools.edgectl import main as edgectl
-
-        fw = str(ROOT / "firmware")
-        # This checkout's firmware, even over a newer one a previous run left (the flash test bumps it).
-        flash = ["board", "flash", fw, "--version", VERSION, "--port", choice, "--quiet", "--allow-downgrade"]
-        assert edgectl(flash) == 0
-        assert edgectl(["board", "provision", str(setup_file), "--port", choice]) == 0
-        bench = BenchBoard(choice, setup, operator=interactive(request.config))
+        provision = ["board", "provision", str(setup_file), "--port", bench_port, "--baud", str(baud)]
+        done = subprocess.run(
+            [sys.executable, "-m", "tools.edgectl", *provision], capture_output=True, text=True, cwd=ROOT
+        )
+        assert done.returncode == 0, f"provisioning {bench_port} failed: {done.stderr.strip()}"
+        bench = BenchBoard(bench_port, setup, operator=interactive(request.config), baud=baud)
     yield bench
     bench.close()
 

@@ -44,7 +44,7 @@ def test_board_readings_arrive_time_stamped_by_the_board(
     # The board's clock was set by the gateway: its time stamps agree with this machine's within 2 s.
     assert all(-2000 < d < 2000 for d in delays), sorted(delays)[-5:]
     assert not listener.problems
-    report("readings", len(arrivals), "")
+    report("readings", len(arrivals))
     report("sample->MQTT median", statistics.median(delays), "ms")
 
 
@@ -74,7 +74,7 @@ def test_an_alarm_arrives_exactly_once_through_line_noise_and_a_broker_restart(
     assert len(starts) == 1 and len(ends) == 1, (starts, ends)
     assert starts[0].label == "tilt_deg_high" and starts[0].severity == "critical"
     assert ends[0].ref == starts[0].event_id
-    report("alarms", 1, "start+end, once")
+    report("alarms", 1, note="start+end, once")
 
 
 def test_the_lamp_follows_a_signed_command_over_mqtt(
@@ -135,7 +135,7 @@ def test_a_pulled_cable_and_an_agent_restart_lose_no_alarm_and_keep_the_sequence
     seqs_all = sorted({e.seq for e in listener.events()})
     assert seqs_all == list(range(seqs_all[0], seqs_all[0] + len(seqs_all))), "the sequence has gaps"
     assert len(seqs) >= 2
-    report("events", len(seqs_all), "no gaps")
+    report("events", len(seqs_all), note="no gaps")
 
 
 def test_board_monitor_shows_the_link_statistics_the_agent_reports(

@@ -49,5 +49,5 @@ def test_street_issue_on_the_clip_is_one_start_and_one_end(
         assert len(label_ends) == 1, f"{label}: {len(label_ends)} end events"
         assert label_ends[0].ref == label_starts[0].event_id
         assert label_ends[0].seq > label_starts[0].seq
-    report("issues", len(starts), "started")
-    report("events", len(listener.events()), "")
+    report("issues", len(starts), note="started")
+    report("events", len(listener.events()))

@@ -1,0 +1,78 @@
+"""The HIL suite as QA runs it (`pytest hil_tests ...` in its own process): a wrong port is one
+session-level error naming the port and the cause; --target picks the board family's setup; measured
+figures reach JUnit XML as numbers named with their units."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def hil(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "hil_tests", "-p", "no:cacheprovider", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=timeout,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+
+
+def test_a_missing_port_is_one_session_error_naming_it() -> None:
+    started = time.monotonic()
+    run = hil("--board", "/dev/ttyUSB-not-here")
+    took = time.monotonic() - started
+    out = run.stdout + run.stderr
+    assert run.returncode == 4, out
+    assert out.count("--board /dev/ttyUSB-not-here: no such serial port") == 1, out
+    assert "AssertionError" not in out and "edgectl board list" in out
+    assert took < 60, f"{took:.0f} s before saying so"
+
+
+def test_a_port_with_no_board_behind_it_is_one_session_error_with_the_cause() -> None:
+    controller, peripheral = os.openpty()  # a serial port with nothing on it, as a laptop's ttyS0
+    port = os.ttyname(peripheral)
+    try:
+        run = hil("--board", port, "hil_tests/test_board.py")
+    finally:
+        os.close(controller)
+        os.close(peripheral)
+    out = run.stdout + run.stderr
+    assert run.returncode == 4, out  # edgectl's exit code: no board answered
+    assert out.count(f"--board {port}: flashing the bench board failed: {port}: could not enter") == 1, out
+    assert "AssertionError" not in out
+
+
+def test_a_setup_for_another_family_than_the_target_is_refused() -> None:
+    run = hil(
+        "--target", "rp2040", "--board-setup", "firmware/sim/street-setup.toml", "hil_tests/test_flash.py"
+    )
+    out = run.stdout + run.stderr
+    assert run.returncode == 4, out
+    assert "street-setup.toml is for esp32 boards, the bench is --target rp2040" in out
+
+
+def test_markers_select_and_skip_by_bench() -> None:
+    run = hil("--collect-only", "-q", "-m", "not hardware and not sim")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "test_board.py::" in run.stdout
+
+
+def test_rp2040_target_on_the_simulator_with_figures_in_junit(tmp_path: Path) -> None:
+    junit = tmp_path / "junit.xml"
+    run = hil("--target", "rp2040", "-k", "readings_arrive", f"--junitxml={junit}", "hil_tests/test_board.py")
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out
+    assert "xunit2" not in out and "PytestWarning" not in out
+    case = next(c for c in ET.parse(junit).iter("testcase") if "readings_arrive" in c.get("name", ""))
+    props = {p.get("name"): p.get("value") for p in case.iter("property")}
+    assert set(props) == {"readings", "sample_to_mqtt_median_ms"}, props
+    assert int(props["readings"]) > 0 and 0 <= abs(float(props["sample_to_mqtt_median_ms"])) < 2000
+    assert "passed" in out.split("HIL summary")[1]
