@@ -132,3 +132,42 @@ def test_verbose_adds_the_traceback(capsys) -> None:
     assert "Traceback (most recent call last)" in err and err.rstrip().endswith(
         "no such serial port; `edgectl board list` shows the ports"
     )
+
+
+def test_board_list_shows_the_simulated_boards_while_they_run(tmp_path, capsys) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    port = tmp_path / "ttyPRACTICE"
+    sim = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tools.edgectl",
+            "board",
+            "sim",
+            "--stock",
+            "--flash",
+            str(tmp_path / "f"),
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    try:
+        assert sim.stdout is not None and "simulated stock MicroPython board" in sim.stdout.readline()
+        assert edgectl(["board", "list", "--json"]) == 0
+        listed = {p["device"]: p for p in json.loads(capsys.readouterr().out)}
+        assert listed[str(port)]["micropython"] == "sim"
+        assert listed[str(port)]["kind"] == "simulated board (stock MicroPython)"
+    finally:
+        sim.send_signal(signal.SIGINT)
+        assert sim.wait(10) == 0
+    assert edgectl(["board", "list", "--json"]) == 0
+    assert str(port) not in {p["device"] for p in json.loads(capsys.readouterr().out)}

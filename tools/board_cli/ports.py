@@ -39,7 +39,8 @@ class PortInfo:
     description: str
     serial_number: str | None
     kind: str  # what the USB ids say it is, "" if nothing known
-    micropython: str  # "yes": MicroPython's own USB ids; "maybe": a chip or bridge boards use; "" no
+    micropython: str  # "yes": MicroPython's own USB ids; "maybe": a chip or bridge boards use; "sim": a
+    # simulated board (`edgectl board sim`); "" no
 
     @property
     def usb_id(self) -> str:
@@ -57,9 +58,17 @@ def classify(info: ListPortInfo) -> PortInfo:
     return PortInfo(info.device, vid, pid, description, info.serial_number, kind, micropython)
 
 
-def list_serial_ports(extra: list[str] | None = None) -> list[PortInfo]:
-    """USB and other serial ports of this machine, plus ``extra`` paths (e.g. a simulated board's)."""
+def list_serial_ports(extra: list[str] | None = None, simulated: bool = False) -> list[PortInfo]:
+    """USB and other serial ports of this machine, plus ``extra`` paths and, with ``simulated``, the
+    boards `edgectl board sim` runs."""
+    from .sim_registry import running
+
     found = [classify(p) for p in sorted(list_ports.comports(), key=lambda p: p.device)]
+    if simulated:
+        found += [
+            PortInfo(s.port, None, None, s.detail, None, f"simulated board ({s.kind})", "sim")
+            for s in running()
+        ]
     known = {p.device for p in found}
     for path in extra or []:
         if path not in known:
@@ -118,8 +127,13 @@ def the_only_board() -> str:
     if len(boards) == 1:
         return boards[0].device
     if not boards:
+        from .sim_registry import running
+
+        sims = [s.port for s in running()]
+        hint = f" (a simulated board runs on {', '.join(sims)})" if sims else ""
         raise EdgectlError(
-            "no board found on USB; plug it in with a data cable, or name its port with --port", NO_PORT
+            f"no board found on USB; plug it in with a data cable, or name its port with --port{hint}",
+            NO_PORT,
         )
     names = ", ".join(p.device for p in boards)
     raise EdgectlError(f"several boards are plugged in ({names}); choose one with --port", NO_PORT)

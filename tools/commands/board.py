@@ -21,7 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "list",
         help="serial ports with USB ids, marking likely MicroPython boards",
         description="Lists serial ports with their USB vendor:product ids. MICROPYTHON says 'yes' for the "
-        "ids MicroPython itself reports and 'maybe' for chips and USB-UART bridges boards use.",
+        "ids MicroPython itself reports, 'maybe' for chips and USB-UART bridges boards use, and 'sim' for "
+        "the simulated boards `edgectl board sim` runs.",
     )
     listing.add_argument("--port", action="append", default=[], help="also show this port (repeatable)")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
@@ -138,7 +139,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_list(args: argparse.Namespace) -> int:
     from ..board_cli.probe import probe
 
-    ports = list_serial_ports(args.port)
+    ports = list_serial_ports(args.port, simulated=True)
     # Probe the ports that may be boards: USB ids of boards, and ports named explicitly.
     answers = {
         p.device: probe(p.device) for p in ports if args.probe and (p.micropython or p.device in args.port)
@@ -286,6 +287,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
     from firmware.sim.scenarios import SCENARIOS, STREET_SETUP, ScenarioPlayer
 
     from ..board_cli.board_setup import SetupError, load_setup
+    from ..board_cli.sim_registry import announced
 
     if args.scenario not in SCENARIOS:
         raise EdgectlError(f"no scenario {args.scenario!r}; known: {', '.join(SCENARIOS)}", USAGE)
@@ -301,7 +303,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
         setup, port=args.port.absolute(), baud=args.baud, ber=args.ber, drop=args.drop, flash=args.flash
     )
     player = ScenarioPlayer(board.world, args.scenario, loop=args.loop, period_s=args.period)
-    with board:
+    with board, announced(board.port, "our firmware", f"board {board.boot_config().get('board_id')}"):
         player.start()
         print(
             f"simulated board {board.boot_config().get('board_id')} on {board.port} ({args.baud} baud, "
@@ -332,11 +334,15 @@ def _stock_sim(args: argparse.Namespace) -> int:
     import time
 
     from ..board_cli.repl_sim import StockBoard
+    from ..board_cli.sim_registry import announced
 
     if args.baud <= 0:
         raise EdgectlError(f"--baud must be a positive line rate, not {args.baud}", USAGE)
     flash = args.flash or Path("board-flash")
-    with StockBoard(flash, port=args.port.absolute(), baud=args.baud) as board:
+    with (
+        StockBoard(flash, port=args.port.absolute(), baud=args.baud) as board,
+        announced(board.port, "stock MicroPython", f"flash {flash}"),
+    ):
         board.booted.wait(10)  # announce the port once the board listens
         print(
             f"simulated stock MicroPython board on {board.port} ({args.baud} baud, flash: {flash}); "
