@@ -5,6 +5,7 @@ figures reach JUnit XML as numbers named with their units."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -59,10 +60,46 @@ def test_a_setup_for_another_family_than_the_target_is_refused() -> None:
     assert "street-setup.toml is for esp32 boards, the bench is --target rp2040" in out
 
 
-def test_markers_select_and_skip_by_bench() -> None:
-    run = hil("--collect-only", "-q", "-m", "not hardware and not sim")
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert "test_board.py::" in run.stdout
+def test_markers_skip_what_the_bench_cannot_run(tmp_path: Path) -> None:
+    """Tests marked for the simulator, for hardware or for one target, under the HIL plugin."""
+    (tmp_path / "pytest.ini").write_text("[pytest]\naddopts = --strict-markers\n")
+    (tmp_path / "conftest.py").write_text("from hil_tests.plugin import *  # noqa: F403\n")
+    (tmp_path / "test_marked.py").write_text(
+        "import pytest\n\n"
+        "@pytest.mark.sim\ndef test_on_sim(): pass\n\n"
+        "@pytest.mark.hardware\ndef test_on_hardware(): pass\n\n"
+        "@pytest.mark.rp2040\ndef test_on_pico(): pass\n\n"
+        "def test_anywhere(): pass\n"
+    )
+
+    def outcomes(*args: str) -> dict[str, str]:
+        run = subprocess.run(
+            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-v", "-c", "pytest.ini", *args],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        assert run.returncode in (0, 5), run.stdout + run.stderr
+        return dict(re.findall(r"::(test_\w+) (PASSED|SKIPPED)", run.stdout))
+
+    assert outcomes() == {
+        "test_on_sim": "PASSED",
+        "test_on_hardware": "SKIPPED",
+        "test_on_pico": "SKIPPED",
+        "test_anywhere": "PASSED",
+    }
+    assert outcomes("--board", "/dev/ttyACM0", "--target", "rp2040") == {
+        "test_on_sim": "SKIPPED",
+        "test_on_hardware": "PASSED",
+        "test_on_pico": "PASSED",
+        "test_anywhere": "PASSED",
+    }
+    assert outcomes("-m", "not sim") == {
+        "test_on_hardware": "SKIPPED",
+        "test_on_pico": "SKIPPED",
+        "test_anywhere": "PASSED",
+    }
 
 
 def test_rp2040_target_on_the_simulator_with_figures_in_junit(tmp_path: Path) -> None:
