@@ -22,7 +22,7 @@ from agent.config.camera import SnapshotConfig
 from agent.vision.detections import Detections
 from agent.vision.engine import ModelEngine, load_engine
 from agent.vision.faces import FaceDetector, load_face_detector
-from agent.vision.privacy import Box, Detect, Found, issue_region, redact, render
+from agent.vision.privacy import Box, Detect, Found, encode_within, issue_region, redact, render
 from models.pipeline.footage import OPENCV_DATA, load_footage
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -110,9 +110,10 @@ def measure(n_frames: int | None) -> dict:
                 t["shown_all"] += shown_all
                 t["exposed_all"] += exposed_all
                 if name == "fail_closed":
+                    sent = as_sent(out, config)
                     checked["snapshots"] += 1
-                    checked["with_person"] += people(detect(out)) > 0
-                    checked["with_face"] += len(faces(out, config.face_confidence)) > 0
+                    checked["with_person"] += people(detect(sent)) > 0
+                    checked["with_face"] += len(faces(sent, config.face_confidence)) > 0
     return {
         "footage": f"{footage.source}: {len(frames)} labelled frames, {len(GRID)} issue places each",
         "people": ways_doc(),
@@ -138,12 +139,19 @@ def _photo(path: Path, faces: FaceDetector, detect: Detect, config: SnapshotConf
     out: dict = {"input": {"people": people(found), "face_boxes": len(faces(image, config.face_confidence))}}
     for name, args in (("old", (None, None)), ("new", (faces, detect))):
         img = render(image, full, found, config, *args)
-        out[name] = (
-            "not sent"
-            if img is None
-            else {"people": people(detect(img)), "face_boxes": len(faces(img, config.face_confidence))}
-        )
+        if img is None:
+            out[name] = "not sent"
+            continue
+        sent = as_sent(img, config)
+        out[name] = {"people": people(detect(sent)), "face_boxes": len(faces(sent, config.face_confidence))}
     return out
+
+
+def as_sent(image: np.ndarray, config: SnapshotConfig) -> np.ndarray:
+    """The image as the JPEG that leaves the device decodes."""
+    jpeg = encode_within(image, config)
+    assert jpeg is not None
+    return cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
 
 
 def people(found: Found) -> int:
