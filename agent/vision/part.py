@@ -12,7 +12,7 @@ import logging
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..config import GatewayConfig
@@ -57,6 +57,8 @@ class Camera:
             return {"state": "disabled", "reason": self.disabled}
         out: dict[str, Any] = {"state": "running", **self.pipeline.stats.as_dict()}
         out["motion_skipped"] = self.pipeline.motion.skipped
+        if self.pipeline.snapshots is not None:
+            out["snapshots"] = asdict(self.pipeline.snapshots.counts)
         out["restarts"] = self.restarts
         if self.source is not None:
             out.update(self.source.counters.as_dict())

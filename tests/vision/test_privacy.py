@@ -290,3 +290,12 @@ def test_without_the_face_model_no_image_leaves_but_events_do(tmp_path: Path, ma
     assert any("snapshots are off" in r.getMessage() for r in caplog.records)
     event = _first_start(pipeline)
     assert event.image is None and event.blurred is None
+
+
+def test_camera_health_counts_snapshots(tmp_path: Path, make_model) -> None:
+    from agent.vision.part import Camera
+
+    pipeline = _pipeline_with_garbage(tmp_path, make_model, max_per_minute=1)
+    _first_start(pipeline)
+    camera = Camera(pipeline.config, pipeline=pipeline)
+    assert camera.health()["snapshots"] == {"taken": 1, "rate_limited": 0, "too_large": 0, "not_clean": 0}
