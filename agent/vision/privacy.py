@@ -179,6 +179,8 @@ def redact(
         if jpeg is None:  # too large to send whatever it shows: the caller's encoding refuses it too
             return out, np.concatenate(blurred)
         sent = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+        if sent is None:
+            raise RuntimeError("a snapshot's own JPEG does not decode")
         # A vehicle is still a vehicle once its plate band is blurred: only people and faces count.
         people, face_boxes = private_in(sent, whole, [], config, faces, detect, plate_bands=False)
         blurred += [people, face_boxes]

@@ -22,6 +22,7 @@ from agent.events import BOX_SCALE, ISSUE, START, decode, encode
 from agent.vision.detections import Detections
 from agent.vision.engine import ModelEngine, load_engine
 from agent.vision.faces import FaceDetector, load_face_detector
+from agent.vision.part import Camera
 from agent.vision.pipeline import CameraPipeline
 from agent.vision.privacy import (
     FACE_BLOCKS,
@@ -293,8 +294,6 @@ def test_without_the_face_model_no_image_leaves_but_events_do(tmp_path: Path, ma
 
 
 def test_camera_health_counts_snapshots(tmp_path: Path, make_model) -> None:
-    from agent.vision.part import Camera
-
     pipeline = _pipeline_with_garbage(tmp_path, make_model, max_per_minute=1)
     _first_start(pipeline)
     camera = Camera(pipeline.config, pipeline=pipeline)
