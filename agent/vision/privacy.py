@@ -1,9 +1,10 @@
 """Snapshots that may leave the device, fail-closed: the issue's region only, everyone in it blurred.
 
-A detector misses people (the shipped one about half of them on real street footage), so blurring
-what it found cannot be the only safeguard: by default a snapshot is cut to the issue's box and a
-margin, and inside that cut the detectors run again at the cut's own resolution, a face detector
-besides them. A full frame leaves only when configured, logged and marked in the event.
+A detector misses people (small, hidden, cut at an edge), so blurring what it found cannot be the
+only safeguard: by default a snapshot is cut to the issue's box and a margin, the detectors run
+again around that cut at its own resolution, a face detector besides them, and the JPEG is checked
+by them before it leaves. A full frame leaves only when configured, logged and marked in the event.
+See docs/vision.md, "Snapshots: fail-closed".
 """
 
 from __future__ import annotations
