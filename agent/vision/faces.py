@@ -15,7 +15,6 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
-INPUT = 256
 TILES = (256, 512)  # tile sides in frame pixels, besides the whole frame
 OVERLAP = 0.25  # a face on a tile border is whole in the neighbouring tile
 GROW = 0.25  # BlazeFace boxes end at the brows and chin: hair and ears are private too
@@ -45,6 +44,8 @@ class FaceDetector:
         except Exception as exc:  # onnxruntime raises its own untyped errors for a missing or bad file
             raise ValueError(f"cannot load the face model {path}: {exc}") from None
         self.input = self.session.get_inputs()[0].name
+        # 256 for the back-camera model; BlazeFace's front-camera one (128) decodes the same way.
+        self.side = int(self.session.get_inputs()[0].shape[1])
         self.outputs = [o.name for o in self.session.get_outputs()]
         self.anchors = _anchors()
 
@@ -54,7 +55,7 @@ class FaceDetector:
         square = np.zeros((side, side, 3), np.uint8)
         square[: tile.shape[0], : tile.shape[1]] = tile
         rgb = cv2.cvtColor(
-            cv2.resize(square, (INPUT, INPUT), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB
+            cv2.resize(square, (self.side, self.side), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB
         )
         return rgb.astype(np.float32) / 127.5 - 1.0, float(side)
 
@@ -65,7 +66,7 @@ class FaceDetector:
         keep = logits > np.log(min_score / (1.0 - min_score))
         if not keep.any():
             return np.zeros((0, 4), np.float32)
-        reg = np.concatenate([r16[0], r8[0]])[keep, :4] / INPUT
+        reg = np.concatenate([r16[0], r8[0]])[keep, :4] / self.side
         centre = self.anchors[keep] + reg[:, :2]
         half = reg[:, 2:4] * (0.5 + GROW / 2)
         return np.concatenate([centre - half, centre + half], axis=1) * side  # tile pixels

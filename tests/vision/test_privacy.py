@@ -31,6 +31,7 @@ from agent.vision.privacy import (
     Found,
     SnapshotTaker,
     blur_regions,
+    crop_of,
     encode_within,
     issue_region,
     render,
@@ -51,6 +52,12 @@ def nanodet() -> ModelEngine:
 @pytest.fixture(scope="module")
 def faces() -> FaceDetector:
     return load_face_detector(ROOT / "models" / "blazeface")
+
+
+@pytest.fixture(scope="module")
+def checker() -> FaceDetector:
+    """A second face detector (BlazeFace's front-camera weights), never used for blurring."""
+    return FaceDetector(ROOT / "models" / "blazeface" / "blazeface-front.onnx")
 
 
 @pytest.fixture(scope="module")
@@ -86,18 +93,22 @@ def taker(faces: FaceDetector, detect, **config) -> SnapshotTaker:
     return SnapshotTaker("cam-1", SnapshotConfig(enabled=True, **config), faces, detect)
 
 
-def test_messi_photo_leaves_with_no_person_and_no_face(faces: FaceDetector, detect) -> None:
+def test_messi_photo_leaves_with_no_person_and_no_face(
+    faces: FaceDetector, checker: FaceDetector, detect
+) -> None:
     image = photo("messi5.jpg")
     found = detect(image)
     assert people(found), "the detector must see the player in the input, or this test proves nothing"
-    assert len(faces(image, 0.5)), "BlazeFace must see the player's face in the input"
-    ball = next(d.xyxy[i] for d, c in found for i in range(len(d)) if c[int(d.class_id[i])] == "sports_ball")
-    for region in ("issue", "full"):
-        snap = taker(faces, detect, region=region).take(image, tuple(ball), found, 0.0, "messi")
+    # An issue on the player's shirt (the region then holds his head) and one at the ball, full frame.
+    for region, box in (("issue", (0.35, 0.35, 0.55, 0.55)), ("full", (0.61, 0.84, 0.71, 0.98))):
+        snap = taker(faces, detect, region=region).take(image, box, found, 0.0, "messi")
         assert snap is not None
+        shown = crop_of(image, snap.region)
+        assert people(detect(shown)) and len(checker(shown, 0.5)), f"{region}: someone to blur"
         out = jpeg_image(snap.jpeg)
         assert people(detect(out)) == [], region
-        assert len(faces(out, 0.4)) == 0, region  # the device's own threshold
+        assert len(faces(out, 0.4)) == 0, region  # the device's own detector and threshold
+        assert len(checker(out, 0.5)) == 0, region  # the second one, which did no blurring
 
 
 def test_the_old_blur_left_people_and_faces_the_detectors_still_find(faces: FaceDetector, detect) -> None:
