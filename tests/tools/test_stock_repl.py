@@ -104,6 +104,28 @@ def test_modules_on_the_flash_and_the_board_modules(terminal: Terminal) -> None:
     assert out.endswith("True\n>>> ")
 
 
+def test_ctrl_c_interrupts_running_code_and_output_streams_as_printed(terminal: Terminal) -> None:
+    terminal.port.write(b"import time\r")
+    terminal.type("", until=b">>> ")
+    terminal.port.write(b"while True: print('tick'); time.sleep(0.2)\r")
+    first = terminal.type("", until=b"... ")
+    assert first.endswith("... ")
+    started = time.monotonic()
+    terminal.port.write(b"\r")
+    assert "tick" in terminal.type("", until=b"tick\r\n"), "output arrives while the loop runs"
+    assert time.monotonic() - started < 1.5
+    out = terminal.type("\x03")
+    assert "KeyboardInterrupt" in out and out.endswith(">>> ")
+    assert terminal.type("x = 5\r") == "x = 5\n>>> "
+    assert terminal.type("x\r").endswith("5\n>>> "), "the board's state survives the interrupt"
+
+
+def test_input_reads_what_is_typed(terminal: Terminal) -> None:
+    terminal.type("name = input('who? ')\r", until=b"who? ")
+    assert terminal.type("pole\r") == "pole\n>>> "
+    assert terminal.type("name\r").endswith("'pole'\n>>> ")
+
+
 def test_paste_mode_runs_what_was_pasted(terminal: Terminal) -> None:
     terminal.port.write(b"\x05")
     terminal.type("", until=b"=== ")
@@ -153,6 +175,26 @@ def test_mpremote_df_rtc_and_a_module_copied_to_lib(tmp_path: Path) -> None:
         sim.send_signal(signal.SIGINT)
         assert sim.wait(10) == 0
     assert not port.exists(), "the stable port path goes with the board"
+
+
+def test_mpremote_mount_serves_a_host_folder_to_the_board(tmp_path: Path) -> None:
+    """`mpremote mount`: the board imports and writes files of a folder on this machine."""
+    local = tmp_path / "project"
+    (local / "street").mkdir(parents=True)
+    (local / "settings.py").write_text("LEVEL = 41\n")
+    (local / "street" / "__init__.py").write_text("def name():\n    return 'mounted'\n")
+    with StockBoard(tmp_path / "flash") as board:
+        assert board.booted.wait(5)
+        code = (
+            "import os, settings, street\n"
+            "print(os.getcwd(), sorted(os.listdir()), settings.LEVEL + 1, street.name())\n"
+            "with open('from_board.txt', 'w') as f:\n    f.write('written on the board')\n"
+        )
+        run = _mpremote(board.port, "mount", str(local), "exec", code)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines()[-1] == "/remote ['settings.py', 'street'] 42 mounted"
+    assert (local / "from_board.txt").read_text() == "written on the board"
+    assert not (tmp_path / "flash" / "from_board.txt").exists(), "written to the host folder, not the flash"
 
 
 def test_bytes_are_paced_at_the_chosen_baud(tmp_path: Path) -> None:

@@ -18,24 +18,19 @@ printing until interrupted.
 
 from __future__ import annotations
 
-import ast
-import builtins
 import codeop
 import contextlib
-import errno
-import io
 import os
 import select
 import struct
 import threading
 import time
-import traceback
 import tty
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-from .repl_sim_modules import Reboot, board_modules, help_text
+from .repl_sim_modules import Reboot
+from .repl_sim_runtime import BoardRuntime
 
 BANNER = b'MicroPython v1.27.0 on 2025-12-09; Generic ESP32 module with ESP32\r\nType "help()" for more information.\r\n'
 RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n>"
@@ -93,13 +88,10 @@ class StockBoard:
         self._paste_granted = 0
         self.paste_overruns = 0  # bytes a host sent beyond the raw-paste window (flow control broken)
         self._escape = b""
-        self._globals: dict[str, Any] = {}
-        self._modules: dict[str, Any] = {}
-        self._sys_path = ["", "/lib"]
-        self.cwd = "/"
         self._pending = ""  # a compound statement being typed in the friendly REPL
         self._csi = 0  # 1 after ESC, 2 inside an ESC [ sequence
-        self._out = io.StringIO()
+        self._lock = threading.RLock()  # the REPL state: the port's reader and the code's end change it
+        self.runtime = BoardRuntime(self.flash, capacity, mpy, self._write, self._lock)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="stock-board", daemon=True)
         self._running_main = False
@@ -178,16 +170,16 @@ class StockBoard:
                 if self.unplug_after is not None and self.received >= self.unplug_after:
                     self._unplug()
                     return
-                if self._mode != "booting":  # a booting board drops what it receives
-                    self._receive(byte)
+                with self._lock:
+                    if self.runtime.running:
+                        self.runtime.feed(byte)  # Ctrl-C or input for the code that runs
+                    elif self._mode != "booting":  # a booting board drops what it receives
+                        self._receive(byte)
 
     # -- boot ---------------------------------------------------------------------------------------
     def _reset(self, hard: bool, run_main: bool = True) -> None:
         self.resets += 1
-        self._globals = {}
-        self._modules = {}
-        self._sys_path = ["", "/lib"]
-        self.cwd = "/"
+        self.runtime.reset()
         self._pending = ""
         self._line.clear()
         self._code.clear()
@@ -293,10 +285,22 @@ class StockBoard:
             self._write(b"\x01")  # room for another window
 
     def _run(self, code: bytes) -> None:
-        out, err = self.execute(code)
-        self._write(out + b"\x04" + err + b"\x04")
-        if self._mode == "raw":
+        """Run code from the raw REPL; its output streams out, then the end markers and the error."""
+        self.runtime.start(code, echo=False, done=self._raw_done)
+
+    def _raw_done(self, err: str, reboot: Reboot | None) -> None:
+        self._write(b"\x04" + err.replace("\n", "\r\n").encode() + b"\x04")
+        if reboot is not None:
+            self._reset(hard=reboot.hard)
+        elif self._mode == "raw":
             self._write(b">")
+
+    def _friendly_done(self, err: str, reboot: Reboot | None) -> None:
+        self._write(err.replace("\n", "\r\n").encode())
+        if reboot is not None:
+            self._reset(hard=reboot.hard)
+        elif self._mode == "friendly":
+            self._write(b">>> ")
 
     def _friendly_byte(self, byte: int) -> None:
         if byte == 0x04 and not self._line and not self._pending:  # Ctrl-D: soft reboot, runs main.py
@@ -307,7 +311,7 @@ class StockBoard:
             self._code.clear()
             self._write(PASTE_BANNER)
             return
-        if byte in (0x0D, 0x0A):
+        if byte == 0x0D:  # Enter; a line feed is ignored, as by MicroPython's readline
             self._enter()
             return
         if byte in (0x08, 0x7F):
@@ -345,10 +349,7 @@ class StockBoard:
             self._write(b"... " + indent.encode())
             return
         self._pending = ""
-        out, err = self.execute(source.encode(), echo=True)
-        self._write(out + err)
-        if self._mode == "friendly":
-            self._write(b">>> ")
+        self.runtime.start(source.encode(), echo=True, done=self._friendly_done)
 
     @staticmethod
     def _continues(source: str, line: str) -> bool:
@@ -386,10 +387,7 @@ class StockBoard:
             self._mode = "friendly"
             code, self._code = bytes(self._code), bytearray()
             self._write(b"\r\n")
-            out, err = self.execute(code, echo=True)
-            self._write(out + err)
-            if self._mode == "friendly":
-                self._write(b">>> ")
+            self.runtime.start(code, echo=False, done=self._friendly_done)  # compiled as a file: no echo
             return
         if byte == 0x0D:
             self._code.append(0x0A)
@@ -399,196 +397,3 @@ class StockBoard:
             return
         self._code.append(byte)
         self._write(bytes([byte]))
-
-    # -- running code --------------------------------------------------------------------------------
-    def execute(self, code: bytes, echo: bool = False) -> tuple[bytes, bytes]:
-        """Run code as the board would; returns (output, error output) with MicroPython line ends.
-        ``echo``: the friendly REPL's single-input mode, which prints each expression statement's value."""
-        out = io.StringIO()
-        if not self._globals:
-            self._modules = board_modules(self, self._emit, self._sys_path)
-            self._globals = {"__name__": "__main__", "__builtins__": self._builtins()}
-        self._out = out
-        err = ""
-        reboot: Reboot | None = None
-        try:
-            try:
-                tree = ast.parse(code.decode("utf-8"), "<stdin>", "exec")
-            except SyntaxError as exc:
-                err = (
-                    f'Traceback (most recent call last):\n  File "<stdin>", line {exc.lineno or 1}\n'
-                    "SyntaxError: invalid syntax\n"
-                )
-            else:
-                if echo:
-                    tree = ast.fix_missing_locations(_Echo().visit(tree))
-                exec(compile(tree, "<stdin>", "exec", dont_inherit=True), self._globals)
-        except Reboot as exc:
-            reboot = exc
-        except SystemExit:
-            reboot = Reboot(hard=False)  # sys.exit() at the REPL: a soft reset, as on a board
-        except Exception as exc:
-            err = self._traceback(exc)
-        result = out.getvalue().replace("\n", "\r\n").encode(), err.replace("\n", "\r\n").encode()
-        if reboot is not None:
-            if self._mode == "friendly":
-                self._write(result[0])
-            else:
-                self._write(result[0] + b"\x04" + result[1] + b"\x04")
-            self._reset(hard=reboot.hard)
-            return b"", b""
-        return result
-
-    @staticmethod
-    def _traceback(exc: BaseException) -> str:
-        if isinstance(exc, OSError) and exc.errno is not None:
-            line = f"OSError: [Errno {exc.errno}] {errno.errorcode.get(exc.errno, str(exc.errno))}"
-        else:
-            line = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-        return f'Traceback (most recent call last):\n  File "<stdin>", line 1, in <module>\n{line}\n'
-
-    def _emit(self, text: str) -> None:
-        self._out.write(text)  # the output of the code running now
-
-    def _print(self, *args: Any, sep: str = " ", end: str = "\n", file: Any = None) -> None:
-        self._out.write(sep.join(str(a) for a in args) + end)
-
-    def _echo(self, value: Any) -> None:
-        if value is not None:
-            self._out.write(repr(value) + "\n")
-            self._globals["_"] = value
-
-    def _help(self, obj: Any = None) -> None:
-        # Never CPython's help(): it would start its pager on the simulator's own terminal.
-        self._out.write(help_text(obj, self._modules))
-
-    def _input(self, prompt: str = "") -> str:
-        raise OSError(errno.EOPNOTSUPP, "input() is not simulated; set values in code instead")
-
-    def _builtins(self) -> dict[str, Any]:
-        names = dict(vars(builtins))
-        for gone in ("exit", "quit", "copyright", "credits", "license"):
-            names.pop(gone, None)
-        names.update(
-            __import__=self._import,
-            open=self._open,
-            print=self._print,
-            help=self._help,
-            input=self._input,
-            __repl_echo__=self._echo,
-        )
-        return names
-
-    # -- importing: built-in modules, then .py files along sys.path on the flash ---------------------
-    def _import(
-        self, name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0
-    ) -> Any:
-        if level:
-            package = (globals or {}).get("__package__") or ""
-            parts = package.split(".") if package else []
-            if level - 1 > len(parts):
-                raise ImportError("can't perform relative import")
-            base = ".".join(parts[: len(parts) - (level - 1)])
-            name = f"{base}.{name}" if name and base else (name or base)
-        module = None
-        parts = name.split(".")
-        for i in range(1, len(parts) + 1):
-            module = self._load(".".join(parts[:i]))
-        for item in fromlist or ():
-            if item != "*" and not hasattr(module, item) and hasattr(module, "__path__"):
-                with contextlib.suppress(ImportError):
-                    self._load(f"{name}.{item}")
-        return module if fromlist else self._load(parts[0])
-
-    def _load(self, name: str) -> Any:
-        loaded = self._modules["sys"].modules
-        if name in loaded:
-            return loaded[name]
-        if "." not in name and name in self._modules:
-            return self._modules[name]
-        parent, _, last = name.rpartition(".")
-        folders = (
-            [self.host_path(p) for p in getattr(self._load(parent), "__path__", [])]
-            if parent
-            else [self.host_path(entry or self.cwd) for entry in self._sys_path if isinstance(entry, str)]
-        )
-        source, package = self._find(last, folders)
-        if source is None and package is None:
-            raise ImportError(f"no module named '{name}'")
-        module = ModuleType(name)
-        where = package / "__init__.py" if package is not None else source
-        module.__file__ = self._board_path(where)  # type: ignore[arg-type]
-        module.__builtins__ = self._globals["__builtins__"]  # type: ignore[attr-defined]
-        module.__package__ = name if package is not None else parent
-        if package is not None:
-            module.__path__ = [self._board_path(package)]  # type: ignore[attr-defined]
-        loaded[name] = module
-        try:
-            if source is not None:
-                code = compile(source.read_text("utf-8"), module.__file__, "exec", dont_inherit=True)
-                exec(code, vars(module))
-        except BaseException:
-            del loaded[name]
-            raise
-        if parent:
-            setattr(self._load(parent), last, module)
-        return module
-
-    @staticmethod
-    def _find(last: str, folders: list[Path]) -> tuple[Path | None, Path | None]:
-        """(source file, package folder) of a module in the first folder that has it; a folder without
-        __init__.py is a package too, as in MicroPython."""
-        for folder in folders:
-            if (folder / last).is_dir():
-                init = folder / last / "__init__.py"
-                return (init if init.is_file() else None), folder / last
-            if (folder / f"{last}.py").is_file():
-                return folder / f"{last}.py", None
-            if (folder / f"{last}.mpy").is_file():
-                raise ImportError(f"{last}.mpy: compiled bytecode cannot run on the simulated board")
-        return None, None
-
-    def _board_path(self, host: Path) -> str:
-        return "/" + host.relative_to(self.flash).as_posix().strip(".").strip("/")
-
-    # -- the board's filesystem -----------------------------------------------------------------------
-    def host_path(self, path: str) -> Path:
-        full = path if path.startswith("/") else self.cwd.rstrip("/") + "/" + path
-        parts: list[str] = []
-        for part in full.split("/"):
-            if part in ("", "."):
-                continue
-            if part == "..":
-                if parts:
-                    parts.pop()
-                continue
-            parts.append(part)
-        return self.flash.joinpath(*parts) if parts else self.flash
-
-    def _open(self, path: str, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
-        try:
-            return open(self.host_path(path), mode)
-        except FileNotFoundError:
-            raise OSError(errno.ENOENT, "ENOENT") from None
-        except IsADirectoryError:
-            raise OSError(errno.EISDIR, "EISDIR") from None
-
-    def statvfs(self) -> tuple[int, ...]:
-        return self._modules_for_tools()["os"].statvfs("/")
-
-    def _modules_for_tools(self) -> dict[str, Any]:
-        return self._modules or board_modules(self, lambda text: None, self._sys_path)
-
-
-class _Echo(ast.NodeTransformer):
-    """Expression statements print their value (MicroPython's single-input mode), except inside
-    function and class bodies."""
-
-    def visit_FunctionDef(self, node: ast.AST) -> ast.AST:
-        return node
-
-    visit_AsyncFunctionDef = visit_ClassDef = visit_Lambda = visit_FunctionDef
-
-    def visit_Expr(self, node: ast.Expr) -> ast.AST:
-        call = ast.Call(ast.Name("__repl_echo__", ast.Load()), [node.value], [])
-        return ast.copy_location(ast.Expr(call), node)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import binascii
 import errno
 import hashlib
+import io
 import json
 import os
 import struct
@@ -58,14 +59,23 @@ class Reboot(Exception):
 
 
 class Flash(Protocol):
-    """What the modules need from the board: its flash folder and working directory."""
+    """What the modules need from the board's runtime (repl_sim_runtime.BoardRuntime)."""
 
     flash: Path
     capacity: int
     mpy: int
     cwd: str
+    mounts: dict[str, Any]
+    kbd_intr_char: int
 
     def host_path(self, path: str) -> Path: ...
+    def resolve(self, path: str) -> str: ...
+    def route(self, path: str) -> tuple[Any, str] | None: ...
+    def mount(self, vfs: Any, point: str) -> None: ...
+    def umount(self, point: str) -> None: ...
+    def stdin(self) -> Any: ...
+    def stdout(self) -> Any: ...
+    def poll(self) -> Any: ...
 
 
 def _ticks() -> SimpleNamespace:
@@ -196,6 +206,11 @@ class WDT:
         return None
 
 
+class _IOBase:
+    """io.IOBase as MicroPython has it: a base for stream classes, with nothing done behind them (no
+    close on garbage collection, unlike CPython's)."""
+
+
 class _Vfs:
     """The flash's filesystem object, as vfs.mount() lists it."""
 
@@ -216,14 +231,24 @@ def board_modules(board: Flash, write: Callable[[str], None], sys_path: list[str
     """Fresh built-in modules for one boot of ``board``; ``write`` is the REPL's output."""
 
     def ilistdir(path: str = "") -> Any:
+        hit = board.route(path or board.cwd)
+        if hit is not None:
+            yield from hit[0].ilistdir(hit[1])
+            return
         folder = board.host_path(path or board.cwd)
         if not folder.is_dir():
             raise OSError(errno.ENOENT, "ENOENT")
         for entry in sorted(folder.iterdir()):
             size = 0 if entry.is_dir() else entry.stat().st_size
             yield (entry.name, S_IFDIR if entry.is_dir() else S_IFREG, 0, size)
+        if board.resolve(path or board.cwd) == "/":
+            for point in sorted(board.mounts):
+                yield (point.strip("/"), S_IFDIR, 0, 0)
 
     def stat(path: str) -> tuple[int, ...]:
+        hit = board.route(path)
+        if hit is not None:
+            return tuple(hit[0].stat(hit[1]))
         host = board.host_path(path)
         try:
             st = host.stat()
@@ -234,10 +259,12 @@ def board_modules(board: Flash, write: Callable[[str], None], sys_path: list[str
         return (mode, 0, 0, 0, 0, 0, 0 if mode == S_IFDIR else st.st_size, t, t, t)
 
     def chdir(path: str) -> None:
-        target = board.host_path(path)
-        if not target.is_dir():
+        hit = board.route(path)
+        if hit is not None:
+            hit[0].chdir(hit[1])
+        elif not board.host_path(path).is_dir():
             raise OSError(errno.ENOENT, "ENOENT")
-        board.cwd = "/" + target.relative_to(board.flash).as_posix().strip(".")
+        board.cwd = board.resolve(path)
 
     def statvfs(path: str = "/") -> tuple[int, ...]:
         """4 KB blocks; free space is what the folder does not use."""
@@ -245,23 +272,31 @@ def board_modules(board: Flash, write: Callable[[str], None], sys_path: list[str
         blocks, free = board.capacity // 4096, max(board.capacity - used, 0) // 4096
         return (4096, 4096, blocks, free, free, 0, 0, 0, 0, 255)
 
-    def host_call(fn: Callable[..., Any]) -> Callable[..., Any]:
-        def call(*args: Any) -> Any:
+    def on_board(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """An os function: on a mounted filesystem its method ``name``, on the flash ``fn``."""
+
+        def call(*paths: str) -> Any:
+            hit = board.route(paths[0])
+            if hit is not None:
+                rest = [board.route(p)[1] if board.route(p) else p for p in paths[1:]]  # type: ignore[index]
+                return getattr(hit[0], name)(hit[1], *rest)
             try:
-                return fn(*args)
+                return fn(*(board.host_path(p) for p in paths))
             except FileNotFoundError:
                 raise OSError(errno.ENOENT, "ENOENT") from None
             except FileExistsError:
                 raise OSError(errno.EEXIST, "EEXIST") from None
             except OSError as exc:
-                raise OSError(exc.errno or errno.EIO, errno.errorcode.get(exc.errno or 5, "EIO")) from None
+                code = exc.errno or errno.EIO
+                raise OSError(code, errno.errorcode.get(code, "EIO")) from None
 
         return call
 
     def mount(*args: Any, **kwargs: Any) -> Any:
         if not args:
-            return [(the_vfs, "/")]
-        raise OSError(errno.EPERM, "EPERM")  # the simulated board has one filesystem, its flash
+            return [(the_vfs, "/")] + [(vfs, point) for point, vfs in board.mounts.items()]
+        board.mount(args[0], args[1])
+        return None
 
     the_vfs = _Vfs()
     uname = SimpleNamespace(
@@ -276,10 +311,10 @@ def board_modules(board: Flash, write: Callable[[str], None], sys_path: list[str
         ilistdir=ilistdir,
         listdir=lambda path="": [e[0] for e in ilistdir(path)],
         stat=stat,
-        mkdir=host_call(lambda path: os.mkdir(board.host_path(path))),
-        rmdir=host_call(lambda path: os.rmdir(board.host_path(path))),
-        remove=host_call(lambda path: os.remove(board.host_path(path))),
-        rename=host_call(lambda old, new: os.replace(board.host_path(old), board.host_path(new))),
+        mkdir=on_board("mkdir", os.mkdir),
+        rmdir=on_board("rmdir", os.rmdir),
+        remove=on_board("remove", os.remove),
+        rename=on_board("rename", os.replace),
         getcwd=lambda: board.cwd,
         chdir=chdir,
         sync=lambda: None,
@@ -287,11 +322,11 @@ def board_modules(board: Flash, write: Callable[[str], None], sys_path: list[str
         uname=lambda: uname,
         urandom=os.urandom,
         mount=mount,
-        umount=mount,
+        umount=board.umount,
         sep="/",
     )
     vfs = ModuleType("vfs")
-    vars(vfs).update(mount=mount, umount=mount, VfsLfs2=_Vfs)
+    vars(vfs).update(mount=mount, umount=board.umount, VfsLfs2=_Vfs)
 
     def reset() -> None:
         raise Reboot(hard=True)
@@ -319,8 +354,8 @@ def board_modules(board: Flash, write: Callable[[str], None], sys_path: list[str
     board_time = ModuleType("time")
     vars(board_time).update(
         vars(ticks),
-        sleep=time.sleep,
-        sleep_ms=lambda ms: time.sleep(ms / 1000),
+        sleep=_sleep,
+        sleep_ms=lambda ms: _sleep(ms / 1000),
         sleep_us=lambda us: time.sleep(us / 1_000_000),
         time=lambda: int(time.time() + RTC.offset_s),
         time_ns=lambda: int((time.time() + RTC.offset_s) * 1e9),
@@ -346,7 +381,7 @@ def board_modules(board: Flash, write: Callable[[str], None], sys_path: list[str
         qstr_info=lambda verbose=None: write("qstr pool: n_pool=1, n_qstr=92, n_str_data_bytes=1016\n"),
         stack_use=lambda: 736,
         opt_level=lambda *a: 0,
-        kbd_intr=lambda ch: None,
+        kbd_intr=lambda ch: setattr(board, "kbd_intr_char", ch),
         schedule=lambda fn, arg: fn(arg),
         alloc_emergency_exception_buf=lambda n: None,
         heap_lock=lambda: 0,
@@ -371,7 +406,14 @@ def board_modules(board: Flash, write: Callable[[str], None], sys_path: list[str
         argv=[],
         exit=_exit,
         print_exception=lambda exc, file=None: write(_exception_text(exc)),
+        stdin=board.stdin(),
+        stdout=board.stdout(),
+        stderr=board.stdout(),
     )
+    select = ModuleType("select")
+    vars(select).update(poll=board.poll, POLLIN=1, POLLOUT=4, POLLERR=8, POLLHUP=16)
+    board_io = ModuleType("io")
+    vars(board_io).update(IOBase=_IOBase, BytesIO=io.BytesIO, StringIO=io.StringIO)
     modules: dict[str, Any] = {
         "os": fs,
         "vfs": vfs,
@@ -385,10 +427,19 @@ def board_modules(board: Flash, write: Callable[[str], None], sys_path: list[str
         "errno": errno,
         "time": board_time,
         "micropython": micropython,
+        "select": select,
+        "io": board_io,
     }
-    for name in ("os", "sys", "time", "hashlib", "binascii", "json", "struct", "errno"):
+    for name in ("os", "sys", "time", "hashlib", "binascii", "json", "struct", "errno", "select", "io"):
         modules["u" + name] = modules[name]  # the u-prefixed names of older firmware
     return modules
+
+
+def _sleep(seconds: float) -> None:
+    """In slices: a Ctrl-C (an exception raised in the code's thread) lands within 50 ms."""
+    end = time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0:
+        time.sleep(min(left, 0.05))
 
 
 def _tuple(t: time.struct_time) -> tuple[int, ...]:
