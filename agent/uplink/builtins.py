@@ -66,6 +66,50 @@ def write_atomically(path: Path, text: str) -> None:
         os.close(fd)
 
 
+def apply_patch(
+    patch: Any,
+    *,
+    config_path: Path | None,
+    get_config: Callable[[], GatewayConfig],
+    apply: Callable[[GatewayConfig], None],
+    source: str = "set-config",
+) -> dict[str, Any]:
+    """Merge ``patch`` into the config file, validate, persist atomically and apply what can be live.
+
+    The one path for every remote change (the ``set-config`` command, the desired config); raises
+    CommandError naming what is wrong, in which case nothing changed.
+    """
+    if not isinstance(patch, dict) or not patch:
+        raise CommandError(
+            "bad-args", f"{source} needs {{'set': {{section: {{key: value}}}}}}; null removes a key"
+        )
+    if config_path is None:
+        raise CommandError("no-config-file", "this agent was started without a config file to write")
+    try:
+        current = tomllib.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise CommandError("no-config-file", f"cannot read {config_path}: {exc}") from None
+    data = merged(current, patch)
+    try:
+        new = parse_config(data, source)
+    except ConfigError as exc:
+        problems = "; ".join(f"{p}: {m}" for p, m in exc.problems)
+        raise CommandError(
+            "invalid-config", f"the new config is not valid, nothing changed: {problems}"
+        ) from None
+    old = get_config()
+    if new.device.id != old.device.id:
+        raise CommandError(
+            "invalid-config", "device.id cannot be changed remotely (topics and sequence depend on it)"
+        )
+    changed = changed_paths(old.model_dump(mode="json"), new.model_dump(mode="json"))
+    write_atomically(config_path, tomli_w.dumps(data))
+    live = [p for p in changed if p.startswith(LIVE_SETTINGS)]
+    later = [p for p in changed if p not in live]
+    apply(new)
+    return {"changed": changed, "applied": live, "restart_needed": later}
+
+
 def register_builtins(
     registry: CommandRegistry,
     *,
@@ -89,37 +133,7 @@ def register_builtins(
         return {"config": redacted(get_config().model_dump(mode="json", exclude_none=True))}
 
     async def set_config(args: dict[str, Any]) -> dict[str, Any]:
-        patch = args.get("set")
-        if not isinstance(patch, dict) or not patch:
-            raise CommandError(
-                "bad-args", "set-config needs args {'set': {section: {key: value}}}; null removes a key"
-            )
-        if config_path is None:
-            raise CommandError("no-config-file", "this agent was started without a config file to write")
-        try:
-            current = tomllib.loads(config_path.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise CommandError("no-config-file", f"cannot read {config_path}: {exc}") from None
-        data = merged(current, patch)
-        try:
-            new = parse_config(data, "set-config")
-        except ConfigError as exc:
-            problems = "; ".join(f"{p}: {m}" for p, m in exc.problems)
-            raise CommandError(
-                "invalid-config", f"the new config is not valid, nothing changed: {problems}"
-            ) from None
-        old = get_config()
-        if new.device.id != old.device.id:
-            raise CommandError(
-                "invalid-config",
-                "device.id cannot be changed by a command (topics and sequence depend on it)",
-            )
-        changed = changed_paths(old.model_dump(mode="json"), new.model_dump(mode="json"))
-        write_atomically(config_path, tomli_w.dumps(data))
-        live = [p for p in changed if p.startswith(LIVE_SETTINGS)]
-        later = [p for p in changed if p not in live]
-        apply(new)
-        return {"changed": changed, "applied": live, "restart_needed": later}
+        return apply_patch(args.get("set"), config_path=config_path, get_config=get_config, apply=apply)
 
     async def flush_outbox_stats(args: dict[str, Any]) -> dict[str, Any]:
         dropped = await outbox.reset_dropped()

@@ -9,6 +9,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import aiomqtt
+
 from agent import __version__
 from agent.config import GatewayConfig
 from agent.events import now_ms
@@ -16,10 +18,11 @@ from agent.events import now_ms
 from .atrest import AtRestError, Sealer
 from .builtins import register_builtins
 from .chain import DeviceKey
+from .desired import DesiredConfig
 from .gate import CommandGate
 from .nonces import NonceLedger
 from .outbox import Outbox, OutboxError
-from .publisher import Publisher
+from .publisher import Publisher, msgpack_properties
 from .telemetry import health_event
 
 log = logging.getLogger(__name__)
@@ -59,12 +62,20 @@ async def setup(ctx: Any) -> None:
         refs = [e.ref for e in vision.pool.engines.values()] if vision is not None else []
         return {"agent": __version__, "models": [[r.id, r.version, r.sha256] for r in refs]}
 
+    desired: DesiredConfig | None = None
+
+    async def route(client: aiomqtt.Client, message: aiomqtt.Message) -> None:
+        if desired is not None and str(message.topic) == desired.topic:
+            await desired.handle(client, message)
+        else:
+            await gate.handle(client, message)
+
     publisher = Publisher(
         config.uplink,
         device,
         outbox,
-        on_message=gate.handle,
-        subscriptions=(gate.subscription,),
+        on_message=route,
+        subscriptions=(gate.subscription, f"{config.uplink.topic_prefix}/{device}/config/desired"),
         key=key,
         birth=birth,
     )
@@ -84,6 +95,14 @@ async def setup(ctx: Any) -> None:
         outbox.privacy = new.privacy
         logging.getLogger().setLevel(new.logging.level)
 
+    desired = DesiredConfig(
+        gate,
+        config.outbox.path.with_name("desired-config.json"),
+        get_config=lambda: ctx.config,
+        config_path=ctx.config_path,
+        apply=apply,
+        properties=msgpack_properties(config.uplink.protocol),
+    )
     register_builtins(
         ctx.commands,
         get_config=lambda: ctx.config,

@@ -186,6 +186,10 @@ async def _session(tmp_path: Path) -> tuple[list[Seen], list[Sent]]:
                 client, sent, "no-such-command", command_payload(DEVICE, "no-such-command"), "unknown-command"
             )
             await _command(client, sent, "ping", b"\xc1 not msgpack", "malformed")
+            desired = command_payload(
+                DEVICE, "desired-config", {"set": {"device": {"site": "demo square"}}, "ver": 1}, **sign
+            )
+            await client.publish(f"{PREFIX}/{DEVICE}/config/desired", desired, qos=1, retain=True)
             await asyncio.sleep(RUN_S)
             ctx.stopping.set()
             await asyncio.wait_for(agent, 60)
@@ -276,6 +280,8 @@ def test_every_command_gets_one_reply_and_the_documented_list_is_complete(
         assert len(got) == 1, (request, got)
         outcome = "ok" if got[0]["ok"] else got[0]["error"]
         assert outcome == request.expect, (request, got[0])
+    reports = [msgpack.unpackb(s.payload, raw=False) for s in seen if s.topic.endswith("/config/reported")]
+    assert [(r["ok"], r["ver"], r["restart_needed"]) for r in reports] == [(True, 1, ["device.site"])]
     (unknown,) = [r for rs in replies.values() for r in rs if r.get("error") == "unknown-command"]
     known = set(unknown["message"].split("known: ", 1)[1].split(", "))
     assert known == set(document()["channels"]["commands"]["parameters"]["name"]["enum"])

@@ -122,7 +122,9 @@ async def consume(
 
 
 @contextlib.asynccontextmanager
-async def running_uplink(config: GatewayConfig, *, wait_connected: bool = True) -> AsyncIterator[Any]:
+async def running_uplink(
+    config: GatewayConfig, *, wait_connected: bool = True, config_path: Path | None = None
+) -> AsyncIterator[Any]:
     """The agent's uplink part (outbox, publisher, commands) running on ``config``; its context.
 
     With ``wait_connected`` it returns once the birth is out and the command subscription is in.
@@ -130,7 +132,7 @@ async def running_uplink(config: GatewayConfig, *, wait_connected: bool = True) 
     from agent.runtime import AgentContext
     from agent.uplink import part
 
-    ctx = AgentContext(config=config)
+    ctx = AgentContext(config=config, config_path=config_path)
     await part.setup(ctx)
     runner = asyncio.create_task(part.run(ctx))
     try:
