@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -18,6 +19,9 @@ from ..events import END, ISSUE, START, UPDATE, Event, ModelRef, box_to_wire, co
 from .detections import Detections, box_iou
 from .tracker import Track, Tracker
 from .zones import WHOLE_FRAME, Zone
+
+if TYPE_CHECKING:
+    from .issue_store import IssueStore
 
 PARKING = "illegal_parking"
 
@@ -77,6 +81,8 @@ class IssueRules:
         self.open: list[Issue] = []
         self.closed: list[Issue] = []  # ended issues, remembered for their cooldown
         self._by_track: dict[tuple[int, str, str], Issue] = {}
+        self.restored: list[Issue] = []  # open before a restart: their clocks start at the next frame
+        self.store: IssueStore | None = None  # keeps open static issues across restarts
 
     def _rule_for(self, label: str, zone: Zone) -> tuple[str, IssueRule, float] | None:
         if zone.config.parking_limit_s is not None and label in self.parking_classes:
@@ -93,6 +99,9 @@ class IssueRules:
         """One frame of tracked detections (``inside``: zone membership per detection) → events."""
         events: list[Event] = []
         now = frame.now
+        for issue in self.restored:  # seen "now": they have end_after_s to be seen at their place
+            issue.opened = issue.last_seen = issue.last_sent = now
+        self.restored.clear()
         for i in range(len(tracked)):
             track = tracker.tracks.get(int(tracked.tracker_id[i]))
             if track is None:
@@ -130,6 +139,8 @@ class IssueRules:
                 issue.confidence = track.median_score
         events.extend(self._follow_up(frame))
         self._forget(tracker, now)
+        if self.store is not None and events:
+            self.store.save(self)
         return events
 
     def _attach(

@@ -13,6 +13,7 @@ import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..config import GatewayConfig
@@ -20,6 +21,7 @@ from ..config.camera import CameraConfig, VisionConfig
 from ..redact import redact_url
 from ..sink import EventSink
 from .engine import EngineOptions, ModelEngine, ModelPool, ModelRefused
+from .issue_store import IssueStore
 from .pipeline import CameraPipeline
 from .sources import LiveSource
 
@@ -68,9 +70,12 @@ class Camera:
 class Vision:
     """All cameras of a gateway and the engines they share."""
 
-    def __init__(self, cameras: list[CameraConfig], config: VisionConfig | None = None) -> None:
+    def __init__(
+        self, cameras: list[CameraConfig], config: VisionConfig | None = None, state_dir: Path | None = None
+    ) -> None:
         self.pool = ModelPool(engine_options(config or VisionConfig(), len(cameras)))
         self.cameras = [Camera(c) for c in cameras]
+        self.state_dir = state_dir  # open static issues are kept here across restarts
 
     def load(self) -> None:
         """Load every camera's models (blocking: run it in a thread)."""
@@ -80,12 +85,21 @@ class Vision:
                 for folder in cam.config.models:
                     engines.append(self.pool.get(folder))
                 cam.pipeline = CameraPipeline(cam.config, engines)
+                if self.state_dir is not None:
+                    self._keep_issues(cam.config.id, cam.pipeline)
             except ModelRefused as exc:
                 cam.disabled = f"model refused: {exc}"
                 log.error("camera %s disabled: %s", cam.config.id, exc)
             except ValueError as exc:
                 cam.disabled = str(exc)
                 log.error("camera %s disabled: %s", cam.config.id, exc)
+
+    def _keep_issues(self, camera: str, pipeline: CameraPipeline) -> None:
+        assert self.state_dir is not None
+        for rules in pipeline.rules.detectors:
+            model = rules.issues.model.id
+            rules.issues.store = IssueStore(self.state_dir / f"{camera}.{model}.json")
+            rules.issues.store.restore(rules.issues)
 
     def health(self) -> dict[str, Any]:
         models = {
@@ -205,7 +219,7 @@ async def setup(ctx: Any) -> None:
     config: GatewayConfig = ctx.config
     if not config.cameras:
         return
-    vision = Vision(config.cameras, config.vision)
+    vision = Vision(config.cameras, config.vision, state_dir=config.outbox.path.parent / "issues")
     await asyncio.to_thread(vision.load)
     ctx.vision = vision
     ctx.health.register("vision", vision.health)
