@@ -95,6 +95,7 @@ class Preprocessor:
         self._add = (-np.asarray(spec.mean, np.float32) / std).astype(np.float32)
         self._identity = bool(np.all(self._mul == 1.0) and np.all(self._add == 0.0))
         self._last: Letterbox | None = None
+        self._planes = [np.empty((0, 0), np.uint8)] * 3
         self._allocate(spec.width, spec.height)
 
     def _allocate(self, width: int, height: int) -> None:
@@ -154,7 +155,13 @@ class Preprocessor:
             # to transpose afterwards (the costly, cache-unfriendly part on a small CPU); only the
             # image's part of the input, the letterbox border is written once per frame size.
             image = self._canvas[region]
-            planes = cv2.split(image) if image.ndim == 3 else [image]  # B, G, R
+            if image.ndim == 3:
+                # into buffers kept across frames: fresh ones cost page faults (0.46 against 0.02 ms)
+                if self._planes[0].shape != image.shape[:2]:
+                    self._planes = [np.empty(image.shape[:2], np.uint8) for _ in range(3)]
+                planes = cv2.split(image, self._planes)  # B, G, R
+            else:
+                planes = [image]
             order = (2, 1, 0) if spec.color == "RGB" else (0, 1, 2)
             for c in range(len(planes)):
                 out = self._work[slot, c][region]
