@@ -23,8 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from firmware.streetfw.app import CONFIG_PATH, Board, load_config
-
-REPL_PAUSE_S = 0.5  # a board going to the REPL and rebooting out of it is silent for about this long
+from tools.board_cli.micropython_repl import BANNER, MicroPythonRepl
 
 
 class LineFaults:
@@ -200,7 +199,7 @@ class SimulatedBoard:
         )
         self.board: Board | None = None
         self.boots = 0
-        self.repl_requests = 0  # times a tool asked for the REPL (the firmware restarted instead)
+        self.repl_requests = 0  # times a tool asked our firmware for the REPL
         self.plugged = threading.Event()
         self._controller = -1
         self._peripheral = -1
@@ -274,11 +273,26 @@ class SimulatedBoard:
                 self.error = exc
                 raise
             if self.board.to_repl:
-                # A real board drops to the MicroPython REPL here, and the tool that asked for it
-                # leaves it with a soft reboot into main.py. The simulated board has no REPL: it
-                # starts the firmware again, so it is never left without anyone answering.
+                # The firmware handed the line back to MicroPython's REPL, as on a board: tools use
+                # the raw REPL, and a reset or a soft reboot into main.py starts the firmware again.
                 self.repl_requests += 1
-                time.sleep(REPL_PAUSE_S)
+                self._repl_session()
+
+    def _repl_session(self) -> None:
+        repl = _FirmwareRepl(self)
+        repl.write_prompt(b"\r\n" + BANNER + b">>> ")
+        buf = bytearray(256)
+        while not self._stop.is_set() and not repl.leave:
+            n = self.link.readinto(buf)
+            for byte in bytes(buf[:n]):
+                repl.receive(byte)
+            if not n:
+                fd = self.link.fd
+                if fd >= 0:
+                    with contextlib.suppress(OSError, ValueError):
+                        select.select([fd], [], [], 0.02)
+                else:
+                    time.sleep(0.02)
 
     def boot_config(self) -> dict[str, Any]:
         """The config a boot starts with: the flash's /config.json, read as the firmware reads it."""
@@ -323,3 +337,26 @@ class SimulatedBoard:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _FirmwareRepl(MicroPythonRepl):
+    """MicroPython's REPL on the simulated board's line, after our firmware handed it back."""
+
+    def __init__(self, board: SimulatedBoard) -> None:
+        super().__init__(board.flash)
+        self.link = board.link
+        self.leave = False  # a reset that runs main.py (our firmware) again
+
+    def _write(self, data: bytes) -> None:
+        self.link.write(data)
+
+    def write_prompt(self, data: bytes) -> None:
+        self._write(data)
+
+    def _on_reset(self, hard: bool, run_main: bool) -> None:
+        if not hard:
+            self._write(b"MPY: soft reboot\r\n")
+        if hard or run_main:
+            self.leave = True
+        else:
+            self._mode = "raw"  # Ctrl-D in the raw REPL: a soft reboot that stays in it

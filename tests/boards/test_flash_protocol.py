@@ -47,3 +47,18 @@ def test_flash_over_the_protocol_installs_reboots_and_answers_with_the_new_versi
         assert edgectl(["board", "flash", str(older), "--port", board.port, "--quiet"]) == DOWNGRADE
         assert "older than the installed 1.2.0" in capsys.readouterr().err
         assert (flash / "fw" / "current").read_text() == "1.2.0\n"
+
+
+def test_flash_over_the_raw_repl_of_our_firmware_on_request(tmp_path: Path, capsys) -> None:
+    """`board flash --repl`: our firmware hands the REPL back, the bundle goes over the raw REPL, and
+    the board reboots into the new version and answers HELLO with it."""
+    setup = load_setup(STREET_SETUP).document()
+    with SimulatedBoard(setup, flash=tmp_path / "flash") as board:
+        bundle = build(tmp_path, "1.3.0")
+        assert edgectl(["board", "flash", str(bundle), "--port", board.port, "--repl", "--quiet"]) == 0, (
+            capsys.readouterr().err
+        )
+        assert "firmware 1.3.0 installed" in capsys.readouterr().out
+        assert board.repl_requests >= 1
+        after = probe_hello(board.port)
+        assert after is not None and after["fw"] == "1.3.0" and after["id"] == setup["board_id"]

@@ -173,14 +173,16 @@ def test_show_on_a_firmware_without_config_says_so(tmp_path: Path, capsys) -> No
         assert probe_hello(board.port) is not None
 
 
-def test_asking_our_firmware_for_the_repl_never_leaves_the_simulated_board_silent(tmp_path: Path) -> None:
+def test_our_firmware_hands_the_repl_back_on_request_and_runs_again_after_it(tmp_path: Path) -> None:
+    """As on a board: asked for the REPL, our firmware returns to MicroPython's; leaving the raw REPL
+    (a soft reboot into main.py) starts the firmware again, so the board is never left silent."""
+    from tools.board_cli.provision import read_config
     from tools.board_cli.repl_link import ReplBoard
-    from tools.errors import NO_BOARD, EdgectlError
 
     with SimulatedBoard({"board_id": "pole-0052-b1", "sensors": []}, flash=tmp_path / "flash") as board:
-        with pytest.raises(EdgectlError) as refused, ReplBoard(board.port, pauses=(0.0, 0.5)):
-            pass
-        assert refused.value.exit_code == NO_BOARD and "raw REPL" in str(refused.value)
-        assert board.repl_requests >= 1, "the firmware was asked for the REPL"
+        with ReplBoard(board.port) as repl:
+            assert repl.info()["version"] == "1.27.0"
+            assert read_config(repl) == {"board_id": "pole-0052-b1", "sensors": []}
+        assert board.repl_requests == 1
         hello = probe_hello(board.port)
-        assert hello is not None and hello["id"] == "pole-0052-b1"
+        assert hello is not None and hello["id"] == "pole-0052-b1" and board.boots == 2
