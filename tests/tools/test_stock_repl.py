@@ -207,3 +207,50 @@ def test_bytes_are_paced_at_the_chosen_baud(tmp_path: Path) -> None:
     assert run.stdout.strip() == "2400", run.stderr
     assert took >= len(payload) * 10 / 9600, f"{took:.2f} s: faster than the line"
     assert took < 20
+
+
+def test_an_interactive_mpremote_repl_session(tmp_path: Path) -> None:
+    """`mpremote connect PORT repl` in a terminal (a pseudo-terminal here), typed at as a person does."""
+    import pty
+    import select
+
+    def read_until(fd: int, ending: bytes, timeout: float = 10.0) -> bytes:
+        out = b""
+        deadline = time.monotonic() + timeout
+        while not out.endswith(ending) and time.monotonic() < deadline:
+            if select.select([fd], [], [], 0.1)[0]:
+                try:
+                    out += os.read(fd, 4096)
+                except OSError:
+                    break
+        assert out.endswith(ending), f"no {ending!r}; got {out!r}"
+        return out
+
+    with StockBoard(tmp_path / "flash") as board:
+        assert board.booted.wait(5)
+        pid, fd = pty.fork()
+        if pid == 0:  # the child: mpremote on the terminal
+            os.execv(sys.executable, [sys.executable, "-m", "mpremote", "connect", board.port, "repl"])
+        try:
+            read_until(fd, b"Use Ctrl-] or Ctrl-x to exit this shell\r\n")
+            # Enter until the prompt shows: before mpremote puts the terminal in raw mode, the
+            # terminal turns Enter into a line feed, which MicroPython's REPL ignores.
+            for _ in range(20):
+                os.write(fd, b"\r")
+                if select.select([fd], [], [], 0.5)[0] and os.read(fd, 4096).endswith(b">>> "):
+                    break
+            else:
+                raise AssertionError("no >>> prompt through mpremote")
+            while select.select([fd], [], [], 0.3)[0]:  # the prompts of any extra Enter
+                os.read(fd, 4096)
+            os.write(fd, b"1+2\r")
+            assert read_until(fd, b">>> ").endswith(b"1+2\r\n3\r\n>>> ")
+            os.write(fd, b"for i in range(2):\rprint(i * 7)\r\r\r\r")
+            assert read_until(fd, b"\r\n0\r\n7\r\n>>> ")
+            os.write(fd, b"help()\r")
+            assert b"Welcome to MicroPython" in read_until(fd, b">>> ")
+            os.write(fd, b"\x1d")  # Ctrl-]: mpremote leaves
+            _, status = os.waitpid(pid, 0)
+            assert os.waitstatus_to_exitcode(status) == 0
+        finally:
+            os.close(fd)
