@@ -235,12 +235,17 @@ def test_an_interactive_mpremote_repl_session(tmp_path: Path) -> None:
             read_until(fd, b"Use Ctrl-] or Ctrl-x to exit this shell\r\n")
             # Enter until the prompt shows: before mpremote puts the terminal in raw mode, the
             # terminal turns Enter into a line feed, which MicroPython's REPL ignores.
+            seen = b""
             for _ in range(20):
                 os.write(fd, b"\r")
-                if select.select([fd], [], [], 0.5)[0] and os.read(fd, 4096).endswith(b">>> "):
+                deadline = time.monotonic() + 0.5
+                while b">>> " not in seen and time.monotonic() < deadline:
+                    if select.select([fd], [], [], 0.1)[0]:
+                        seen += os.read(fd, 4096)
+                if b">>> " in seen:
                     break
             else:
-                raise AssertionError("no >>> prompt through mpremote")
+                raise AssertionError(f"no >>> prompt through mpremote: {seen!r}")
             while select.select([fd], [], [], 0.3)[0]:  # the prompts of any extra Enter
                 os.read(fd, 4096)
             os.write(fd, b"1+2\r")
