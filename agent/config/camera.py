@@ -297,6 +297,11 @@ class VisionConfig(Section):
     inter_op_threads: int = Field(default=1, ge=1)
     warmup_runs: int = Field(default=2, ge=0)
     self_test: bool = Field(default=True, description="run each model's golden image at start")
+    model_signers: list[str] = Field(
+        default_factory=list,
+        description="public keys (base64, as `edgectl model keygen` prints) whose signed model packages "
+        "may be installed over MQTT (model-install); none: no model updates",
+    )
     spinning: Literal["auto", "on", "off"] = Field(
         default="auto",
         description="onnxruntime worker threads spin between runs: faster per frame, but they take the "

@@ -59,7 +59,7 @@ async def setup(ctx: Any) -> None:
     def birth() -> dict[str, Any]:
         """What the birth message tells a platform: which agent, and which models decide events."""
         vision = getattr(ctx, "vision", None)
-        refs = [e.ref for e in vision.pool.engines.values()] if vision is not None else []
+        refs = vision.running_models() if vision is not None else []
         return {"agent": __version__, "models": [[r.id, r.version, r.sha256] for r in refs]}
 
     desired: DesiredConfig | None = None
@@ -120,6 +120,10 @@ async def setup(ctx: Any) -> None:
 
 async def run(ctx: Any) -> None:
     uplink: Uplink = ctx.uplink
+    vision = getattr(ctx, "vision", None)
+    if vision is not None and vision.updates is not None:
+        # the birth message lists the models that decide events: say so again when one changes
+        vision.updates.on_change = uplink.publisher.announce
     async with asyncio.TaskGroup() as tasks:
         tasks.create_task(uplink.publisher.run())
         tasks.create_task(_telemetry(ctx, uplink))

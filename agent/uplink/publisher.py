@@ -196,6 +196,20 @@ class Publisher:
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))
             delay = min(delay * 2, self.config.reconnect_max_s)
 
+    async def announce(self) -> None:
+        """Publish the birth message again (what it lists changed: a model was updated)."""
+        client = self.client
+        if client is None or not self.stats.connected:
+            return  # the next connection's birth message carries it
+        with contextlib.suppress(Exception):
+            await client.publish(
+                state_topic(self.config.topic_prefix, self.device),
+                self._birth_payload(),
+                qos=1,
+                retain=True,
+                properties=self._props,
+            )
+
     def _birth_payload(self) -> bytes:
         state = state_to_wire(self.device, True, now_ms(), **self.birth())
         if self.key is not None:

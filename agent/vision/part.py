@@ -18,12 +18,14 @@ from typing import Any
 
 from ..config import GatewayConfig
 from ..config.camera import CameraConfig, VisionConfig
+from ..events import ModelRef
 from ..redact import redact_url
 from ..sink import EventSink
 from .engine import EngineOptions, ModelEngine, ModelPool, ModelRefused
 from .issue_store import IssueStore
 from .pipeline import CameraPipeline
 from .sources import LiveSource
+from .updates import ModelUpdates, running
 
 log = logging.getLogger(__name__)
 
@@ -75,18 +77,25 @@ class Vision:
     ) -> None:
         self.pool = ModelPool(engine_options(config or VisionConfig(), len(cameras)))
         self.cameras = [Camera(c) for c in cameras]
-        self.state_dir = state_dir  # open static issues are kept here across restarts
+        self.state_dir = state_dir  # open static issues and installed model updates live here
+        self.updates = (
+            ModelUpdates(self, state_dir / "models", list((config or VisionConfig()).model_signers))
+            if state_dir is not None
+            else None
+        )
 
     def load(self) -> None:
         """Load every camera's models (blocking: run it in a thread)."""
         for cam in self.cameras:
             engines: list[ModelEngine] = []
             try:
-                for folder in cam.config.models:
+                folders = [str(f) for f in cam.config.models]
+                if self.updates is not None:  # updates installed over MQTT, kept across restarts
+                    folders = self.updates.models_for(cam.config.id, folders)
+                for folder in folders:
                     engines.append(self.pool.get(folder))
                 cam.pipeline = CameraPipeline(cam.config, engines)
-                if self.state_dir is not None:
-                    self._keep_issues(cam.config.id, cam.pipeline)
+                self.keep_issues(cam.config.id, cam.pipeline)
             except ModelRefused as exc:
                 cam.disabled = f"model refused: {exc}"
                 log.error("camera %s disabled: %s", cam.config.id, exc)
@@ -94,11 +103,22 @@ class Vision:
                 cam.disabled = str(exc)
                 log.error("camera %s disabled: %s", cam.config.id, exc)
 
-    def _keep_issues(self, camera: str, pipeline: CameraPipeline) -> None:
-        assert self.state_dir is not None
+    def running_models(self) -> list[ModelRef]:
+        """The models the cameras run now (each once), as events name them in ``m``."""
+        refs: dict[ModelRef, None] = {}
+        for cam in self.cameras:
+            if cam.pipeline is not None:
+                for m in running(cam.pipeline):
+                    refs[m.engine.ref] = None
+        return list(refs)
+
+    def keep_issues(self, camera: str, pipeline: CameraPipeline) -> None:
+        """Open static issues kept across restarts (and model swaps), in ``state_dir``."""
+        if self.state_dir is None:
+            return
         for rules in pipeline.rules.detectors:
             model = rules.issues.model.id
-            rules.issues.store = IssueStore(self.state_dir / f"{camera}.{model}.json")
+            rules.issues.store = IssueStore(self.state_dir / "issues" / f"{camera}.{model}.json")
             rules.issues.store.restore(rules.issues)
 
     def health(self) -> dict[str, Any]:
@@ -181,7 +201,8 @@ class Vision:
                 if stalled:
                     log.info("camera %s: frames again", cfg.id)
                     stalled = False
-                result = await loop.run_in_executor(cam.executor, pipeline.process, frame)
+                # cam.pipeline each frame: a model update swaps it between two frames
+                result = await loop.run_in_executor(cam.executor, cam.pipeline.process, frame)
                 for event in result.events:
                     await sink.submit(event)
 
@@ -219,10 +240,22 @@ async def setup(ctx: Any) -> None:
     config: GatewayConfig = ctx.config
     if not config.cameras:
         return
-    vision = Vision(config.cameras, config.vision, state_dir=config.outbox.path.parent / "issues")
+    vision = Vision(config.cameras, config.vision, state_dir=config.outbox.path.parent / "vision")
     await asyncio.to_thread(vision.load)
     ctx.vision = vision
     ctx.health.register("vision", vision.health)
+    updates = vision.updates
+    if updates is not None:
+        register = ctx.commands.register
+        register("model-chunk", updates.chunk, mutating=True, description="one chunk of a model package")
+        register(
+            "model-status", updates.status, mutating=False, description="staged transfers, models per camera"
+        )
+        register(
+            "model-install", updates.install, mutating=True, description="install a staged model package"
+        )
+        register("model-rollback", updates.rollback, mutating=True, description="a camera's previous models")
+        register("model-cancel", updates.cancel, mutating=True, description="drop a staged transfer")
 
 
 async def run(ctx: Any) -> None:

@@ -301,6 +301,8 @@ def test_node_decodes_and_strictly_validates_everything_recorded(
             message = "health"
         elif s.topic.endswith("/state"):
             message = "state"
+        elif s.topic.endswith("/config/reported"):
+            message = "reported-config"
         else:
             message = "reply"
         samples.append({"message": message, "payload_hex": s.payload.hex()})

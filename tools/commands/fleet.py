@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -12,6 +14,8 @@ from typing import Any
 
 import aiomqtt
 import msgpack
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from agent.uplink.signing import command_payload
 
@@ -46,6 +50,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     conf.add_argument("--prefix", default="city", help="topic prefix (default city)")
     conf.add_argument("--wait", type=float, default=60.0, help="seconds to watch the reports (default 60)")
     conf.set_defaults(func=cmd_config)
+
+    model = cmds.add_parser(
+        "model",
+        help="send a signed model package to a gateway's camera, resumably, and install it",
+        description="Packs FOLDER (a model folder signed with `edgectl model sign`), sends it to DEVICE in "
+        "signed chunks (a cut transfer resumes: run the same command again), then installs it on "
+        "--camera in place of the model with the same id. The gateway checks the package's hash and "
+        "signature (vision.model_signers) and the model's golden self-test before it swaps; the "
+        "previous version stays (`edgectl cmd send DEVICE model-rollback`). Exit 0: installed.",
+    )
+    add_broker_args(model)
+    model.add_argument("device", help="device id")
+    model.add_argument("folder", type=Path, help="the signed model folder")
+    model.add_argument("--camera", required=True, help="camera id on the device")
+    model.add_argument("--key", type=Path, required=True, help="operator private key (edgectl keys new)")
+    model.add_argument("--prefix", default="city", help="topic prefix (default city)")
+    model.add_argument("--wait", type=float, default=60.0, help="seconds to wait for each reply (default 60)")
+    model.add_argument("--stop-after", type=int, metavar="N", help=argparse.SUPPRESS)  # tests: cut a transfer
+    model.set_defaults(func=cmd_model)
 
 
 def _row(device: str, report: dict[str, Any] | None, ver: int) -> str:
@@ -111,3 +134,101 @@ def cmd_config(args: argparse.Namespace) -> int:
         if all(r is not None and r.get("ver", 0) >= ver and r.get("refused") != ver for r in reports.values())
         else FAILED
     )
+
+
+CHUNK = 40 * 1024  # under the agent's 48 KiB chunk limit with room for the signed envelope
+
+
+def pack(folder: Path) -> bytes:
+    """The model folder as a tar with stable names, times and owners: the same folder, the same bytes."""
+    import io
+    import tarfile
+
+    if not (folder / "manifest.json").is_file() or not (folder / "signature.json").is_file():
+        raise EdgectlError(f"{folder} is not a signed model folder (manifest.json, signature.json)", USAGE)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            info = tarfile.TarInfo(str(path.relative_to(folder)))
+            info.size, info.mtime, info.mode = path.stat().st_size, 0, 0o644
+            with open(path, "rb") as fh:
+                tar.addfile(info, fh)
+    return buf.getvalue()
+
+
+class Requester:
+    """Commands to one device over one connection; each reply matched by its correlation data."""
+
+    def __init__(self, client: aiomqtt.Client, args: argparse.Namespace, key: str) -> None:
+        self.client, self.args, self.key = client, args, key
+        self.reply_topic = f"{args.prefix}/{args.device}/reply/edgectl-{os.urandom(6).hex()}"
+
+    async def __call__(self, name: str, cmd_args: dict[str, Any]) -> dict[str, Any]:
+        props = Properties(PacketTypes.PUBLISH)
+        props.ResponseTopic = self.reply_topic
+        props.CorrelationData = correlation = os.urandom(8)
+        payload = command_payload(self.args.device, name, cmd_args, self.key)
+        await self.client.publish(
+            f"{self.args.prefix}/{self.args.device}/cmd/{name}", payload, qos=1, properties=props
+        )
+        try:
+            async with asyncio.timeout(self.args.wait):
+                async for message in self.client.messages:
+                    if getattr(message.properties, "CorrelationData", None) == correlation:
+                        assert isinstance(message.payload, bytes)
+                        reply = msgpack.unpackb(message.payload, raw=False)
+                        if not reply.get("ok"):
+                            raise EdgectlError(
+                                f"{self.args.device} refused {name}: {reply.get('error')}: {reply.get('message')}",
+                                FAILED,
+                            )
+                        return reply["result"]
+        except TimeoutError:
+            raise EdgectlError(
+                f"no reply from {self.args.device} to {name} within {self.args.wait:g} s", BROKER
+            ) from None
+        raise EdgectlError("the broker closed the connection before the reply came", BROKER)
+
+
+async def _model(args: argparse.Namespace, archive: bytes, key: str) -> dict[str, Any]:
+    digest = hashlib.sha256(archive).hexdigest()
+    transfer = digest[:16]  # the same package resumes the same transfer
+    chunks = [archive[i : i + CHUNK] for i in range(0, len(archive), CHUNK)]
+    try:
+        async with client_from_args(args) as client:
+            request = Requester(client, args, key)
+            await client.subscribe(request.reply_topic, qos=1)
+            staged = (await request("model-status", {}))["transfers"].get(transfer)
+            todo = staged["missing"] if staged else list(range(len(chunks)))
+            if staged and len(staged["missing"]) == 50:  # the status lists at most 50: ask chunk by chunk
+                todo = list(range(len(chunks)))
+            done = len(chunks) - len(todo)
+            print(
+                f"edgectl: {len(archive):,} bytes in {len(chunks)} chunks; {done} already on the device",
+                file=sys.stderr,
+            )
+            for n, index in enumerate(todo):
+                if args.stop_after is not None and n >= args.stop_after:
+                    raise EdgectlError(f"stopped after {n} chunks (--stop-after)", FAILED)
+                data = chunks[index]
+                answer = await request(
+                    "model-chunk",
+                    {"transfer": transfer, "index": index, "count": len(chunks), "data": data,
+                     "sha256": hashlib.sha256(data).hexdigest()},
+                )  # fmt: skip
+                print(f"\r  sent {answer['have']}/{len(chunks)} chunks", end="", file=sys.stderr, flush=True)
+            print(file=sys.stderr)
+            return await request(
+                "model-install", {"transfer": transfer, "sha256": digest, "camera": args.camera}
+            )
+    except aiomqtt.MqttError as exc:
+        raise EdgectlError(
+            f"broker {args.url}: {exc}; check the URL, TLS files and credentials", BROKER
+        ) from None
+
+
+def cmd_model(args: argparse.Namespace) -> int:
+    key = read_private(args.key)
+    result = asyncio.run(_model(args, pack(args.folder), key))
+    print(json.dumps(result, indent=2))
+    return 0
