@@ -135,7 +135,7 @@ def guess_adapter(facts: OnnxFacts, n_classes: int | None) -> str:
     return "yolov5"
 
 
-def _input_spec(facts: OnnxFacts, adapter: str) -> dict[str, Any]:
+def _input_spec(facts: OnnxFacts, adapter: str, size: tuple[int, int] | None = None) -> dict[str, Any]:
     if len(facts.inputs) != 1:
         raise LayoutError(f"the model takes {len(facts.inputs)} inputs; one image input is supported")
     _, raw, kind = facts.inputs[0]
@@ -156,7 +156,9 @@ def _input_spec(facts: OnnxFacts, adapter: str) -> dict[str, Any]:
     if isinstance(imgsz, int):
         imgsz = [imgsz, imgsz]
     dynamic = height is None or width is None
-    if dynamic:
+    if dynamic and size is not None:
+        width, height = size  # the manifest says the size the model was trained at
+    elif dynamic:
         if not (isinstance(imgsz, list) and len(imgsz) == 2 and all(isinstance(v, int) for v in imgsz)):
             raise LayoutError(
                 f"input shape {raw} is dynamic and the file has no 'imgsz' metadata; write a manifest with "
@@ -191,10 +193,16 @@ def model_id(path: Path) -> str:
     return ident or "model"
 
 
-def describe(facts: OnnxFacts, path: Path, digest: str, adapter: str | None = None) -> dict[str, Any]:
+def describe(
+    facts: OnnxFacts,
+    path: Path,
+    digest: str,
+    adapter: str | None = None,
+    size: tuple[int, int] | None = None,
+) -> dict[str, Any]:
     """Manifest fields for an ONNX file from its metadata and layout (raises ``LayoutError``).
 
-    ``adapter``: the one a manifest already names, which then is not guessed.
+    ``adapter`` and ``size`` (width, height): what a manifest already says, which is not guessed.
     """
     classes = facts.classes()
     adapter = adapter or guess_adapter(facts, len(classes) if classes else None)
@@ -205,7 +213,7 @@ def describe(facts: OnnxFacts, path: Path, digest: str, adapter: str | None = No
         "adapter": adapter,
         "file": path.name,
         "sha256": digest,
-        "input": _input_spec(facts, adapter),
+        "input": _input_spec(facts, adapter, size),
         "thresholds": dict(ULTRALYTICS_THRESHOLDS),
     }
     if adapter != "density":

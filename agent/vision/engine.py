@@ -221,11 +221,14 @@ def manifest_for(onnx_path: Path, given: dict | None, session: ort.InferenceSess
     if given is not None and not needs_description(given):
         return validate_manifest(given, where)
     digest = sha256_file(onnx_path)
+    given = given or {}
+    spec = given.get("input") if isinstance(given.get("input"), dict) else {}
+    size = (spec["width"], spec["height"]) if "width" in spec and "height" in spec else None
     try:
-        fields = describe(OnnxFacts.of(session), onnx_path, digest, (given or {}).get("adapter"))
+        fields = describe(OnnxFacts.of(session), onnx_path, digest, given.get("adapter"), size)
     except LayoutError as exc:
         raise ManifestError(f"{onnx_path}: {exc}") from None
-    return validate_manifest(complete(given or {}, fields), where)
+    return validate_manifest(complete(given, fields), where)
 
 
 def load_engine(folder: str | Path, options: EngineOptions | None = None) -> ModelEngine:

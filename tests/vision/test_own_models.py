@@ -422,3 +422,18 @@ def test_the_border_stays_right_as_frame_sizes_change(dtype: str) -> None:
         np.testing.assert_allclose(
             prep.tensor[0].astype(np.float32), want, atol=1e-3 if dtype == "float16" else 1e-6
         )
+
+
+def test_a_manifest_gives_what_the_file_cannot_say(tmp_path: Path) -> None:
+    # A dynamic export without metadata: the manifest names the size and the adapter, the rest is read.
+    folder = tmp_path / "mine"
+    path = bare(folder, random_v8(), name="m.onnx", width="w", height="h")
+    given = {
+        "file": "m.onnx",
+        "sha256": sha256_file(path),
+        "adapter": "yolov8",
+        "input": {"width": 64, "height": 64},
+    }
+    (folder / "manifest.json").write_text(json.dumps(given))
+    m = load_engine(folder).manifest
+    assert (m.input.width, m.input.height, m.adapter, len(m.classes)) == (64, 64, "yolov8", 3)
