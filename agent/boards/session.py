@@ -119,6 +119,7 @@ class LinkStats:
     bytes_in: int = 0
     bytes_out: int = 0
     last_error: str = ""
+    board_log: str = ""  # the board's latest warning or error log line, for `edgectl board monitor`
 
 
 @dataclass
@@ -386,7 +387,10 @@ class BoardSession:
             self._on_hello(body)
         elif ftype == wire.LOG:
             level = {"error": logging.ERROR, "warning": logging.WARNING}.get(body.get("l"), logging.INFO)
-            log.log(level, "board %s says: %s", self.config.id, untrusted(body.get("m"), 500))
+            message = untrusted(body.get("m"), 500)
+            log.log(level, "board %s says: %s", self.config.id, message)
+            if level >= logging.WARNING:
+                self.stats.board_log = f"{logging.getLevelName(level).lower()}: {message[:200]}"
 
     def _on_hello(self, body: dict[str, Any]) -> None:
         sensors_in = body.get("sensors", [])

@@ -211,3 +211,17 @@ async def test_at_a_bit_error_rate_of_1e3_the_board_connects_and_readings_flow(m
     assert took < 30, f"20 readings took {took:.0f} s"
     for ev in readings(sink):
         assert ev.values["check"] == 2 * ev.values["level"], f"a corrupted reading was accepted: {ev.values}"
+
+
+async def test_the_boards_warnings_reach_its_link_statistics(make_board, dials) -> None:
+    """What the board logs (a sensor that stopped answering) is in its health figures, which
+    `edgectl board monitor` shows: the technician sees why without reading the agent's log."""
+    board = make_board()
+    sink = SlowSink()
+    async with running(session_for(board, sink)) as session:
+        await wait_for(lambda: "water" in dials.made)
+        assert session.stats.board_log == ""
+        dials.made["water"].failing = True
+        await wait_for(lambda: session.stats.board_log != "")
+        assert session.stats.board_log == "warning: water: no answer on the bus"
+        assert session.health()["board_log"] == session.stats.board_log

@@ -65,7 +65,12 @@ def board_events() -> list[Event]:
             health={
                 "uptime_s": 5,
                 "boards": {
-                    "b1": {**asdict(LinkStats(True, 1, 120, 2, rtt_ms=4.5)), "backlog": 0},
+                    "b1": {
+                        **asdict(
+                            LinkStats(True, 1, 120, 2, rtt_ms=4.5, board_log="warning: pms5003: bad checksum")
+                        ),
+                        "backlog": 0,
+                    },
                     "b2": {**asdict(LinkStats(False, 3, 7)), "backlog": 0},
                 },
             },
@@ -109,6 +114,7 @@ def test_json_lines_of_one_board(broker, tmp_path: Path) -> None:
     b1 = links[0]["b1"]
     assert b1["frames_good"] == 120 and b1["frames_corrupt"] == 2 and b1["rtt_ms"] == 4.5
     assert b1["connected"] is True and b1["connects"] == 1 and b1["backlog"] == 0
+    assert b1["board_log"] == "warning: pms5003: bad checksum"
     assert "skipped a malformed message" in err
 
 
@@ -124,6 +130,7 @@ def test_table_updates_in_place(broker, tmp_path: Path) -> None:
     assert any(row[1:10:2] == ["b1", "yes", "120", "2", "4.5"] for row in link_rows), out
     assert any(row[1:10:2] == ["b2", "NO", "7", "0", "-"] for row in link_rows), out
     assert "cover_tilt" in out and "OPEN" in out
+    assert "board says" in out and "warning: pms5003: bad" in out.replace("\n", " "), out
 
 
 def test_no_broker_is_one_line_with_exit_code(tmp_path: Path, closed_port: int, capsys) -> None:

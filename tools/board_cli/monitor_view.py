@@ -127,6 +127,7 @@ LINK_COLUMNS = (
     ("command_retries", "retries"),
     ("connects", "connects"),
     ("last_error", "last error"),
+    ("board_log", "board says"),
 )
 
 
@@ -135,7 +136,7 @@ def link_table(link: Mapping[str, Mapping[str, Any]]) -> Table:
     table = Table(title="link", expand=False, title_justify="left")
     table.add_column("board")
     for _, header in LINK_COLUMNS:
-        table.add_column(header, justify="left" if header in ("up", "last error") else "right")
+        table.add_column(header, justify="left" if header in ("up", "last error", "board says") else "right")
     for board in sorted(link):
         stats = link[board]
         cells = []
