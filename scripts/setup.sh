@@ -86,6 +86,17 @@ if [ "$need_mosquitto" = 1 ]; then
         touch "$node_stamp"
     fi
 fi
+# Chromium and its driver for tests/web (the commissioning page, driven in a real browser by selenium).
+if [ "$need_mosquitto" = 1 ] && ! command -v chromedriver >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "setup: installing chromium and chromium-driver from Debian's packages"
+        apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+    else
+        echo "setup: the tests need chromium and chromedriver: sudo apt-get install chromium chromium-driver" >&2
+        exit 1
+    fi
+fi
 # Real footage for the tests, the demo and the model cards: OpenCV's sample clips and photos, from
 # Debian's opencv-doc (the repository holds only our labels for its frames, never the video).
 if [ ! -f /usr/share/doc/opencv-doc/examples/data/vtest.avi ]; then
