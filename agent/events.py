@@ -46,7 +46,10 @@ SENSOR_FAULT = "sensor_fault"  # a board's sensor failed to read several times i
 CROWDING = "crowding"  # people over a zone's count or density limit
 OUTBOX_RESET = "outbox_reset"  # the outbox file was unreadable and was moved aside (start only)
 DISK_FULL = "disk_full"  # the outbox's disk is full: events are dropped and counted (start only)
-ALARM_CODES = (SENSOR_FAULT, CROWDING, OUTBOX_RESET, DISK_FULL)  # besides <quantity>_high
+MODEL_ROLLBACK = (
+    "model_rollback"  # an updated model made its camera fail: the previous one is back (start only)
+)
+ALARM_CODES = (SENSOR_FAULT, CROWDING, OUTBOX_RESET, DISK_FULL, MODEL_ROLLBACK)  # besides <quantity>_high
 
 
 def threshold_alarm_code(quantity: str) -> str:

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import random
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,8 +24,8 @@ from ..redact import redact_url
 from ..sink import EventSink
 from .engine import EngineOptions, ModelEngine, ModelPool, ModelRefused
 from .issue_store import IssueStore
-from .pipeline import CameraPipeline
-from .sources import LiveSource
+from .pipeline import CameraPipeline, FrameResult
+from .sources import Frame, LiveSource
 from .updates import ModelUpdates, running
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,10 @@ class Camera:
     source: LiveSource | None = None
     restarts: int = 0
     executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1))
+    # The commissioning page's live view (agent/web): while viewers > 0, each frame and its result
+    # go to ``show``; with none, the camera does nothing extra.
+    viewers: int = 0
+    show: Callable[[Frame, FrameResult], None] | None = None
 
     def health(self) -> dict[str, Any]:
         if self.pipeline is None:
@@ -79,7 +84,12 @@ class Vision:
         self.cameras = [Camera(c) for c in cameras]
         self.state_dir = state_dir  # open static issues and installed model updates live here
         self.updates = (
-            ModelUpdates(self, state_dir / "models", list((config or VisionConfig()).model_signers))
+            ModelUpdates(
+                self,
+                state_dir / "models",
+                list((config or VisionConfig()).model_signers),
+                (config or VisionConfig()).update_probation_s,
+            )
             if state_dir is not None
             else None
         )
@@ -203,6 +213,8 @@ class Vision:
                     stalled = False
                 # cam.pipeline each frame: a model update swaps it between two frames
                 result = await loop.run_in_executor(cam.executor, cam.pipeline.process, frame)
+                if cam.viewers and cam.show is not None:
+                    cam.show(frame, result)
                 for event in result.events:
                     await sink.submit(event)
 
@@ -246,6 +258,7 @@ async def setup(ctx: Any) -> None:
     ctx.health.register("vision", vision.health)
     updates = vision.updates
     if updates is not None:
+        updates.sink = ctx.sink
         register = ctx.commands.register
         register("model-chunk", updates.chunk, mutating=True, description="one chunk of a model package")
         register(

@@ -13,19 +13,24 @@ self-test) and only then swaps the camera's pipeline. What a camera runs is reco
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
 import re
 import shutil
 import tarfile
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..clock import clock_synchronized
 from ..commands import CommandError
+from ..events import ALARM, MODEL_ROLLBACK, START, Event, now_ms
 from ..signing import KeyFileError, SignatureError, TrustList, verify_package
+from ..sink import EventSink
 from .engine import ModelRefused
 from .pipeline import CameraPipeline
 
@@ -55,10 +60,13 @@ class Transfer:
 
 
 class ModelUpdates:
-    def __init__(self, vision: Vision, root: Path, signers: list[str]) -> None:
+    def __init__(self, vision: Vision, root: Path, signers: list[str], probation_s: float = 300.0) -> None:
         self.vision = vision
         self.root = root  # <state>/models: installed/, staging/, models.json
         self.signers = signers
+        self.probation_s = probation_s
+        self.sink: EventSink | None = None  # where a model_rollback alarm goes (the vision part sets it)
+        self._watches: set[asyncio.Task[None]] = set()
         self.transfers: dict[str, Transfer] = {}
         self.on_change: Callable[[], Awaitable[None]] | None = None  # the uplink re-announces the models
         self._resume()
@@ -168,8 +176,6 @@ class ModelUpdates:
 
     # ----- install -----------------------------------------------------------------------------
     async def install(self, args: dict[str, Any]) -> dict[str, Any]:
-        import asyncio
-
         transfer, digest, camera_id = args.get("transfer"), args.get("sha256"), args.get("camera")
         state = self.transfers.get(transfer) if isinstance(transfer, str) else None
         if state is None:
@@ -180,9 +186,52 @@ class ModelUpdates:
                 f"transfer {transfer} lacks {len(state.missing())} chunks: first {state.missing()[:10]}",
             )
         camera = self._camera(camera_id)
+        crashes = camera.restarts
         result = await asyncio.to_thread(self._install, transfer, state, str(digest), camera)
         await self._changed()
+        if self.probation_s > 0:
+            watch = asyncio.create_task(self._probation(camera, crashes, camera.pipeline, result))
+            self._watches.add(watch)
+            watch.add_done_callback(self._watches.discard)
+            result["probation_s"] = self.probation_s
         return result
+
+    async def _probation(self, cam: Camera, crashes: int, pipeline: Any, installed: dict[str, Any]) -> None:
+        """Roll back by itself when the camera crashes on the new model within the probation time."""
+        deadline = time.monotonic() + self.probation_s
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
+            if cam.pipeline is not pipeline:
+                return  # swapped again (another update, a rollback): not this watch's business any more
+            if cam.restarts > crashes:
+                break
+        else:
+            return
+        why = (
+            f"camera {cam.config.id} failed {cam.restarts - crashes} times within "
+            f"{self.probation_s:g} s of running {installed['installed'][0]} {installed['installed'][1]}; "
+            f"back to {installed['previous'][0]} {installed['previous'][1]}"
+        )
+        log.error("%s", why)
+        try:
+            await asyncio.to_thread(self._rollback, cam)
+        except CommandError as exc:
+            log.error("camera %s could not roll back: %s", cam.config.id, exc.message)
+            return
+        await self._changed()
+        if self.sink is not None:
+            await self.sink.submit(
+                Event(
+                    kind=ALARM,
+                    captured_ms=now_ms(),
+                    clock_synced=clock_synchronized(),
+                    phase=START,
+                    label=MODEL_ROLLBACK,
+                    severity="warning",
+                    camera=cam.config.id,
+                    extra={"why": why},
+                )
+            )
 
     async def _changed(self) -> None:
         if self.on_change is not None:
@@ -294,8 +343,6 @@ class ModelUpdates:
         raise CommandError("bad-package", "the package holds no model folder (manifest.json)")
 
     async def rollback(self, args: dict[str, Any]) -> dict[str, Any]:
-        import asyncio
-
         cam = self._camera(args.get("camera"))
         result = await asyncio.to_thread(self._rollback, cam)
         await self._changed()

@@ -161,3 +161,100 @@ def test_a_model_update_is_resumed_checked_swapped_live_kept_and_rolled_back(
             assert _running(ctx) == [("street-issues", "2.0.0")]
 
     asyncio.run(after_restart())
+
+
+def _bomb(folder: Path, signer: Path, version: str) -> Path:
+    """street-issues with a trap: it answers the warm-up and the golden image, and fails on anything
+    else (its output is reshaped to an impossible shape), as a model that passes every check and
+    then breaks on a camera's real frames does."""
+    import hashlib
+
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from agent.signing import load_signing_key
+    from agent.vision.engine import load_engine
+
+    pkg = _package(folder, signer, version)
+    manifest = json.loads((pkg / "manifest.json").read_text())
+    engine = load_engine(ROOT / "models" / "street-issues")
+    prep = engine.preprocessor()
+    import cv2
+
+    prep(cv2.imread(str(pkg / "golden.jpg")))
+    golden_mean = float(prep.tensor.mean())
+    model = onnx.load(str(pkg / manifest["file"]))
+    graph = model.graph
+    (out,) = graph.output
+    shape = [d.dim_value for d in out.type.tensor_type.shape.dim]
+    graph.output.remove(out)
+    raw = "raw_" + out.name
+    for node in graph.node:
+        node.output[:] = [raw if o == out.name else o for o in node.output]
+    consts = {
+        "good_shape": np.asarray(shape, np.int64), "bad_shape": np.asarray([7, 7, -1], np.int64),
+        "pad_level": np.asarray(0.46, np.float32), "golden": np.asarray(golden_mean, np.float32),
+        "tolerance": np.asarray(5e-4, np.float32),
+    }  # fmt: skip
+    graph.initializer.extend(numpy_helper.from_array(v, k) for k, v in consts.items())
+    graph.node.extend(
+        [
+            helper.make_node("ReduceMean", [graph.input[0].name], ["mean4"], keepdims=0),
+            helper.make_node("Less", ["mean4", "pad_level"], ["is_pad"]),
+            helper.make_node("Sub", ["mean4", "golden"], ["off"]),
+            helper.make_node("Abs", ["off"], ["abs_off"]),
+            helper.make_node("Less", ["abs_off", "tolerance"], ["is_golden"]),
+            helper.make_node("Or", ["is_pad", "is_golden"], ["known"]),
+            helper.make_node("Where", ["known", "good_shape", "bad_shape"], ["shape"]),
+            helper.make_node("Reshape", [raw, "shape"], [out.name]),
+        ]
+    )
+    graph.output.append(helper.make_tensor_value_info(out.name, TensorProto.FLOAT, shape))
+    onnx.save(model, str(pkg / manifest["file"]))
+    digest = hashlib.sha256((pkg / manifest["file"]).read_bytes()).hexdigest()
+    manifest["sha256"] = digest
+    manifest["files"][manifest["file"]] = digest
+    (pkg / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    (pkg / "signature.json").unlink()
+    sign_package(pkg, load_signing_key(signer), "model", manifest["id"], version)
+    return pkg
+
+
+@pytest.mark.timeout(300)
+def test_a_model_that_breaks_on_real_frames_is_rolled_back_by_itself(
+    mosquitto: Broker, tmp_path: Path
+) -> None:
+    from uplink_support import consume
+
+    from agent.signing import load_signing_key
+
+    signer = tmp_path / "model-signer.pem"
+    _package(tmp_path / "unused", signer, "0.0.0")  # makes the signer key
+    bomb = _bomb(tmp_path / "pkg-bomb", signer, "2.0.9")
+    private, public = new_key()
+    operator = tmp_path / "operator.key"
+    operator.write_text(private + "\n")
+    config = {
+        "device": {"id": DEVICE},
+        "uplink": {"url": mosquitto.url, "reconnect_min_s": 0.05, "reconnect_max_s": 0.5,
+                   "commands": {"trusted_keys": [public]}},
+        "outbox": {"path": str(tmp_path / "state" / "outbox.sqlite")},
+        "vision": {"model_signers": [public_key_b64(load_signing_key(signer).public_key())],
+                   "update_probation_s": 60},
+        "cameras": [{"id": "cam-1", "source": str(ROOT / "demo" / "clip" / "street.mp4"), "fps": 2,
+                     "loop": True, "models": [str(ROOT / "models" / "street-issues")]}],
+    }  # fmt: skip
+
+    async def go() -> list:
+        async with consume(mosquitto, f"city/{DEVICE}/evt/alarm") as alarms, _agent(config) as ctx:
+            done = await asyncio.to_thread(_fleet, mosquitto, operator, bomb)
+            assert done.returncode == 0, done.stderr  # it passes every check the gateway can make
+            assert json.loads(done.stdout)["probation_s"] == 60
+            await alarms.wait_for(lambda c: any(e.label == "model_rollback" for e in c.events), timeout=60)
+            assert _running(ctx) == [("street-issues", "2.0.0")]
+            assert ctx.vision.cameras[0].restarts >= 1
+            return alarms.events
+
+    (alarm,) = [e for e in asyncio.run(go()) if e.label == "model_rollback"]
+    assert alarm.camera == "cam-1" and "2.0.9" in alarm.extra["why"] and "2.0.0" in alarm.extra["why"]
