@@ -28,7 +28,7 @@ from .sink import EventSink, PrintSink
 log = logging.getLogger(__name__)
 
 # In start order: the uplink installs the outbox as the sink before producers start.
-PART_MODULES = ("agent.uplink.part", "agent.vision.part", "agent.boards.part")
+PART_MODULES = ("agent.uplink.part", "agent.vision.part", "agent.boards.part", "agent.web.part")
 
 
 @dataclass

@@ -16,6 +16,7 @@ from .log import LoggingConfig
 from .outbox import OutboxConfig
 from .privacy import PrivacyConfig
 from .uplink import CommandAuthConfig, UplinkConfig
+from .web import WebConfig
 
 __all__ = [
     "BoardConfig",
@@ -29,6 +30,7 @@ __all__ = [
     "PrivacyConfig",
     "UplinkConfig",
     "VisionConfig",
+    "WebConfig",
     "ZoneConfig",
     "load_config",
     "parse_config",
@@ -44,6 +46,7 @@ class GatewayConfig(Section):
     vision: VisionConfig = Field(default_factory=VisionConfig)
     cameras: list[CameraConfig] = Field(default_factory=list)
     boards: list[BoardConfig] = Field(default_factory=list)
+    web: WebConfig = Field(default_factory=WebConfig)
 
     @model_validator(mode="after")
     def _unique_ids(self) -> GatewayConfig:
