@@ -69,6 +69,22 @@ class Sealer:
                 f"outbox event {seq} does not open with this key: altered, or another key"
             ) from None
 
+    def seal_file(self, name: str, data: bytes) -> bytes:
+        """A file kept on the gateway (a snapshot), bound to its name so it cannot be passed off as another."""
+        nonce = os.urandom(NONCE_BYTES)
+        return bytes([SEALED]) + nonce + self._aead.encrypt(nonce, data, self._device + b"/" + name.encode())
+
+    def open_file(self, name: str, stored: bytes) -> bytes:
+        if not stored or stored[0] != SEALED:
+            raise AtRestError(f"{name} is not a sealed file")
+        nonce, sealed = stored[1 : 1 + NONCE_BYTES], stored[1 + NONCE_BYTES :]
+        try:
+            return self._aead.decrypt(nonce, sealed, self._device + b"/" + name.encode())
+        except InvalidTag:
+            raise AtRestError(
+                f"{name} does not open with this key and device: altered, renamed or another key"
+            ) from None
+
 
 def is_sealed(stored: bytes) -> bool:
     return bool(stored) and stored[0] == SEALED

@@ -83,6 +83,7 @@ class Vision:
         self.pool = ModelPool(engine_options(config or VisionConfig(), len(cameras)))
         self.cameras = [Camera(c) for c in cameras]
         self.state_dir = state_dir  # open static issues and installed model updates live here
+        self.seal: Callable[[str, bytes], bytes] | None = None  # kept snapshots, with the outbox's key
         self.updates = (
             ModelUpdates(
                 self,
@@ -123,7 +124,10 @@ class Vision:
         return list(refs)
 
     def keep_issues(self, camera: str, pipeline: CameraPipeline) -> None:
-        """Open static issues kept across restarts (and model swaps), in ``state_dir``."""
+        """Make a new pipeline one of this gateway's: kept snapshots sealed at rest, and open static
+        issues kept across restarts and model swaps in ``state_dir``."""
+        if pipeline.snapshots is not None and self.seal is not None:
+            pipeline.snapshots.seal = self.seal
         if self.state_dir is None:
             return
         for rules in pipeline.rules.detectors:
@@ -253,6 +257,10 @@ async def setup(ctx: Any) -> None:
     if not config.cameras:
         return
     vision = Vision(config.cameras, config.vision, state_dir=config.outbox.path.parent / "vision")
+    uplink = getattr(ctx, "uplink", None)
+    sealer = uplink.outbox.sealer if uplink is not None else None
+    if sealer is not None:
+        vision.seal = sealer.seal_file
     await asyncio.to_thread(vision.load)
     ctx.vision = vision
     ctx.health.register("vision", vision.health)

@@ -253,6 +253,8 @@ class SnapshotTaker:
     faces: FaceDetector
     detect: Detect | None = None  # the camera's detectors, run again on the cut
     counts: SnapshotCounts = field(default_factory=SnapshotCounts)
+    # seals kept snapshots at rest (the outbox's key); None: kept as plain JPEG files of mode 600
+    seal: Callable[[str, bytes], bytes] | None = None
     _recent: deque[float] = field(default_factory=deque)
 
     def __post_init__(self) -> None:
@@ -299,13 +301,15 @@ class SnapshotTaker:
         try:
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
             cutoff = time.time() - self.config.keep_days * 86400.0
-            for old in folder.glob("*.jpg"):
+            for old in [*folder.glob("*.jpg"), *folder.glob("*.jpg.sealed")]:
                 if old.stat().st_mtime < cutoff:
                     old.unlink(missing_ok=True)
+            target = folder / (f"{name}.jpg.sealed" if self.seal is not None else f"{name}.jpg")
+            data = self.seal(target.name, jpeg) if self.seal is not None else jpeg
             tmp = folder / f".{name}.tmp"
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "wb") as f:
-                f.write(jpeg)
-            os.replace(tmp, folder / f"{name}.jpg")
+                f.write(data)
+            os.replace(tmp, target)
         except OSError as exc:
             log.warning("camera %s: cannot keep snapshot %s in %s: %s", self.camera, name, folder, exc)

@@ -309,3 +309,41 @@ def test_camera_health_counts_snapshots(tmp_path: Path, make_model) -> None:
     _first_start(pipeline)
     camera = Camera(pipeline.config, pipeline=pipeline)
     assert camera.health()["snapshots"] == {"taken": 1, "rate_limited": 0, "too_large": 0, "not_clean": 0}
+
+
+def test_kept_snapshots_are_sealed_with_the_outbox_key_when_the_gateway_seals(
+    faces: FaceDetector, tmp_path: Path
+) -> None:
+    from agent.uplink.atrest import AtRestError, Sealer
+
+    sealer = Sealer.from_file(tmp_path / "outbox.key", "pole-s")
+    keep = tmp_path / "snapshots"
+    t = taker(faces, None, keep_dir=keep)
+    t.seal = sealer.seal_file
+    snap = t.take(photo("home.jpg"), (0.4, 0.4, 0.6, 0.6), [], 0.0, "1700000000000-cd")
+    assert snap is not None
+    kept = keep / "cam-1" / "1700000000000-cd.jpg.sealed"
+    stored = kept.read_bytes()
+    assert b"\xff\xd8\xff" not in stored[:64] and snap.jpeg[:200] not in stored
+    assert sealer.open_file(kept.name, stored) == snap.jpeg
+    with pytest.raises(AtRestError, match="renamed"):
+        sealer.open_file("1700000000001-cd.jpg.sealed", stored)
+    assert not list((keep / "cam-1").glob("*.jpg")), "no plain copy"
+
+    # a technician opens it on the gateway with edgectl
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "tools.edgectl", "events", "snapshot", str(kept), "--key-file",
+         str(tmp_path / "outbox.key"), "--device", "pole-s", "-o", str(tmp_path / "seen.jpg")],
+        capture_output=True, text=True, cwd=ROOT, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "seen.jpg").read_bytes() == snap.jpeg
+    wrong = subprocess.run(
+        [sys.executable, "-m", "tools.edgectl", "events", "snapshot", str(kept), "--key-file",
+         str(tmp_path / "outbox.key"), "--device", "pole-t"],
+        capture_output=True, text=True, cwd=ROOT, timeout=60,
+    )  # fmt: skip
+    assert wrong.returncode == 1 and "does not open" in wrong.stderr

@@ -18,7 +18,7 @@ import msgpack
 
 from agent.events import Event, EventFormatError, decode, decode_state, is_state, to_json
 
-from ..errors import BROKER, USAGE, EdgectlError
+from ..errors import BROKER, FAILED, USAGE, EdgectlError
 from ..eventview import describe
 from ._mqtt import add_broker_args, client_from_args
 
@@ -85,6 +85,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     ver.add_argument("--json", action="store_true", help="the findings as JSON")
     ver.set_defaults(func=cmd_verify)
+
+    snap = cmds.add_parser(
+        "snapshot",
+        help="open a snapshot the gateway kept sealed (snapshots.keep_dir) into a JPEG",
+        description="Kept snapshots are sealed with the outbox key (AES-256-GCM, bound to the device "
+        "and the file name). Run on the gateway, with read access to the key.",
+    )
+    snap.add_argument("file", type=Path, help="a .jpg.sealed file")
+    snap.add_argument("--key-file", type=Path, required=True, help="the outbox key (outbox.key_file)")
+    snap.add_argument("--device", required=True, help="the device id the gateway runs as")
+    snap.add_argument("-o", "--out", type=Path, help="the JPEG to write (default: beside it, .jpg)")
+    snap.set_defaults(func=cmd_snapshot)
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
@@ -290,3 +302,21 @@ def cmd_verify(args: argparse.Namespace) -> int:
             print(f"{'PROBLEM' if f.problem else 'note   '} {f.device}{where}: {f.what}")
         print("verified: no problems" if not report.problems else f"{len(report.problems)} problems")
     return 1 if report.problems else 0
+
+
+def cmd_snapshot(args: argparse.Namespace) -> int:
+    from agent.uplink.atrest import AtRestError, Sealer
+
+    try:
+        sealer = Sealer(args.key_file.read_bytes(), args.device)
+        jpeg = sealer.open_file(args.file.name, args.file.read_bytes())
+    except OSError as exc:
+        raise EdgectlError(f"cannot read {exc.filename}: {exc.strerror}", USAGE) from None
+    except AtRestError as exc:
+        raise EdgectlError(str(exc), FAILED) from None
+    out = args.out or args.file.with_name(args.file.name.removesuffix(".sealed"))
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it may show a street: private
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(jpeg)
+    print(f"wrote {out} ({len(jpeg):,} bytes)")
+    return 0
