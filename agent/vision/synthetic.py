@@ -44,12 +44,14 @@ def constant_model(
     channels: int = 3,
     metadata: dict[str, str] | None = None,
     output_shape: list[int | str] | None = None,
+    nhwc: bool = False,
 ) -> Path:
     """A model that ignores its image and always outputs ``output`` (shape includes the batch of 1).
 
     The image still flows through a ReduceMean so that onnxruntime keeps the input. ``dtype``
     (float32, float16) is that of input and output, as in FP16 exports; a str width or height makes
-    that dimension dynamic; ``metadata`` goes into the file as an exporter writes it.
+    that dimension dynamic; ``metadata`` goes into the file as an exporter writes it; ``nhwc`` puts
+    the channels last, as TensorFlow-born exports have them.
     """
     from onnx import TensorProto, helper, numpy_helper
 
@@ -64,7 +66,11 @@ def constant_model(
     graph = helper.make_graph(
         nodes,
         "constant",
-        [helper.make_tensor_value_info("images", kind, [batch, channels, height, width])],
+        [
+            helper.make_tensor_value_info(
+                "images", kind, [batch, height, width, channels] if nhwc else [batch, channels, height, width]
+            )
+        ],
         [helper.make_tensor_value_info("output0", kind, output_shape or list(output.shape))],
         initializer=[value, zero],
     )

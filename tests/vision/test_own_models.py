@@ -437,3 +437,13 @@ def test_a_manifest_gives_what_the_file_cannot_say(tmp_path: Path) -> None:
     (folder / "manifest.json").write_text(json.dumps(given))
     m = load_engine(folder).manifest
     assert (m.input.width, m.input.height, m.adapter, len(m.classes)) == (64, 64, "yolov8", 3)
+
+
+def test_a_channels_last_export_is_described_and_decodes_the_same(tmp_path: Path) -> None:
+    out = random_v8()
+    engine = load_engine(bare(tmp_path, out, nhwc=True, metadata=ultralytics_meta()))
+    assert engine.manifest.input.layout == "NHWC"
+    prep = engine.preprocessor()
+    dets = engine.infer(frame(), prep)
+    assert prep.tensor.shape == (1, 64, 64, 3)
+    assert_same(dets, ref_yolov8(out))
