@@ -1,0 +1,1 @@
+"""The commissioning page: live view, zone editor, boards, events and health (docs/web.md)."""

@@ -1,0 +1,358 @@
+// The commissioning page: plain JavaScript, no build step, no CDN.
+"use strict";
+
+const $ = (sel) => document.querySelector(sel);
+const el = (tag, attrs = {}, ...children) => {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") node.className = v;
+    else node.setAttribute(k, v);
+  }
+  for (const c of children) node.append(c);
+  return node;
+};
+
+let session = null;
+let tab = "live";
+let timers = [];
+
+async function api(method, url, body) {
+  const opts = { method, headers: { "X-CSRF-Token": session ? session.csrf : "" }, credentials: "same-origin" };
+  if (body !== undefined) {
+    opts.headers["Content-Type"] = "application/json";
+    opts.body = JSON.stringify(body);
+  }
+  const response = await fetch(url, opts);
+  if (response.status === 401) {
+    window.location = "/login";
+    throw new Error("not logged in");
+  }
+  const data = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
+  if (!response.ok) throw new Error(data.error || `HTTP ${response.status}`);
+  return data;
+}
+
+const camera = () => $("#camera").value;
+
+// ----- tabs -----------------------------------------------------------------------------------------
+function show(name) {
+  tab = name;
+  for (const b of document.querySelectorAll("#tabs button")) b.classList.toggle("active", b.dataset.tab === name);
+  for (const s of document.querySelectorAll("main section")) s.classList.toggle("active", s.id === name);
+  timers.forEach(clearInterval);
+  timers = [];
+  // the stream runs only while its tab is open: with no viewer the camera encodes nothing
+  $("#live-img").src = name === "live" && camera() ? `/api/cameras/${camera()}/live.mjpeg` : "";
+  if (name === "zones") loadZones();
+  if (name === "boards") { loadBoards(); timers.push(setInterval(loadBoards, 2000)); }
+  if (name === "events") { loadEvents(); timers.push(setInterval(loadEvents, 2000)); }
+  if (name === "health") { loadHealth(); timers.push(setInterval(loadHealth, 2000)); }
+}
+
+// ----- zone editor ----------------------------------------------------------------------------------
+const editor = { zones: [], selected: -1, drawing: null, drag: null };
+const HIT_PX = 9;
+
+function canvasSize() {
+  const img = $("#zone-frame");
+  const canvas = $("#zone-canvas");
+  canvas.width = img.clientWidth;
+  canvas.height = img.clientHeight;
+  draw();
+}
+
+function toNorm(event) {
+  const r = $("#zone-canvas").getBoundingClientRect();
+  const clamp = (v) => Math.min(1, Math.max(0, v));
+  return [clamp((event.clientX - r.left) / r.width), clamp((event.clientY - r.top) / r.height)];
+}
+
+function draw() {
+  const canvas = $("#zone-canvas");
+  const g = canvas.getContext("2d");
+  const w = canvas.width, h = canvas.height;
+  g.clearRect(0, 0, w, h);
+  const poly = (pts, colour, closed, fill) => {
+    if (!pts.length) return;
+    g.beginPath();
+    pts.forEach(([x, y], i) => (i ? g.lineTo(x * w, y * h) : g.moveTo(x * w, y * h)));
+    if (closed) g.closePath();
+    if (fill) { g.fillStyle = fill; g.fill(); }
+    g.strokeStyle = colour; g.lineWidth = 2; g.stroke();
+    g.fillStyle = colour;
+    for (const [x, y] of pts) g.fillRect(x * w - 4, y * h - 4, 8, 8);
+  };
+  editor.zones.forEach((z, i) => {
+    const sel = i === editor.selected;
+    poly(z.polygon, sel ? "#ff6a00" : "#00c8ff", true, sel ? "rgba(255,106,0,.18)" : "rgba(0,200,255,.12)");
+    const [x, y] = z.polygon[0] || [0, 0];
+    g.fillStyle = "#000"; g.font = "13px sans-serif";
+    g.fillText(z.id, x * w + 6, y * h + 16);
+  });
+  if (editor.drawing) poly(editor.drawing, "#ffe000", false);
+}
+
+function inside([px, py], pts) {
+  let hit = false;
+  for (let i = 0, j = pts.length - 1; i < pts.length; j = i++) {
+    const [xi, yi] = pts[i], [xj, yj] = pts[j];
+    if (yi > py !== yj > py && px < ((xj - xi) * (py - yi)) / (yj - yi) + xi) hit = !hit;
+  }
+  return hit;
+}
+
+function onDown(event) {
+  const p = toNorm(event);
+  if (editor.drawing) {
+    editor.drawing.push(p);
+    $("#finish-zone").disabled = false;
+    draw();
+    return;
+  }
+  const c = $("#zone-canvas");
+  for (let zi = editor.zones.length - 1; zi >= 0; zi--) {
+    const vi = editor.zones[zi].polygon.findIndex(
+      ([x, y]) => Math.hypot((x - p[0]) * c.width, (y - p[1]) * c.height) < HIT_PX);
+    if (vi >= 0) { select(zi); editor.drag = { zi, vi }; return; }
+  }
+  for (let zi = editor.zones.length - 1; zi >= 0; zi--) {
+    if (inside(p, editor.zones[zi].polygon)) {
+      select(zi);
+      editor.drag = { zi, from: p, start: editor.zones[zi].polygon.map((q) => q.slice()) };
+      return;
+    }
+  }
+  select(-1);
+}
+
+function onMove(event) {
+  const d = editor.drag;
+  if (!d) return;
+  const p = toNorm(event);
+  const zone = editor.zones[d.zi];
+  if (d.vi !== undefined) zone.polygon[d.vi] = p;
+  else {
+    const dx = p[0] - d.from[0], dy = p[1] - d.from[1];
+    zone.polygon = d.start.map(([x, y]) => [Math.min(1, Math.max(0, x + dx)), Math.min(1, Math.max(0, y + dy))]);
+  }
+  draw();
+}
+
+function round4(pts) { return pts.map(([x, y]) => [Math.round(x * 1e4) / 1e4, Math.round(y * 1e4) / 1e4]); }
+
+function select(i) {
+  editor.selected = i;
+  const zone = editor.zones[i];
+  $("#zone-fields").disabled = !zone;
+  $("#delete-zone").disabled = !zone;
+  for (const input of document.querySelectorAll("#zone-fields input")) {
+    const v = zone ? zone[input.dataset.key] : undefined;
+    input.value = v === undefined || v === null ? "" : Array.isArray(v) ? v.join(", ") : String(v);
+  }
+  listZones();
+  draw();
+}
+
+function listZones() {
+  const list = $("#zone-list");
+  list.replaceChildren(...editor.zones.map((z, i) => {
+    const item = el("li", {}, `${z.id} (${z.polygon.length} corners)`);
+    if (i === editor.selected) item.style.fontWeight = "bold";
+    item.onclick = () => select(i);
+    return item;
+  }));
+}
+
+function onField(event) {
+  const zone = editor.zones[editor.selected];
+  if (!zone) return;
+  const input = event.target, key = input.dataset.key, raw = input.value.trim();
+  if (key === "classes") zone.classes = raw ? raw.split(",").map((s) => s.trim()).filter(Boolean) : [];
+  else if (raw === "") delete zone[key];
+  else if (input.hasAttribute("data-number")) zone[key] = Number.isFinite(Number(raw)) ? Number(raw) : raw;
+  else zone[key] = raw;
+  listZones();
+  draw();
+}
+
+function message(text, ok) {
+  const m = $("#zone-message");
+  m.textContent = text;
+  m.className = "message " + (ok ? "ok" : "error");
+}
+
+async function loadZones() {
+  editor.drawing = null;
+  $("#finish-zone").disabled = true;
+  const data = await api("GET", `/api/cameras/${camera()}/zones`);
+  editor.zones = data.zones;
+  select(-1);
+  $("#zone-frame").src = `/api/cameras/${camera()}/frame.jpg?t=${Date.now()}`;
+}
+
+async function saveZones() {
+  const zones = editor.zones.map((z) => ({ ...z, polygon: round4(z.polygon) }));
+  message("saving ...", true);
+  try {
+    const reply = await api("PUT", `/api/cameras/${camera()}/zones`, { zones });
+    editor.zones = reply.zones;
+    select(-1);
+    message(`Saved to ${reply.saved}; camera ${camera()} runs with zones: ${reply.zones.map((z) => z.id).join(", ") || "none"}.`, true);
+  } catch (err) {
+    message(err.message, false);
+  }
+}
+
+function newZone() {
+  editor.drawing = [];
+  select(-1);
+  message("Click the zone's corners on the frame, then Finish zone.", true);
+}
+
+function finishZone() {
+  if (!editor.drawing) return;
+  const taken = new Set(editor.zones.map((z) => z.id));
+  let n = editor.zones.length + 1;
+  while (taken.has(`zone-${n}`)) n++;
+  editor.zones.push({ id: `zone-${n}`, polygon: editor.drawing });
+  editor.drawing = null;
+  $("#finish-zone").disabled = true;
+  select(editor.zones.length - 1);
+  message("Name the zone and set its rules, then Save zones.", true);
+}
+
+function deleteZone() {
+  if (editor.selected < 0) return;
+  editor.zones.splice(editor.selected, 1);
+  select(-1);
+}
+
+// ----- boards ---------------------------------------------------------------------------------------
+const fmtValues = (values, units) =>
+  Object.entries(values || {}).map(([k, v]) => `${k} ${Math.round(v * 100) / 100}${units && units[k] ? " " + units[k] : ""}`).join(", ");
+
+const boardCards = {};
+
+function boardCard(board) {
+  // made once per board: refreshing only its figures keeps what a technician types in the lamp field
+  const level = el("input", { id: `lamp-level-${board}`, type: "number", min: "0", max: "1", step: "0.05", value: "0.5" });
+  const button = el("button", { id: `lamp-set-${board}` }, "Set lamp");
+  const result = el("span", { id: `lamp-result-${board}`, class: "message" });
+  button.onclick = async () => {
+    try {
+      const reply = await api("POST", `/api/boards/${board}/lamp`, { level: Number(level.value) });
+      result.textContent = `lamp at ${level.value}: ${JSON.stringify(reply.result)}`;
+      result.className = "message ok";
+    } catch (err) {
+      result.textContent = err.message;
+      result.className = "message error";
+    }
+  };
+  const card = el("div", { class: "card board", "data-board": board },
+    el("h2", {}, board), el("h3", {}, "Readings"), el("div", { class: "readings" }),
+    el("h3", {}, "Open alarms"), el("div", { class: "alarms" }),
+    el("h3", {}, "Lamp"), el("p", {}, "level 0..1 ", level, " ", button, " ", result),
+    el("h3", {}, "Link"), el("pre", { class: "link" }));
+  $("#boards-list").append(card);
+  return card;
+}
+
+async function loadBoards() {
+  const data = await api("GET", "/api/boards");
+  for (const b of data.boards) {
+    const card = boardCards[b.board] || (boardCards[b.board] = boardCard(b.board));
+    card.querySelector(".readings").replaceChildren(el("table", {},
+      el("tr", {}, el("th", {}, "sensor"), el("th", {}, "values"), el("th", {}, "age")),
+      ...b.readings.map((r) => el("tr", { class: "reading", "data-sensor": r.sensor },
+        el("td", {}, r.sensor), el("td", {}, fmtValues(r.values, r.units)), el("td", {}, `${r.age_s} s`)))));
+    card.querySelector(".alarms").replaceChildren(b.alarms.length
+      ? el("ul", {}, ...b.alarms.map((a) => el("li", { class: "alarm" }, `${a.severity}: ${a.label} on ${a.sensor} (${fmtValues(a.values, a.units)}), for ${a.age_s} s`)))
+      : el("p", { class: "muted" }, "no open alarms"));
+    card.querySelector(".link").textContent = JSON.stringify(b.link, null, 1);
+  }
+}
+
+// ----- events ---------------------------------------------------------------------------------------
+async function loadEvents() {
+  const kind = $("#event-kind").value;
+  const data = await api("GET", `/api/events?limit=100${kind ? "&kind=" + encodeURIComponent(kind) : ""}`);
+  $("#events-table").replaceChildren(...data.events.map((e) =>
+    el("tr", { class: `event kind-${e.k}` }, el("td", {}, String(e.s)), el("td", {}, e.k),
+      el("td", {}, new Date(e.t).toISOString().replace("T", " ").slice(0, 19)),
+      el("td", {}, el("pre", {}, JSON.stringify(e))))));
+}
+
+// ----- health ---------------------------------------------------------------------------------------
+function plot(title, points, unit) {
+  const W = 320, H = 100, pad = 4;
+  const vals = points.filter((p) => p[1] !== null && p[1] !== undefined);
+  const box = el("div", { class: "card plot" });
+  const last = vals.length ? vals[vals.length - 1][1] : null;
+  box.append(el("div", {}, `${title}: `, el("b", {}, last === null ? "–" : `${last}${unit}`)));
+  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+  svg.setAttribute("preserveAspectRatio", "none");
+  if (vals.length > 1) {
+    const t0 = vals[0][0], t1 = vals[vals.length - 1][0];
+    const hi = Math.max(...vals.map((p) => p[1]), 1e-9);
+    const line = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
+    line.setAttribute("points", vals.map(([t, v]) =>
+      `${pad + ((t - t0) / Math.max(1, t1 - t0)) * (W - 2 * pad)},${H - pad - (v / hi) * (H - 2 * pad)}`).join(" "));
+    svg.append(line);
+    const label = document.createElementNS("http://www.w3.org/2000/svg", "text");
+    label.setAttribute("x", "6"); label.setAttribute("y", "14"); label.setAttribute("font-size", "11");
+    label.textContent = `max ${Math.round(hi * 100) / 100}${unit}`;
+    svg.append(label);
+  }
+  box.append(svg);
+  return box;
+}
+
+async function loadHealth() {
+  const { samples } = await api("GET", "/api/health");
+  const last = samples[samples.length - 1];
+  $("#health-now").textContent = last
+    ? `uplink ${last.uplink_connected ? "connected" : "disconnected" + (last.uplink_last_error ? ": " + last.uplink_last_error : "")}; ` +
+      `outbox ${last.outbox_depth} waiting, oldest ${last.outbox_oldest_s ?? "–"} s`
+    : "no samples yet";
+  const plots = [];
+  const cams = new Set(samples.flatMap((s) => Object.keys(s.cameras)));
+  for (const cam of cams) {
+    plots.push(plot(`${cam} frames/s`, samples.map((s) => [s.t, s.cameras[cam] && s.cameras[cam].fps]), ""));
+    plots.push(plot(`${cam} inference ms`, samples.map((s) => [s.t, s.cameras[cam] && s.cameras[cam].infer_ms]), " ms"));
+  }
+  plots.push(plot("outbox depth", samples.map((s) => [s.t, s.outbox_depth]), ""));
+  plots.push(plot("oldest event waiting", samples.map((s) => [s.t, s.outbox_oldest_s]), " s"));
+  plots.push(plot("uplink connected", samples.map((s) => [s.t, s.uplink_connected ? 1 : 0]), ""));
+  $("#plots").replaceChildren(...plots);
+}
+
+// ----- start ----------------------------------------------------------------------------------------
+async function start() {
+  session = await api("GET", "/api/session");
+  $("#device").textContent = `Gateway ${session.device}`;
+  $("#camera").replaceChildren(...session.cameras.map((c) => el("option", { value: c }, c)));
+  if (session.unblurred) $("#live-note").textContent = "UNBLURRED: web.unblurred is set in the gateway's config.";
+  for (const b of document.querySelectorAll("#tabs button")) b.onclick = () => show(b.dataset.tab);
+  $("#camera").onchange = () => show(tab);
+  $("#zone-frame").onload = canvasSize;
+  window.addEventListener("resize", canvasSize);
+  const canvas = $("#zone-canvas");
+  canvas.addEventListener("mousedown", onDown);
+  window.addEventListener("mousemove", onMove);
+  window.addEventListener("mouseup", () => { editor.drag = null; });
+  for (const input of document.querySelectorAll("#zone-fields input")) input.addEventListener("input", onField);
+  $("#new-zone").onclick = newZone;
+  $("#finish-zone").onclick = finishZone;
+  $("#delete-zone").onclick = deleteZone;
+  $("#reload-frame").onclick = () => { $("#zone-frame").src = `/api/cameras/${camera()}/frame.jpg?t=${Date.now()}`; };
+  $("#save-zones").onclick = saveZones;
+  $("#event-kind").onchange = loadEvents;
+  $("#logout").onclick = async () => {
+    await fetch("/logout", { method: "POST", headers: { "X-CSRF-Token": session.csrf } });
+    window.location = "/login";
+  };
+  show("live");
+}
+
+start();

@@ -1,0 +1,214 @@
+"""The commissioning page in a real browser against the real agent on the demo setup.
+
+Without a session nothing answers; a wrong password is refused; logged in, the live image loads, a
+zone drawn on the canvas is saved to the config file and runs in the camera's pipeline, an invalid
+zone is refused with its reason and changes nothing, events and board readings are listed, and the
+lamp control dims the simulated board's lamp.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import tomllib
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select
+from webbench import PASSWORD, Gateway
+
+CAMERA = "cam-1"
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 20.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = check()
+        except Exception as exc:  # the page is still changing: a stale element, a missing one
+            value, last = None, exc
+        else:
+            last = None
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}" + (f" (last error: {last})" if last else ""))
+        time.sleep(0.2)
+
+
+def status_of(url: str, method: str = "GET", body: bytes | None = None) -> tuple[int, str]:
+    request = urllib.request.Request(url, data=body, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, response.url
+    except urllib.error.HTTPError as exc:
+        return exc.code, url
+
+
+def test_without_a_session_nothing_answers(gateway: Gateway) -> None:
+    base = gateway.url
+    for path in (
+        "/api/session",
+        f"/api/cameras/{CAMERA}/live.mjpeg",
+        f"/api/cameras/{CAMERA}/frame.jpg",
+        f"/api/cameras/{CAMERA}/zones",
+        "/api/events",
+        "/api/boards",
+        "/api/health",
+    ):
+        assert status_of(base + path)[0] == 401, path
+    zones = json.dumps({"zones": []}).encode()
+    assert status_of(f"{base}/api/cameras/{CAMERA}/zones", "PUT", zones)[0] == 401
+    assert status_of(f"{base}/api/boards/pole-0042-b1/lamp", "POST", b'{"level": 0}')[0] == 401
+    # pages send the browser to the login form
+    status, final = status_of(base + "/")
+    assert status == 200 and final.endswith("/login")
+    assert status_of(base + "/static/app.js")[1].endswith("/login")
+    cam = gateway.ctx.vision.cameras[0]
+    assert cam.viewers == 0, "a refused stream must not count as a viewer"
+
+
+def _login(browser: Any, gateway: Gateway, password: str) -> None:
+    browser.get(gateway.url + "/login")
+    field = browser.find_element(By.ID, "password")
+    field.clear()
+    field.send_keys(password)
+    browser.find_element(By.ID, "login-button").click()
+
+
+def test_a_wrong_password_is_refused(gateway: Gateway, browser: Any) -> None:
+    _login(browser, gateway, "not the password")
+    assert "Wrong password" in wait_for(
+        "the refusal", lambda: browser.find_element(By.CLASS_NAME, "error").text
+    )
+    assert not browser.get_cookies(), "a refused login must not set a session cookie"
+
+
+def _click_at(browser: Any, canvas: Any, points: list[tuple[float, float]]) -> None:
+    """Clicks at normalized points of the canvas (Selenium's offsets are from the element's centre)."""
+    w, h = canvas.size["width"], canvas.size["height"]
+    for x, y in points:
+        ActionChains(browser).move_to_element_with_offset(
+            canvas, int((x - 0.5) * w), int((y - 0.5) * h)
+        ).click().perform()
+
+
+def _zone_ids_in_file(gateway: Gateway) -> list[str]:
+    data = tomllib.loads(gateway.config_file.read_text())
+    (cam,) = [c for c in data["cameras"] if c["id"] == CAMERA]
+    return [z["id"] for z in cam.get("zones", [])]
+
+
+def _lamp_duty(gateway: Gateway) -> int:
+    return gateway.board.board.hal.pwms[25].duty  # the lamp's pin in firmware/sim/street-setup.toml
+
+
+def test_commissioning_in_the_browser(gateway: Gateway, browser: Any) -> None:
+    cam = gateway.ctx.vision.cameras[0]
+    live = gateway.ctx.web.live[CAMERA]
+    _login(browser, gateway, PASSWORD)
+    wait_for("the page", lambda: "demo-pole" in browser.find_element(By.ID, "device").text)
+    cookie = browser.get_cookie("edge_session")
+    assert cookie and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+
+    # live view: the MJPEG stream's image loads and keeps changing while one viewer watches
+    img = browser.find_element(By.ID, "live-img")
+    wait_for("the live image", lambda: browser.execute_script("return arguments[0].naturalWidth", img) > 0)
+    assert cam.viewers == 1
+    before = live.encoded
+    wait_for("new live frames", lambda: live.encoded >= before + 3)
+
+    # zone editor: draw a zone on the current frame, name it, give it rules, save
+    browser.find_element(By.CSS_SELECTOR, '#tabs button[data-tab="zones"]').click()
+    frame = browser.find_element(By.ID, "zone-frame")
+    wait_for(
+        "the zone editor's frame",
+        lambda: browser.execute_script("return arguments[0].naturalWidth", frame) > 0,
+    )
+    wait_for("the live stream to close", lambda: cam.viewers == 0)
+    canvas = browser.find_element(By.ID, "zone-canvas")
+    wait_for("the canvas sized to the frame", lambda: canvas.size["width"] > 100)
+    old_pipeline = cam.pipeline
+    browser.find_element(By.ID, "new-zone").click()
+    _click_at(browser, canvas, [(0.55, 0.55), (0.85, 0.55), (0.85, 0.9), (0.55, 0.9)])
+    browser.find_element(By.ID, "finish-zone").click()
+    name = browser.find_element(By.ID, "zone-id")
+    name.clear()
+    name.send_keys("bus-stop")
+    browser.find_element(By.ID, "zone-area").send_keys("40")
+    browser.find_element(By.ID, "zone-crowd-count").send_keys("5")
+    browser.find_element(By.ID, "save-zones").click()
+    message = browser.find_element(By.ID, "zone-message")
+    wait_for("the save", lambda: "bus-stop" in message.text and "ok" in message.get_attribute("class"))
+    assert _zone_ids_in_file(gateway) == ["kerb-no-parking", "pavement", "bus-stop"]
+    assert cam.pipeline is not old_pipeline
+    running = {z.id: z for z in cam.pipeline.zones}
+    assert set(running) == {"kerb-no-parking", "pavement", "bus-stop"}
+    corners = running["bus-stop"].polygon
+    assert corners.shape == (4, 2) and abs(corners[0][0] - 0.55) < 0.03 and abs(corners[2][1] - 0.9) < 0.03
+    assert running["bus-stop"].config.area_m2 == 40 and running["bus-stop"].config.crowd_alarm_count == 5
+
+    # an invalid zone (two corners) is refused with its reason, and nothing changes
+    saved = gateway.config_file.read_bytes()
+    pipeline = cam.pipeline
+    browser.find_element(By.ID, "new-zone").click()
+    _click_at(browser, canvas, [(0.1, 0.1), (0.2, 0.2)])
+    browser.find_element(By.ID, "finish-zone").click()
+    browser.find_element(By.ID, "save-zones").click()
+    wait_for("the refusal", lambda: "error" in message.get_attribute("class") and "3 corners" in message.text)
+    assert gateway.config_file.read_bytes() == saved
+    assert cam.pipeline is pipeline
+
+    # events as integrators decode them, filtered by kind
+    browser.find_element(By.CSS_SELECTOR, '#tabs button[data-tab="events"]').click()
+    wait_for("events listed", lambda: browser.find_elements(By.CSS_SELECTOR, "#events-table tr.event"))
+    kinds = browser.find_element(By.ID, "event-kind")
+    Select(kinds).select_by_visible_text("reading")
+    wait_for(
+        "only readings listed",
+        lambda: (
+            (rows := browser.find_elements(By.CSS_SELECTOR, "#events-table tr.event"))
+            and all("kind-reading" in r.get_attribute("class") for r in rows)
+        ),
+    )
+    first = browser.find_element(By.CSS_SELECTOR, "#events-table tr.event pre").text
+    assert json.loads(first)["k"] == "reading" and json.loads(first)["d"] == "demo-pole"
+
+    # boards: readings with units and age, and the lamp dimmed through the board-lamp command
+    browser.find_element(By.CSS_SELECTOR, '#tabs button[data-tab="boards"]').click()
+    rows = wait_for("board readings", lambda: browser.find_elements(By.CSS_SELECTOR, ".board tr.reading"))
+    assert rows[0].text.endswith(" s")  # its age
+    level = browser.find_element(By.ID, "lamp-level-pole-0042-b1")
+    level.clear()
+    level.send_keys("0.3")
+    browser.find_element(By.ID, "lamp-set-pole-0042-b1").click()
+    duty = int(0.3 * 65535 + 0.5)  # as the firmware sets it
+    wait_for("the lamp dimmed", lambda: _lamp_duty(gateway) == duty)
+    result = browser.find_element(By.ID, "lamp-result-pole-0042-b1")
+    wait_for("the lamp's reply", lambda: "lamp at 0.3" in result.text)
+
+    # health: plots drawn from the server's samples; with no viewer, no frame is encoded
+    browser.find_element(By.CSS_SELECTOR, '#tabs button[data-tab="health"]').click()
+    wait_for("health plots", lambda: browser.find_elements(By.CSS_SELECTOR, "#plots svg polyline"))
+    assert cam.viewers == 0
+    encoded = live.encoded
+    time.sleep(1.5)
+    assert live.encoded == encoded
+
+
+@pytest.mark.parametrize("header", [None, "wrong"])
+def test_changes_need_the_csrf_token(gateway: Gateway, browser: Any, header: str | None) -> None:
+    """A logged-in browser's cookie alone does not change anything: the page's header is needed."""
+    script = """
+        const done = arguments[arguments.length - 1];
+        const headers = {"Content-Type": "application/json"};
+        if (arguments[0] !== null) headers["X-CSRF-Token"] = arguments[0];
+        fetch("/api/boards/pole-0042-b1/lamp", {method: "POST", headers, body: '{"level": 1}'})
+            .then(r => done(r.status));
+    """
+    assert browser.execute_async_script(script, header) == 403
