@@ -16,6 +16,8 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
+import cv2
+import numpy as np
 import pytest
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
@@ -104,6 +106,22 @@ def _zone_ids_in_file(gateway: Gateway) -> list[str]:
     return [z["id"] for z in cam.get("zones", [])]
 
 
+def _zone_outline_at(gateway: Gateway, live: Any, point: tuple[float, float]) -> bool:
+    """Whether the next annotated live frame has a zone outline (draw.py's colour) at ``point``."""
+
+    async def next_jpeg() -> bytes:
+        with live.watching():
+            shown = await live.next(live.latest.number if live.latest else 0, 10.0)
+            assert shown is not None, "no frame came"
+            return await live.jpeg(shown, annotated=True)
+
+    image = cv2.imdecode(np.frombuffer(gateway.call(next_jpeg(), 15), np.uint8), cv2.IMREAD_COLOR)
+    h, w = image.shape[:2]
+    x, y = round(point[0] * w), round(point[1] * h)
+    patch = image[y - 3 : y + 4, x - 3 : x + 4].astype(int)
+    return bool((np.abs(patch - [255, 200, 0]).max(axis=2) < 40).any())
+
+
 def _lamp_duty(gateway: Gateway) -> int:
     return gateway.board.board.hal.pwms[25].duty  # the lamp's pin in firmware/sim/street-setup.toml
 
@@ -133,6 +151,7 @@ def test_commissioning_in_the_browser(gateway: Gateway, browser: Any) -> None:
     wait_for("the live stream to close", lambda: cam.viewers == 0)
     canvas = browser.find_element(By.ID, "zone-canvas")
     wait_for("the canvas sized to the frame", lambda: canvas.size["width"] > 100)
+    assert not _zone_outline_at(gateway, live, (0.85, 0.72)), "no zone there yet"
     old_pipeline = cam.pipeline
     browser.find_element(By.ID, "new-zone").click()
     _click_at(browser, canvas, [(0.55, 0.55), (0.85, 0.55), (0.85, 0.9), (0.55, 0.9)])
@@ -152,6 +171,7 @@ def test_commissioning_in_the_browser(gateway: Gateway, browser: Any) -> None:
     corners = running["bus-stop"].polygon
     assert corners.shape == (4, 2) and abs(corners[0][0] - 0.55) < 0.03 and abs(corners[2][1] - 0.9) < 0.03
     assert running["bus-stop"].config.area_m2 == 40 and running["bus-stop"].config.crowd_alarm_count == 5
+    assert _zone_outline_at(gateway, live, (0.85, 0.72)), "the next live frame draws the new zone"
 
     # an invalid zone (two corners) is refused with its reason, and nothing changes
     saved = gateway.config_file.read_bytes()
