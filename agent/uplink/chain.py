@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import msgpack
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
@@ -34,6 +33,7 @@ from agent.events import (
 )
 
 from .signing import KeyFormatError, _canonical, load_private, load_public, new_key
+from .signing import verify as verify_signature
 
 log = logging.getLogger(__name__)
 
@@ -153,16 +153,6 @@ class Report:
         return [f for f in self.findings if f.problem]
 
 
-def _verify_key(keys: list[Ed25519PublicKey], signature: bytes, message: bytes) -> bool:
-    for key in keys:
-        try:
-            key.verify(signature, message)
-            return True
-        except InvalidSignature:
-            continue
-    return False
-
-
 def verify(messages: Iterable[tuple[str, bytes]], trusted: Mapping[str, list[str]] | None = None) -> Report:
     """Check a recorded stream of (topic, payload): links, gaps, duplicates, order and signatures.
 
@@ -230,7 +220,7 @@ def _state(
         if device not in report.key_source:
             report.key_source[device] = f"the birth message (key id {key_id(pk)}; trusted on first use)"
             chain.keys = keys
-    if not isinstance(sig, bytes) or not _verify_key(keys, sig, state_bytes(state)):
+    if not isinstance(sig, bytes) or not verify_signature(keys, sig, state_bytes(state)):
         report.findings.append(
             Finding(device, None, "a state message whose signature does not verify: forged")
         )
@@ -279,7 +269,7 @@ def _check_device(report: Report, device: str, chain: DeviceChain) -> None:
         sig = events[s].signature
         if sig is None:
             continue
-        if not _verify_key(chain.keys, sig, head_bytes(device, s, events[s].prev)):
+        if not verify_signature(chain.keys, sig, head_bytes(device, s, events[s].prev)):
             report.findings.append(Finding(device, s, "a chain-head signature that does not verify: forged"))
             continue
         signed_heads += 1

@@ -202,13 +202,18 @@ class Publisher:
         if client is None or not self.stats.connected:
             return  # the next connection's birth message carries it
         with contextlib.suppress(Exception):
-            await client.publish(
-                state_topic(self.config.topic_prefix, self.device),
-                self._birth_payload(),
-                qos=1,
-                retain=True,
-                properties=self._props,
-            )
+            await self._state(client, self._birth_payload())
+
+    async def _state(self, client: aiomqtt.Client, payload: bytes, **kw: float) -> None:
+        """The retained state message: birth, goodbye."""
+        await client.publish(
+            state_topic(self.config.topic_prefix, self.device),
+            payload,
+            qos=1,
+            retain=True,
+            properties=self._props,
+            **kw,
+        )
 
     def _birth_payload(self) -> bytes:
         state = state_to_wire(self.device, True, now_ms(), **self.birth())
@@ -226,23 +231,10 @@ class Publisher:
 
     async def _say_offline(self, client: aiomqtt.Client) -> None:
         with contextlib.suppress(Exception):
-            await client.publish(
-                state_topic(self.config.topic_prefix, self.device),
-                state_payload(self.device, False, clean=True),
-                qos=1,
-                retain=True,
-                properties=self._props,
-                timeout=STOP_TIMEOUT_S,
-            )
+            await self._state(client, state_payload(self.device, False, clean=True), timeout=STOP_TIMEOUT_S)
 
     async def _session(self, client: aiomqtt.Client) -> None:
-        await client.publish(
-            state_topic(self.config.topic_prefix, self.device),
-            self._birth_payload(),
-            qos=1,
-            retain=True,
-            properties=self._props,
-        )
+        await self._state(client, self._birth_payload())
         for subscription in self.subscriptions:
             await client.subscribe(subscription, qos=1)
         # Deletes acknowledged in the last connection are committed first, so they are not resent.

@@ -49,6 +49,24 @@ def _package(folder: Path, signer: Path, version: str, break_golden: bool = Fals
     return folder
 
 
+def _config(
+    broker: Broker, tmp_path: Path, operator_public: str, signer: Path, **vision: Any
+) -> dict[str, Any]:
+    """One camera on the demo clip with street-issues; the operator's and the model signer's keys trusted."""
+    from agent.signing import load_signing_key
+
+    signer_public = public_key_b64(load_signing_key(signer).public_key())
+    return {
+        "device": {"id": DEVICE},
+        "uplink": {"url": broker.url, "reconnect_min_s": 0.05, "reconnect_max_s": 0.5,
+                   "commands": {"trusted_keys": [operator_public]}},
+        "outbox": {"path": str(tmp_path / "state" / "outbox.sqlite")},
+        "vision": {"model_signers": [signer_public], **vision},
+        "cameras": [{"id": "cam-1", "source": str(ROOT / "demo" / "clip" / "street.mp4"), "fps": 2,
+                     "loop": True, "models": [str(ROOT / "models" / "street-issues")]}],
+    }  # fmt: skip
+
+
 @contextlib.asynccontextmanager
 async def _agent(config_data: dict[str, Any]) -> AsyncIterator[AgentContext]:
     from agent.uplink import part as uplink
@@ -105,20 +123,11 @@ def test_a_model_update_is_resumed_checked_swapped_live_kept_and_rolled_back(
     good = _package(tmp_path / "pkg-good", signer, "2.0.1")
     broken = _package(tmp_path / "pkg-broken", signer, "2.0.2", break_golden=True)
     stranger = _package(tmp_path / "pkg-stranger", tmp_path / "stranger.pem", "2.0.3")
-    from agent.signing import load_signing_key
 
     private, public = new_key()
     operator = tmp_path / "operator.key"
     operator.write_text(private + "\n")
-    config = {
-        "device": {"id": DEVICE},
-        "uplink": {"url": mosquitto.url, "reconnect_min_s": 0.05, "reconnect_max_s": 0.5,
-                   "commands": {"trusted_keys": [public]}},
-        "outbox": {"path": str(tmp_path / "state" / "outbox.sqlite")},
-        "vision": {"model_signers": [public_key_b64(load_signing_key(signer).public_key())]},
-        "cameras": [{"id": "cam-1", "source": str(ROOT / "demo" / "clip" / "street.mp4"), "fps": 2,
-                     "loop": True, "models": [str(ROOT / "models" / "street-issues")]}],
-    }  # fmt: skip
+    config = _config(mosquitto, tmp_path, public, signer)
 
     async def first() -> None:
         async with _agent(config) as ctx:
@@ -227,24 +236,13 @@ def test_a_model_that_breaks_on_real_frames_is_rolled_back_by_itself(
 ) -> None:
     from uplink_support import consume
 
-    from agent.signing import load_signing_key
-
     signer = tmp_path / "model-signer.pem"
     _package(tmp_path / "unused", signer, "0.0.0")  # makes the signer key
     bomb = _bomb(tmp_path / "pkg-bomb", signer, "2.0.9")
     private, public = new_key()
     operator = tmp_path / "operator.key"
     operator.write_text(private + "\n")
-    config = {
-        "device": {"id": DEVICE},
-        "uplink": {"url": mosquitto.url, "reconnect_min_s": 0.05, "reconnect_max_s": 0.5,
-                   "commands": {"trusted_keys": [public]}},
-        "outbox": {"path": str(tmp_path / "state" / "outbox.sqlite")},
-        "vision": {"model_signers": [public_key_b64(load_signing_key(signer).public_key())],
-                   "update_probation_s": 60},
-        "cameras": [{"id": "cam-1", "source": str(ROOT / "demo" / "clip" / "street.mp4"), "fps": 2,
-                     "loop": True, "models": [str(ROOT / "models" / "street-issues")]}],
-    }  # fmt: skip
+    config = _config(mosquitto, tmp_path, public, signer, update_probation_s=60)
 
     async def go() -> list:
         async with consume(mosquitto, f"city/{DEVICE}/evt/alarm") as alarms, _agent(config) as ctx:
