@@ -159,7 +159,7 @@ class ModelUpdates:
                 ]
         return {
             "transfers": {
-                t: {"have": len(s.have), "count": s.count, "missing": s.missing()[:50]}
+                t: {"have": len(s.have), "count": s.count, "missing": s.missing()}
                 for t, s in self.transfers.items()
             },
             "cameras": cameras,

@@ -90,9 +90,11 @@ async def _agent(config_data: dict[str, Any]) -> AsyncIterator[AgentContext]:
         await uplink.close(ctx)
 
 
-def _fleet(broker: Broker, operator: Path, folder: Path, *more: str) -> subprocess.CompletedProcess[str]:
+def _fleet(
+    broker: Broker, operator: Path, folder: Path, *more: str, devices: tuple[str, ...] = (DEVICE,)
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "tools.edgectl", "fleet", "model", DEVICE, str(folder), "--camera", "cam-1",
+        [sys.executable, "-m", "tools.edgectl", "fleet", "model", str(folder), *devices, "--camera", "cam-1",
          "--url", broker.url, "--key", str(operator), "--wait", "60", *more],
         capture_output=True, text=True, env=ENV, timeout=180,
     )  # fmt: skip
@@ -137,7 +139,9 @@ def test_a_model_update_is_resumed_checked_swapped_live_kept_and_rolled_back(
             done = await asyncio.to_thread(_fleet, mosquitto, operator, good)
             assert done.returncode == 0, done.stderr
             assert "5 already on the device" in done.stderr, "the second run resumes the transfer"
-            assert json.loads(done.stdout)["installed"] == ["street-issues", "2.0.1"]
+            assert (
+                f"{DEVICE:<20} ok       street-issues 2.0.1 on cam-1 (was street-issues 2.0.0)" in done.stdout
+            )
             assert _running(ctx) == [("street-issues", "2.0.1")], "swapped without a restart"
             birth = await _retained_state(mosquitto)
             assert [m[:2] for m in birth["models"]] == [["street-issues", "2.0.1"]], "announced again"
@@ -148,9 +152,12 @@ def test_a_model_update_is_resumed_checked_swapped_live_kept_and_rolled_back(
             )
             assert ctx.vision.cameras[0].restarts == 0
 
-            refused = await asyncio.to_thread(_fleet, mosquitto, operator, broken)
+            # by pattern: every online device whose id matches (its retained birth message says so)
+            refused = await asyncio.to_thread(
+                _fleet, mosquitto, operator, broken, "--match", "pole-m*", devices=()
+            )
             assert refused.returncode == 1 and "model-refused" in refused.stderr, refused.stderr
-            assert "golden" in refused.stderr
+            assert "golden" in refused.stderr and f"{DEVICE:<20} FAILED" in refused.stdout
             forged = await asyncio.to_thread(_fleet, mosquitto, operator, stranger)
             assert forged.returncode == 1 and "bad-signature" in forged.stderr, forged.stderr
             assert _running(ctx) == [("street-issues", "2.0.1")], "refused packages change nothing"
@@ -248,7 +255,7 @@ def test_a_model_that_breaks_on_real_frames_is_rolled_back_by_itself(
         async with consume(mosquitto, f"city/{DEVICE}/evt/alarm") as alarms, _agent(config) as ctx:
             done = await asyncio.to_thread(_fleet, mosquitto, operator, bomb)
             assert done.returncode == 0, done.stderr  # it passes every check the gateway can make
-            assert json.loads(done.stdout)["probation_s"] == 60
+            assert f"{DEVICE:<20} ok       street-issues 2.0.9" in done.stdout
             await alarms.wait_for(lambda c: any(e.label == "model_rollback" for e in c.events), timeout=60)
             assert _running(ctx) == [("street-issues", "2.0.0")]
             assert ctx.vision.cameras[0].restarts >= 1

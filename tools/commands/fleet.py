@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -36,7 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "device runs the version; 1: some refused it or did not report in time.",
     )
     add_broker_args(conf)
-    conf.add_argument("devices", nargs="+", metavar="DEVICE", help="device ids")
+    conf.add_argument("devices", nargs="*", metavar="DEVICE", help="device ids (or --match)")
+    add_match_option(conf)
     conf.add_argument(
         "--set", required=True, help='settings as JSON, e.g. \'{"uplink": {"telemetry_interval_s": 30}}\''
     )
@@ -54,21 +56,63 @@ def register(sub: argparse._SubParsersAction) -> None:
     model = cmds.add_parser(
         "model",
         help="send a signed model package to a gateway's camera, resumably, and install it",
-        description="Packs FOLDER (a model folder signed with `edgectl model sign`), sends it to DEVICE in "
+        description="Packs FOLDER (a model folder signed with `edgectl model sign`), sends it to each DEVICE in "
         "signed chunks (a cut transfer resumes: run the same command again), then installs it on "
         "--camera in place of the model with the same id. The gateway checks the package's hash and "
         "signature (vision.model_signers) and the model's golden self-test before it swaps; the "
-        "previous version stays (`edgectl cmd send DEVICE model-rollback`). Exit 0: installed.",
+        "previous version stays (`edgectl cmd send DEVICE model-rollback`). Devices go one after the "
+        "other; a table says how each went. Exit 0: installed on every device.",
     )
     add_broker_args(model)
-    model.add_argument("device", help="device id")
     model.add_argument("folder", type=Path, help="the signed model folder")
-    model.add_argument("--camera", required=True, help="camera id on the device")
+    model.add_argument("devices", nargs="*", metavar="DEVICE", help="device ids (or --match)")
+    add_match_option(model)
+    model.add_argument("--camera", required=True, help="camera id on each device")
     model.add_argument("--key", type=Path, required=True, help="operator private key (edgectl keys new)")
     model.add_argument("--prefix", default="city", help="topic prefix (default city)")
     model.add_argument("--wait", type=float, default=60.0, help="seconds to wait for each reply (default 60)")
     model.add_argument("--stop-after", type=int, metavar="N", help=argparse.SUPPRESS)  # tests: cut a transfer
     model.set_defaults(func=cmd_model)
+
+
+def add_match_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--match",
+        metavar="GLOB",
+        help="also every device whose retained state says it is online and whose id matches GLOB "
+        "(e.g. 'pole-00*')",
+    )
+
+
+async def online_devices(
+    client: aiomqtt.Client, prefix: str, pattern: str, settle_s: float = 1.5
+) -> list[str]:
+    """Devices whose retained birth message is on the broker now, by id matching ``pattern``."""
+    import fnmatch
+
+    from agent.events import EventFormatError, decode_state
+
+    found: dict[str, bool] = {}
+    await client.subscribe(f"{prefix}/+/state", qos=1)
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(settle_s):  # retained messages come at once after subscribing
+            async for message in client.messages:
+                if not str(message.topic).endswith("/state") or not isinstance(message.payload, bytes):
+                    continue
+                with contextlib.suppress(EventFormatError):
+                    state = decode_state(message.payload)
+                    found[state["d"]] = state["online"]
+    await client.unsubscribe(f"{prefix}/+/state")
+    return sorted(d for d, online in found.items() if online and fnmatch.fnmatchcase(d, pattern))
+
+
+async def _targets(client: aiomqtt.Client, args: argparse.Namespace) -> list[str]:
+    devices = list(dict.fromkeys(args.devices))
+    if args.match:
+        devices += [d for d in await online_devices(client, args.prefix, args.match) if d not in devices]
+    if not devices:
+        raise EdgectlError("no device: name them, or --match a pattern of online devices", USAGE)
+    return devices
 
 
 def _row(device: str, report: dict[str, Any] | None, ver: int) -> str:
@@ -88,9 +132,11 @@ def _done(report: dict[str, Any] | None, ver: int) -> bool:
 
 
 async def _config(args: argparse.Namespace, patch: dict[str, Any], key: str, ver: int) -> dict[str, Any]:
-    reports: dict[str, dict[str, Any] | None] = dict.fromkeys(args.devices)
+    reports: dict[str, dict[str, Any] | None] = {}
     try:
         async with client_from_args(args) as client:
+            args.devices = await _targets(client, args)
+            reports = dict.fromkeys(args.devices)
             for device in args.devices:
                 await client.subscribe(f"{args.prefix}/{device}/config/reported", qos=1)
             for device in args.devices:
@@ -159,17 +205,17 @@ def pack(folder: Path) -> bytes:
 class Requester:
     """Commands to one device over one connection; each reply matched by its correlation data."""
 
-    def __init__(self, client: aiomqtt.Client, args: argparse.Namespace, key: str) -> None:
-        self.client, self.args, self.key = client, args, key
-        self.reply_topic = f"{args.prefix}/{args.device}/reply/edgectl-{os.urandom(6).hex()}"
+    def __init__(self, client: aiomqtt.Client, args: argparse.Namespace, device: str, key: str) -> None:
+        self.client, self.args, self.device, self.key = client, args, device, key
+        self.reply_topic = f"{args.prefix}/{device}/reply/edgectl-{os.urandom(6).hex()}"
 
     async def __call__(self, name: str, cmd_args: dict[str, Any]) -> dict[str, Any]:
         props = Properties(PacketTypes.PUBLISH)
         props.ResponseTopic = self.reply_topic
         props.CorrelationData = correlation = os.urandom(8)
-        payload = command_payload(self.args.device, name, cmd_args, self.key)
+        payload = command_payload(self.device, name, cmd_args, self.key)
         await self.client.publish(
-            f"{self.args.prefix}/{self.args.device}/cmd/{name}", payload, qos=1, properties=props
+            f"{self.args.prefix}/{self.device}/cmd/{name}", payload, qos=1, properties=props
         )
         try:
             async with asyncio.timeout(self.args.wait):
@@ -179,56 +225,74 @@ class Requester:
                         reply = msgpack.unpackb(message.payload, raw=False)
                         if not reply.get("ok"):
                             raise EdgectlError(
-                                f"{self.args.device} refused {name}: {reply.get('error')}: {reply.get('message')}",
+                                f"{self.device} refused {name}: {reply.get('error')}: {reply.get('message')}",
                                 FAILED,
                             )
                         return reply["result"]
         except TimeoutError:
             raise EdgectlError(
-                f"no reply from {self.args.device} to {name} within {self.args.wait:g} s", BROKER
+                f"no reply from {self.device} to {name} within {self.args.wait:g} s", BROKER
             ) from None
         raise EdgectlError("the broker closed the connection before the reply came", BROKER)
 
 
-async def _model(args: argparse.Namespace, archive: bytes, key: str) -> dict[str, Any]:
+async def _send_model(
+    client: aiomqtt.Client, args: argparse.Namespace, device: str, archive: bytes, key: str
+) -> dict[str, Any]:
     digest = hashlib.sha256(archive).hexdigest()
     transfer = digest[:16]  # the same package resumes the same transfer
     chunks = [archive[i : i + CHUNK] for i in range(0, len(archive), CHUNK)]
+    request = Requester(client, args, device, key)
+    await client.subscribe(request.reply_topic, qos=1)
+    try:
+        staged = (await request("model-status", {}))["transfers"].get(transfer)
+        todo = staged["missing"] if staged else list(range(len(chunks)))
+        print(
+            f"edgectl: {device}: {len(archive):,} bytes in {len(chunks)} chunks; "
+            f"{len(chunks) - len(todo)} already on the device",
+            file=sys.stderr,
+        )
+        for n, index in enumerate(todo):
+            if args.stop_after is not None and n >= args.stop_after:
+                raise EdgectlError(f"stopped after {n} chunks (--stop-after)", FAILED)
+            data = chunks[index]
+            answer = await request(
+                "model-chunk",
+                {"transfer": transfer, "index": index, "count": len(chunks), "data": data,
+                 "sha256": hashlib.sha256(data).hexdigest()},
+            )  # fmt: skip
+            print(f"\r  sent {answer['have']}/{len(chunks)} chunks", end="", file=sys.stderr, flush=True)
+        print(file=sys.stderr)
+        return await request("model-install", {"transfer": transfer, "sha256": digest, "camera": args.camera})
+    finally:
+        await client.unsubscribe(request.reply_topic)
+
+
+async def _model(args: argparse.Namespace, archive: bytes, key: str) -> dict[str, dict[str, Any] | str]:
+    results: dict[str, dict[str, Any] | str] = {}
     try:
         async with client_from_args(args) as client:
-            request = Requester(client, args, key)
-            await client.subscribe(request.reply_topic, qos=1)
-            staged = (await request("model-status", {}))["transfers"].get(transfer)
-            todo = staged["missing"] if staged else list(range(len(chunks)))
-            if staged and len(staged["missing"]) == 50:  # the status lists at most 50: ask chunk by chunk
-                todo = list(range(len(chunks)))
-            done = len(chunks) - len(todo)
-            print(
-                f"edgectl: {len(archive):,} bytes in {len(chunks)} chunks; {done} already on the device",
-                file=sys.stderr,
-            )
-            for n, index in enumerate(todo):
-                if args.stop_after is not None and n >= args.stop_after:
-                    raise EdgectlError(f"stopped after {n} chunks (--stop-after)", FAILED)
-                data = chunks[index]
-                answer = await request(
-                    "model-chunk",
-                    {"transfer": transfer, "index": index, "count": len(chunks), "data": data,
-                     "sha256": hashlib.sha256(data).hexdigest()},
-                )  # fmt: skip
-                print(f"\r  sent {answer['have']}/{len(chunks)} chunks", end="", file=sys.stderr, flush=True)
-            print(file=sys.stderr)
-            return await request(
-                "model-install", {"transfer": transfer, "sha256": digest, "camera": args.camera}
-            )
+            for device in await _targets(client, args):
+                try:
+                    results[device] = await _send_model(client, args, device, archive, key)
+                except EdgectlError as exc:  # one device's refusal does not stop the others
+                    print(f"edgectl: {exc}", file=sys.stderr)
+                    results[device] = str(exc)
     except aiomqtt.MqttError as exc:
         raise EdgectlError(
             f"broker {args.url}: {exc}; check the URL, TLS files and credentials", BROKER
         ) from None
+    return results
 
 
 def cmd_model(args: argparse.Namespace) -> int:
     key = read_private(args.key)
-    result = asyncio.run(_model(args, pack(args.folder), key))
-    print(json.dumps(result, indent=2))
-    return 0
+    results = asyncio.run(_model(args, pack(args.folder), key))
+    for device, result in results.items():
+        if isinstance(result, dict):
+            print(
+                f"{device:<20} ok       {' '.join(result['installed'])} on {result['camera']} (was {' '.join(result['previous'])})"
+            )
+        else:
+            print(f"{device:<20} FAILED   {result}")
+    return 0 if all(isinstance(r, dict) for r in results.values()) else FAILED
