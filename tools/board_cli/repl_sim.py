@@ -90,6 +90,7 @@ class StockBoard(MicroPythonRepl):
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(5)
+        self.runtime.interrupt()  # the board is switched off: code still running stops
         if not self.unplugged.is_set():
             self._unplug()
 

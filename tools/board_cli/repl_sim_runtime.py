@@ -112,14 +112,21 @@ class BoardRuntime:
 
     def feed(self, byte: int) -> None:
         """A byte received while code runs: the interrupt character, or input for the code."""
-        if byte == self.kbd_intr_char and self._interruptible and self._worker is not None:
-            ctypes.pythonapi.PyThreadState_SetAsyncExc(
-                ctypes.c_ulong(self._worker.ident or 0), ctypes.py_object(KeyboardInterrupt)
-            )
+        if byte == self.kbd_intr_char and self._interruptible:
+            self.interrupt()
             return
         with self._stdin_ready:
             self._stdin.append(byte)
             self._stdin_ready.notify_all()
+
+    def interrupt(self) -> None:
+        """KeyboardInterrupt in the running code, as Ctrl-C raises it on a board."""
+        with self._lock:
+            worker = self._worker
+            if self._interruptible and worker is not None and worker.ident is not None:
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                    ctypes.c_ulong(worker.ident), ctypes.py_object(KeyboardInterrupt)
+                )
 
     def emit(self, text: str) -> None:
         """Output of the running code, sent at once with MicroPython's line ends."""
