@@ -23,6 +23,7 @@ import aiomqtt
 import msgpack
 from paho.mqtt.properties import Properties
 
+from agent import topics
 from agent.commands import CommandError
 from agent.config import GatewayConfig
 from agent.events import SCHEMA_VERSION, now_ms
@@ -61,8 +62,8 @@ class DesiredConfig:
         self.apply = apply
         self.properties = properties
         prefix, device = gate.prefix, gate.device
-        self.topic = f"{prefix}/{device}/config/desired"
-        self.reported_topic = f"{prefix}/{device}/config/reported"
+        self.topic = topics.desired_config(prefix, device)
+        self.reported_topic = topics.reported_config(prefix, device)
         self.applied_ver = self._load()
 
     def _load(self) -> int:

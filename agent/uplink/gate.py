@@ -22,6 +22,7 @@ from paho.mqtt.client import topic_matches_sub
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from agent import topics
 from agent.commands import CommandError, CommandRegistry
 from agent.config import CommandAuthConfig
 from agent.events import now_ms
@@ -129,7 +130,7 @@ class CommandGate:
 
     @property
     def subscription(self) -> str:
-        return f"{self.prefix}/{self.device}/cmd/+"
+        return topics.commands(self.prefix, self.device)
 
     async def handle(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
         name = str(message.topic).rsplit("/", 1)[-1]
@@ -213,7 +214,7 @@ class CommandGate:
             out_props.PayloadFormatIndicator = 1 if as_json else 0
             if correlation is not None:
                 out_props.CorrelationData = correlation
-        topic = response_topic or f"{self.prefix}/{self.device}/cmd/{name}/reply"
+        topic = response_topic or topics.legacy_reply(self.prefix, self.device, name)
         if not self.reply_allowed(topic):
             self.counts["reply-not-allowed"] = self.counts.get("reply-not-allowed", 0) + 1
             log.warning(

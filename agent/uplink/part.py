@@ -11,7 +11,7 @@ from typing import Any
 
 import aiomqtt
 
-from agent import __version__
+from agent import __version__, topics
 from agent.config import GatewayConfig
 from agent.events import now_ms
 
@@ -75,7 +75,7 @@ async def setup(ctx: Any) -> None:
         device,
         outbox,
         on_message=route,
-        subscriptions=(gate.subscription, f"{config.uplink.topic_prefix}/{device}/config/desired"),
+        subscriptions=(gate.subscription, topics.desired_config(config.uplink.topic_prefix, device)),
         key=key,
         birth=birth,
     )

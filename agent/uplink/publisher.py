@@ -26,9 +26,9 @@ import msgpack
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from agent import __version__
+from agent import __version__, topics
 from agent.config import UplinkConfig
-from agent.events import HEALTH, encode_state, now_ms, state_to_wire, topic
+from agent.events import encode_state, now_ms, state_to_wire
 
 from .chain import DeviceKey, signed_state
 from .connect import client_for
@@ -56,17 +56,6 @@ STOP_TIMEOUT_S = 3.0  # time allowed to tell the broker we go offline on a clean
 STABLE_AFTER_S = 10.0  # a connection that lasted this long resets the reconnect backoff
 
 MessageHandler = Callable[[aiomqtt.Client, aiomqtt.Message], Awaitable[None]]
-
-
-def state_topic(prefix: str, device: str) -> str:
-    return f"{prefix}/{device}/state"
-
-
-def event_topic(prefix: str, device: str, kind: str) -> str:
-    """Health telemetry has its own topic; every other kind goes to ``evt/{kind}``."""
-    if kind == HEALTH:
-        return f"{prefix}/{device}/telemetry"
-    return topic(prefix, device, kind)
 
 
 def state_payload(device: str, online: bool, **more: object) -> bytes:
@@ -155,7 +144,7 @@ class Publisher:
         prefix = self.config.topic_prefix
         while True:
             will = aiomqtt.Will(
-                state_topic(prefix, self.device),
+                topics.state(prefix, self.device),
                 state_payload(self.device, False, clean=False),
                 qos=1,
                 retain=True,
@@ -207,7 +196,7 @@ class Publisher:
     async def _state(self, client: aiomqtt.Client, payload: bytes, **kw: float) -> None:
         """The retained state message: birth, goodbye."""
         await client.publish(
-            state_topic(self.config.topic_prefix, self.device),
+            topics.state(self.config.topic_prefix, self.device),
             payload,
             qos=1,
             retain=True,
@@ -304,7 +293,7 @@ class Publisher:
     ) -> None:
         try:
             await client.publish(
-                event_topic(self.config.topic_prefix, self.device, item.kind),
+                topics.event(self.config.topic_prefix, self.device, item.kind),
                 item.payload,
                 qos=1,
                 properties=self._props,

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import ssl
 from pathlib import Path
 from typing import Any
 
 import aiomqtt
+import msgpack
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
+from agent import topics
 from agent.uplink.connect import broker_address, tls_context
+from agent.uplink.signing import command_payload
 
-from ..errors import USAGE, EdgectlError
+from ..errors import BROKER, FAILED, USAGE, EdgectlError
 
 DEFAULT_URL = "mqtt://127.0.0.1:1883"
 
@@ -106,3 +112,49 @@ def client_from_args(args: argparse.Namespace, **options: Any) -> aiomqtt.Client
         websocket_path=address.path if address.websocket else None,
         **options,
     )
+
+
+class Requester:
+    """Commands to one device over one open connection, each reply matched by its correlation data.
+
+    The response topic is in the device's own reply space, the only place its replies may go by
+    default (uplink.commands.reply_topics).
+    """
+
+    def __init__(
+        self, client: aiomqtt.Client, prefix: str, device: str, key: str | None, wait: float
+    ) -> None:
+        self.client, self.prefix, self.device, self.key, self.wait = client, prefix, device, key, wait
+        self.reply_topic = topics.reply(prefix, device, f"edgectl-{os.urandom(6).hex()}")
+
+    async def reply(self, name: str, cmd_args: dict[str, Any]) -> dict[str, Any]:
+        """The device's whole reply (``ok``, then ``result`` or ``error`` and ``message``)."""
+        props = Properties(PacketTypes.PUBLISH)
+        props.ResponseTopic = self.reply_topic
+        props.CorrelationData = correlation = os.urandom(8)
+        props.MessageExpiryInterval = max(1, int(self.wait))  # the broker drops it if the device is away
+        payload = command_payload(self.device, name, cmd_args, self.key)
+        await self.client.publish(
+            topics.command(self.prefix, self.device, name), payload, qos=1, properties=props
+        )
+        try:
+            async with asyncio.timeout(self.wait):
+                async for message in self.client.messages:
+                    if getattr(message.properties, "CorrelationData", None) == correlation:
+                        assert isinstance(message.payload, bytes)
+                        return msgpack.unpackb(message.payload, raw=False)
+        except TimeoutError:
+            raise EdgectlError(
+                f"no reply from {self.device} to {name} within {self.wait:g} s; is it online (edgectl events tail)?",
+                BROKER,
+            ) from None
+        raise EdgectlError("the broker closed the connection before the reply came", BROKER)
+
+    async def result(self, name: str, cmd_args: dict[str, Any]) -> dict[str, Any]:
+        """The command's result; EdgectlError naming the device's reason when it refuses."""
+        reply = await self.reply(name, cmd_args)
+        if not reply.get("ok"):
+            raise EdgectlError(
+                f"{self.device} refused {name}: {reply.get('error')}: {reply.get('message')}", FAILED
+            )
+        return reply["result"]

@@ -5,20 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import aiomqtt
-import msgpack
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-
-from agent.uplink.signing import command_payload
 
 from ..errors import BROKER, FAILED, USAGE, EdgectlError
-from ._mqtt import add_broker_args, client_from_args
+from ._mqtt import Requester, add_broker_args, client_from_args
 from .keys import read_private
 
 
@@ -42,34 +36,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 async def send(args: argparse.Namespace, cmd_args: dict[str, Any], key: str | None) -> dict[str, Any]:
-    # in the device's own reply space, the only place its replies may go by default
-    reply_topic = f"{args.prefix}/{args.device}/reply/edgectl-{os.urandom(6).hex()}"
-    correlation = os.urandom(8)
-    props = Properties(PacketTypes.PUBLISH)
-    props.ResponseTopic = reply_topic
-    props.CorrelationData = correlation
-    props.MessageExpiryInterval = max(1, int(args.wait))  # the broker drops it if the device is away
-    payload = command_payload(args.device, args.name, cmd_args, key)
     try:
         async with client_from_args(args) as client:
-            await client.subscribe(reply_topic, qos=1)
-            await client.publish(
-                f"{args.prefix}/{args.device}/cmd/{args.name}", payload, qos=1, properties=props
-            )
-            async with asyncio.timeout(args.wait):
-                async for message in client.messages:
-                    if getattr(message.properties, "CorrelationData", None) == correlation:
-                        assert isinstance(message.payload, bytes)
-                        return msgpack.unpackb(message.payload)
-    except TimeoutError:
-        raise EdgectlError(
-            f"no reply from {args.device} within {args.wait:g} s; is it online (edgectl events tail)?", BROKER
-        ) from None
+            request = Requester(client, args.prefix, args.device, key, args.wait)
+            await client.subscribe(request.reply_topic, qos=1)
+            return await request.reply(args.name, cmd_args)
     except aiomqtt.MqttError as exc:
         raise EdgectlError(
             f"broker {args.url}: {exc}; check the URL, TLS files and credentials", BROKER
         ) from None
-    raise EdgectlError("the broker closed the connection before the reply came", BROKER)
 
 
 def cmd_send(args: argparse.Namespace) -> int:

@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import hashlib
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -15,13 +14,12 @@ from typing import Any
 
 import aiomqtt
 import msgpack
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
+from agent import topics
 from agent.uplink.signing import command_payload
 
 from ..errors import BROKER, FAILED, USAGE, EdgectlError
-from ._mqtt import add_broker_args, client_from_args
+from ._mqtt import Requester, add_broker_args, client_from_args
 from .keys import read_private
 
 
@@ -93,7 +91,7 @@ async def online_devices(
     from agent.events import EventFormatError, decode_state
 
     found: dict[str, bool] = {}
-    await client.subscribe(f"{prefix}/+/state", qos=1)
+    await client.subscribe(topics.state(prefix, "+"), qos=1)
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(settle_s):  # retained messages come at once after subscribing
             async for message in client.messages:
@@ -102,7 +100,7 @@ async def online_devices(
                 with contextlib.suppress(EventFormatError):
                     state = decode_state(message.payload)
                     found[state["d"]] = state["online"]
-    await client.unsubscribe(f"{prefix}/+/state")
+    await client.unsubscribe(topics.state(prefix, "+"))
     return sorted(d for d, online in found.items() if online and fnmatch.fnmatchcase(d, pattern))
 
 
@@ -138,10 +136,10 @@ async def _config(args: argparse.Namespace, patch: dict[str, Any], key: str, ver
             args.devices = await _targets(client, args)
             reports = dict.fromkeys(args.devices)
             for device in args.devices:
-                await client.subscribe(f"{args.prefix}/{device}/config/reported", qos=1)
+                await client.subscribe(topics.reported_config(args.prefix, device), qos=1)
             for device in args.devices:
                 payload = command_payload(device, "desired-config", {"set": patch, "ver": ver}, key)
-                await client.publish(f"{args.prefix}/{device}/config/desired", payload, qos=1, retain=True)
+                await client.publish(topics.desired_config(args.prefix, device), payload, qos=1, retain=True)
             print(
                 f"edgectl: desired config version {ver} published to {len(args.devices)} devices",
                 file=sys.stderr,
@@ -202,50 +200,16 @@ def pack(folder: Path) -> bytes:
     return buf.getvalue()
 
 
-class Requester:
-    """Commands to one device over one connection; each reply matched by its correlation data."""
-
-    def __init__(self, client: aiomqtt.Client, args: argparse.Namespace, device: str, key: str) -> None:
-        self.client, self.args, self.device, self.key = client, args, device, key
-        self.reply_topic = f"{args.prefix}/{device}/reply/edgectl-{os.urandom(6).hex()}"
-
-    async def __call__(self, name: str, cmd_args: dict[str, Any]) -> dict[str, Any]:
-        props = Properties(PacketTypes.PUBLISH)
-        props.ResponseTopic = self.reply_topic
-        props.CorrelationData = correlation = os.urandom(8)
-        payload = command_payload(self.device, name, cmd_args, self.key)
-        await self.client.publish(
-            f"{self.args.prefix}/{self.device}/cmd/{name}", payload, qos=1, properties=props
-        )
-        try:
-            async with asyncio.timeout(self.args.wait):
-                async for message in self.client.messages:
-                    if getattr(message.properties, "CorrelationData", None) == correlation:
-                        assert isinstance(message.payload, bytes)
-                        reply = msgpack.unpackb(message.payload, raw=False)
-                        if not reply.get("ok"):
-                            raise EdgectlError(
-                                f"{self.device} refused {name}: {reply.get('error')}: {reply.get('message')}",
-                                FAILED,
-                            )
-                        return reply["result"]
-        except TimeoutError:
-            raise EdgectlError(
-                f"no reply from {self.device} to {name} within {self.args.wait:g} s", BROKER
-            ) from None
-        raise EdgectlError("the broker closed the connection before the reply came", BROKER)
-
-
 async def _send_model(
     client: aiomqtt.Client, args: argparse.Namespace, device: str, archive: bytes, key: str
 ) -> dict[str, Any]:
     digest = hashlib.sha256(archive).hexdigest()
     transfer = digest[:16]  # the same package resumes the same transfer
     chunks = [archive[i : i + CHUNK] for i in range(0, len(archive), CHUNK)]
-    request = Requester(client, args, device, key)
+    request = Requester(client, args.prefix, device, key, args.wait)
     await client.subscribe(request.reply_topic, qos=1)
     try:
-        staged = (await request("model-status", {}))["transfers"].get(transfer)
+        staged = (await request.result("model-status", {}))["transfers"].get(transfer)
         todo = staged["missing"] if staged else list(range(len(chunks)))
         print(
             f"edgectl: {device}: {len(archive):,} bytes in {len(chunks)} chunks; "
@@ -256,14 +220,16 @@ async def _send_model(
             if args.stop_after is not None and n >= args.stop_after:
                 raise EdgectlError(f"stopped after {n} chunks (--stop-after)", FAILED)
             data = chunks[index]
-            answer = await request(
+            answer = await request.result(
                 "model-chunk",
                 {"transfer": transfer, "index": index, "count": len(chunks), "data": data,
                  "sha256": hashlib.sha256(data).hexdigest()},
             )  # fmt: skip
             print(f"\r  sent {answer['have']}/{len(chunks)} chunks", end="", file=sys.stderr, flush=True)
         print(file=sys.stderr)
-        return await request("model-install", {"transfer": transfer, "sha256": digest, "camera": args.camera})
+        return await request.result(
+            "model-install", {"transfer": transfer, "sha256": digest, "camera": args.camera}
+        )
     finally:
         await client.unsubscribe(request.reply_topic)
 
