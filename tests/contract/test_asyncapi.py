@@ -120,3 +120,23 @@ def test_the_official_asyncapi_parser_accepts_the_document() -> None:
     result = node("parse", str(DOC))
     errors = [d for d in result["diagnostics"] if d["severity"] <= 1]  # 0 error, 1 warning
     assert result["parsed"] and errors == [], errors
+
+
+def test_the_agents_topics_are_the_documented_channels() -> None:
+    """agent/topics.py builds every topic; each is its channel's address with the parameters filled."""
+    from agent import topics
+
+    channels = {name: c["address"] for name, c in document()["channels"].items()}
+    p, d = "{prefix}", "{device}"
+    built = {
+        "events": topics.event(p, d, "{kind}"),
+        "telemetry": topics.telemetry(p, d),
+        "state": topics.state(p, d),
+        "commands": topics.command(p, d, "{name}"),
+        "desiredConfig": topics.desired_config(p, d),
+        "reportedConfig": topics.reported_config(p, d),
+        "replies": topics.reply(p, d, "{requester}"),
+        "legacyReplies": topics.legacy_reply(p, d, "{name}"),
+    }
+    assert built == channels
+    assert topics.event("city", "pole", ev.HEALTH) == "city/pole/telemetry"
