@@ -39,6 +39,7 @@ class WebState:
     samples: HealthSamples = field(default_factory=HealthSamples)
     fps: float = 4.0
     url: str = ""  # where it listens, once started
+    saving: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 STATE = web.AppKey("state", WebState)
@@ -215,7 +216,8 @@ async def put_zones(request: web.Request) -> web.Response:
     if not isinstance(body, dict) or "zones" not in body:
         return _error(400, "the body must be a map with 'zones', a list of zones")
     try:
-        reply = await save_zones(request.app[STATE].ctx, live.camera.config.id, body["zones"])
+        state = request.app[STATE]
+        reply = await save_zones(state.ctx, live.camera.config.id, body["zones"], state.saving)
     except ZoneError as exc:
         return _error(400, str(exc))
     return web.json_response(reply)

@@ -1,8 +1,9 @@
 """Live view of one camera: the newest frame and its result while someone watches, as JPEG.
 
 The camera task hands over (frame, result) only while ``viewers`` > 0 (agent/vision/part.py); the
-JPEG is made once per frame for all viewers, in the web part's own thread, scaled down first. People
-(and vehicles' plate bands) are blurred exactly as in snapshots unless ``web.unblurred`` is set.
+JPEG is made once per frame for all viewers, in the web part's own thread, scaled down first. People,
+faces and vehicles' plate bands found in the last HOLD_S seconds are blurred as in snapshots unless
+``web.unblurred`` is set; a person no detector finds is not (docs/web.md says so).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -25,6 +27,8 @@ from ..vision.sources import Frame
 from ..vision.zones import Zone
 
 JPEG_QUALITY = 75
+HOLD_S = 1.5  # a person found in the last moments stays blurred where they were: detectors flicker
+GROW = 0.15  # and each box grows by this much of its size on every side: people move between frames
 
 
 @dataclass
@@ -33,6 +37,7 @@ class Shown:
     result: FrameResult
     number: int
     at: float
+    private: np.ndarray  # (n, 4) normalized boxes to blur: people, faces, plate bands, recent ones too
 
 
 class LiveView:
@@ -47,14 +52,29 @@ class LiveView:
         self._jpegs: dict[tuple[int, bool], bytes] = {}  # (frame number, annotated) -> JPEG
         self._encoding: dict[tuple[int, bool], asyncio.Future[bytes]] = {}
         self.encoded = 0  # JPEGs made: the cost of watching, in the tests and the bench
+        self._recent: deque[tuple[float, np.ndarray]] = deque()
 
     def offer(self, frame: Frame, result: FrameResult) -> None:
         """Called by the camera task, on the event loop, after each frame while someone watches."""
         self._number += 1
-        self.latest = Shown(frame, result, self._number, time.monotonic())
+        now = time.monotonic()
+        self.latest = Shown(frame, result, self._number, now, self._private(result, now))
         self._jpegs.clear()
         arrived, self._arrived = self._arrived, asyncio.Event()
         arrived.set()
+
+    def _private(self, result: FrameResult, now: float) -> np.ndarray:
+        snap = self.camera.config.snapshots
+        found = [private_boxes(dets, classes, snap) for dets, classes in result.found]
+        self._recent.append((now, np.concatenate(found) if found else np.zeros((0, 4), np.float32)))
+        while self._recent and now - self._recent[0][0] > HOLD_S:
+            self._recent.popleft()
+        boxes = np.concatenate([b for _, b in self._recent])
+        if not len(boxes):
+            return boxes
+        w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+        grown = boxes + np.stack([-w, -h, w, h], axis=1) * GROW
+        return np.clip(grown, 0.0, 1.0)
 
     @contextlib.contextmanager
     def watching(self) -> Iterator[None]:
@@ -101,11 +121,8 @@ class LiveView:
         h, w = image.shape[:2]
         if w > self.width:  # everything drawn is in normalized coordinates: scale first, it is cheaper
             image = cv2.resize(image, (self.width, round(h * self.width / w)), interpolation=cv2.INTER_AREA)
-        if not self.unblurred:
-            snap = self.camera.config.snapshots
-            boxes = [private_boxes(dets, classes, snap) for dets, classes in shown.result.found]
-            if boxes:
-                image = blur_regions(image, np.concatenate(boxes))
+        if not self.unblurred and len(shown.private):
+            image = blur_regions(image, shown.private)
         if annotated:
             image = annotate(image, zones, shown.result)
         ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])

@@ -58,13 +58,22 @@ def checked(zones: Any) -> list[dict[str, Any]]:
     return out
 
 
-async def save_zones(ctx: Any, camera_id: str, zones: Any) -> dict[str, Any]:
-    """Write the camera's new zones through set-config and run them now; raises ZoneError."""
+async def save_zones(ctx: Any, camera_id: str, zones: Any, lock: asyncio.Lock) -> dict[str, Any]:
+    """Write the camera's new zones through set-config and run them now; raises ZoneError.
+
+    ``lock``: one save at a time, so each reads the file the previous one wrote.
+    """
     vision: Vision | None = getattr(ctx, "vision", None)
     cam = next((c for c in vision.cameras if c.config.id == camera_id), None) if vision else None
     if vision is None or cam is None:
         raise ZoneError(f"no camera {camera_id!r} on this gateway")
     new_zones = checked(zones)
+    async with lock:
+        return await _save(ctx, vision, cam, new_zones)
+
+
+async def _save(ctx: Any, vision: Vision, cam: Camera, new_zones: list[dict[str, Any]]) -> dict[str, Any]:
+    camera_id = cam.config.id
     if ctx.config_path is None:
         raise ZoneError("this agent was started without a config file, so zones cannot be saved")
     try:
@@ -87,7 +96,7 @@ async def save_zones(ctx: Any, camera_id: str, zones: Any) -> dict[str, Any]:
     log.info("web: zones of camera %s saved and applied: %s", camera_id, [z["id"] for z in new_zones])
     return {
         "saved": str(ctx.config_path),
-        "zones": [z.model_dump(mode="json") for z in config.zones],
+        "zones": [z.model_dump(mode="json", exclude_none=True) for z in config.zones],
         **reply,
     }
 

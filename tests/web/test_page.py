@@ -9,11 +9,13 @@ lamp control dims the simulated board's lamp.
 from __future__ import annotations
 
 import json
+import os
 import time
 import tomllib
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -122,6 +124,13 @@ def _zone_outline_at(gateway: Gateway, live: Any, point: tuple[float, float]) ->
     return bool((np.abs(patch - [255, 200, 0]).max(axis=2) < 40).any())
 
 
+def _shot(browser: Any, name: str) -> None:
+    """With WEB_SCREENSHOTS=<folder>, keep a screenshot of the page (the docs' pictures come from here)."""
+    folder = os.environ.get("WEB_SCREENSHOTS")
+    if folder:
+        browser.save_screenshot(str(Path(folder) / f"web-{name}.png"))
+
+
 def _lamp_duty(gateway: Gateway) -> int:
     return gateway.board.board.hal.pwms[25].duty  # the lamp's pin in firmware/sim/street-setup.toml
 
@@ -140,6 +149,7 @@ def test_commissioning_in_the_browser(gateway: Gateway, browser: Any) -> None:
     assert cam.viewers == 1
     before = live.encoded
     wait_for("new live frames", lambda: live.encoded >= before + 3)
+    _shot(browser, "live")
 
     # zone editor: draw a zone on the current frame, name it, give it rules, save
     browser.find_element(By.CSS_SELECTOR, '#tabs button[data-tab="zones"]').click()
@@ -161,6 +171,7 @@ def test_commissioning_in_the_browser(gateway: Gateway, browser: Any) -> None:
     name.send_keys("bus-stop")
     browser.find_element(By.ID, "zone-area").send_keys("40")
     browser.find_element(By.ID, "zone-crowd-count").send_keys("5")
+    _shot(browser, "zones")
     browser.find_element(By.ID, "save-zones").click()
     message = browser.find_element(By.ID, "zone-message")
     wait_for("the save", lambda: "bus-stop" in message.text and "ok" in message.get_attribute("class"))
@@ -211,10 +222,12 @@ def test_commissioning_in_the_browser(gateway: Gateway, browser: Any) -> None:
     wait_for("the lamp dimmed", lambda: _lamp_duty(gateway) == duty)
     result = browser.find_element(By.ID, "lamp-result-pole-0042-b1")
     wait_for("the lamp's reply", lambda: "lamp at 0.3" in result.text)
+    _shot(browser, "boards")
 
     # health: plots drawn from the server's samples; with no viewer, no frame is encoded
     browser.find_element(By.CSS_SELECTOR, '#tabs button[data-tab="health"]').click()
     wait_for("health plots", lambda: browser.find_elements(By.CSS_SELECTOR, "#plots svg polyline"))
+    _shot(browser, "health")
     assert cam.viewers == 0
     encoded = live.encoded
     time.sleep(1.5)

@@ -138,3 +138,17 @@ async def test_live_view_blurs_people_unless_told_not(unblurred: bool) -> None:
     else:
         assert inside_detail < 5
     assert live.encoded == 1
+
+
+async def test_a_person_the_detector_just_lost_stays_blurred() -> None:
+    camera, frame, result = _person_frame()
+    live = LiveView(camera, ThreadPoolExecutor(1), width=960, unblurred=False)
+    lost = FrameResult(frame, True, [], [(Detections.empty(), ["person", "car"])], None, {})
+    with live.watching():
+        live.offer(frame, result)
+        live.offer(frame, lost)  # the next frame: the detector missed them
+        shown = await live.next(1, 1.0)
+        assert shown is not None and shown.number == 2
+        jpeg = await live.jpeg(shown, annotated=False)
+    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert np.abs(np.diff(image[70:170, 90:150].astype(float), axis=1)).mean() < 5
