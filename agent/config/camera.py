@@ -214,8 +214,13 @@ class CameraConfig(Section):
     motion: MotionConfig = Field(default_factory=MotionConfig)
     snapshots: SnapshotConfig = Field(default_factory=SnapshotConfig)
     stall_timeout_s: float = Field(default=10.0, gt=0, description="no frame this long: restart the stream")
-    reconnect_min_s: float = Field(default=1.0, gt=0)
-    reconnect_max_s: float = Field(default=60.0, gt=0)
+    reconnect_min_s: float = Field(default=0.5, gt=0, description="first retry after a stream fails")
+    reconnect_max_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="retries while a stream is down are at most this far apart, so a camera that comes "
+        "back is seen again within it (a connect attempt costs the camera almost nothing)",
+    )
 
     @model_validator(mode="after")
     def _camera_password(self) -> CameraConfig:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,6 +33,9 @@ log = logging.getLogger(__name__)
 CLOCK_CHECK_S = 30.0
 
 
+FPS_WINDOW_S = 30.0  # health's fps: over the last half minute, so an outage shows as it happens
+
+
 @dataclass
 class CameraStats:
     frames: int = 0
@@ -40,15 +44,29 @@ class CameraStats:
     infer_ms: float = 0.0  # last inferred frame: preprocess, inference and decoding of every model
     pipeline_ms: float = 0.0  # last frame: everything in process()
     started: float = field(default_factory=time.monotonic)
+    recent: deque[tuple[float, bool]] = field(default_factory=deque)  # (when, inferred) in the window
 
-    def as_dict(self) -> dict[str, object]:
-        elapsed = max(1e-9, time.monotonic() - self.started)
+    def count(self, inferred: bool, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        self.frames += 1
+        self.inferred += inferred
+        self.recent.append((now, inferred))
+        while self.recent and now - self.recent[0][0] > FPS_WINDOW_S:
+            self.recent.popleft()
+
+    def as_dict(self, now: float | None = None) -> dict[str, object]:
+        now = time.monotonic() if now is None else now
+        while self.recent and now - self.recent[0][0] > FPS_WINDOW_S:
+            self.recent.popleft()
+        elapsed = max(1e-9, now - self.started)
+        window = max(1e-9, min(FPS_WINDOW_S, elapsed))
         return {
             "frames": self.frames,
             "inferred": self.inferred,
             "events": self.events,
-            "fps": round(self.frames / elapsed, 2),
-            "infer_fps": round(self.inferred / elapsed, 2),
+            "fps": round(len(self.recent) / window, 2),
+            "infer_fps": round(sum(1 for _, i in self.recent if i) / window, 2),
+            "fps_lifetime": round(self.frames / elapsed, 2),
             "infer_ms": round(self.infer_ms, 1),
             "pipeline_ms": round(self.pipeline_ms, 1),
         }
@@ -146,12 +164,11 @@ class CameraPipeline:
 
     def process(self, frame: Frame) -> FrameResult:
         started = time.perf_counter()
-        self.stats.frames += 1
         inferred = self.motion.should_infer(frame.image, frame.t)
+        self.stats.count(inferred)
         found = None
         if inferred:
             found = self._infer(frame.image)
-            self.stats.inferred += 1
         info = FrameInfo(frame.t, frame.captured_ms, self._clock_synced())
         dmap = self.density.last if self.density else None
         assert dmap is None or isinstance(dmap, DensityMap)

@@ -156,8 +156,8 @@ class LiveSource:
         fps: float,
         loop: bool = True,
         stall_timeout_s: float = 10.0,
-        reconnect_min_s: float = 1.0,
-        reconnect_max_s: float = 60.0,
+        reconnect_min_s: float = 0.5,
+        reconnect_max_s: float = 2.0,
         name: str = "",
         replay: bool = False,
     ) -> None:
@@ -181,6 +181,7 @@ class LiveSource:
         self._seq = 0
         self._media_offset = 0.0  # media time at the start of the current pass (looped files)
         self._last_frame_at = time.monotonic()
+        self._down_since: float | None = None  # the source has failed to open since then
 
     def __enter__(self) -> LiveSource:
         self.start()
@@ -233,6 +234,7 @@ class LiveSource:
     def _run(self) -> None:
         delay = self.reconnect_min_s
         first = True
+        told = 0.0  # when the log last said it is still down
         while not self._stop.is_set():
             if not first:
                 self.counters.reconnects += 1
@@ -242,7 +244,18 @@ class LiveSource:
                 played_out = self._play_folder() if self.kind == "folder" else self._play_capture()
             except SourceError as exc:
                 self.counters.last_error = str(exc)
-                log.warning("camera %s: %s", self.name, exc)
+                # Retried every couple of seconds while down: said once, then once a minute
+                now = time.monotonic()
+                if self._down_since is None:
+                    self._down_since = told = now
+                    log.warning("camera %s: %s", self.name, exc)
+                elif now - told >= 60.0:
+                    told = now
+                    log.warning(
+                        "camera %s: still down after %.0f s: %s", self.name, now - self._down_since, exc
+                    )
+                else:
+                    log.debug("camera %s: %s", self.name, exc)
                 played_out = False
             except Exception as exc:  # OpenCV raises cv2.error for broken streams; keep trying
                 self.counters.last_error = f"{type(exc).__name__}: {exc}"
@@ -259,8 +272,8 @@ class LiveSource:
                 continue
             if time.monotonic() - started > 2 * self.reconnect_max_s:
                 delay = self.reconnect_min_s  # it ran for a while: a new failure, not a crash loop
-            wait = min(delay, self.reconnect_max_s) * random.uniform(0.5, 1.5)
-            log.info("camera %s: reconnecting in %.1f s", self.name, wait)
+            wait = min(delay, self.reconnect_max_s) * random.uniform(0.5, 1.0)
+            log.debug("camera %s: reconnecting in %.1f s", self.name, wait)
             self._stop.wait(wait)
             delay = min(delay * 2, self.reconnect_max_s)
 
@@ -268,6 +281,11 @@ class LiveSource:
         """Read until the source ends (True, files) or fails or stalls (False)."""
         cap = open_capture(self.spec, self.kind, self.stall_timeout_s)
         self.counters.connected = True
+        if self._down_since is not None:
+            log.info(
+                "camera %s: connected again after %.1f s down", self.name, time.monotonic() - self._down_since
+            )
+            self._down_since = None
         self.counters.last_error = ""
         period = 1.0 / self.fps
         native = cap.get(cv2.CAP_PROP_FPS) or 25.0

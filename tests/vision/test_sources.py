@@ -126,3 +126,55 @@ def test_a_stream_that_drops_and_returns_is_reconnected(tmp_path: Path) -> None:
         source.stop()
         server.kill()
         server.wait()
+
+
+@pytest.mark.timeout(120)
+def test_a_camera_down_for_a_while_is_back_within_seconds_of_returning(tmp_path: Path, caplog) -> None:
+    """While a stream is down the retries stay ~2 s apart (the default), so frames resume about as
+    soon as the camera is back, and the log says it once, not at every retry."""
+    import logging
+
+    clip = write_video(tmp_path / "clip.avi", moving_square_frames(100), fps=10.0)
+    url = f"http://127.0.0.1:{_free_port()}/live.ts"
+    server = _serve(clip, url)
+    source = LiveSource(url, fps=5.0, stall_timeout_s=2.0, name="down")  # the default backoff
+    try:
+        with caplog.at_level(logging.INFO, logger="agent.vision.sources"):
+            source.start()
+            seq = _wait_frame(source, 0, timeout=40)
+            server.kill()
+            server.wait()
+            time.sleep(12.0)  # down long enough for a doubling backoff to have grown well past 2 s
+            retries = source.counters.reconnects
+            server = _serve(clip, url)
+            back = time.monotonic()
+            _wait_frame(source, seq, timeout=30)
+            took = time.monotonic() - back
+        assert retries >= 4, f"retried {retries} times in 12 s down"
+        assert took < 6.0, f"frames resumed {took:.1f} s after the stream was back"
+        warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+        assert len(warnings) <= 2, [r.getMessage() for r in warnings]
+        assert any("connected again after" in r.getMessage() for r in caplog.records)
+    finally:
+        source.stop()
+        server.kill()
+        server.wait()
+
+
+def test_opencv_and_ffmpeg_keep_quiet_on_a_failing_camera(tmp_path: Path) -> None:
+    """Their own stderr lines on every failed connect stay out of the journal."""
+    import sys
+
+    script = (
+        "import time\n"
+        "from agent.vision.sources import LiveSource\n"
+        "s = LiveSource('rtsp://127.0.0.1:9/x', fps=5.0, stall_timeout_s=1.0, reconnect_max_s=0.3, name='q')\n"
+        "s.start(); time.sleep(3.0); s.stop(); print('retries', s.counters.reconnects)\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=root, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout.split()[-1]) >= 3
+    assert "Connection refused" not in done.stderr and "WARN:" not in done.stderr, done.stderr
