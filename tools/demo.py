@@ -252,7 +252,7 @@ def annotate_clips(config_path: Path, out_dir: Path, out: TextIO) -> list[Path]:
         target = out_dir / ("annotated.mp4" if i == 0 else f"annotated-{camera.id}.mp4")
         args = argparse.Namespace(
             source=None, config=config_path, camera=camera.id, model=None, zones=None, out=target,
-            fps=None, frames=0, seconds=10.0,
+            fps=None, frames=0, seconds=None if i == 0 else 15.0,
         )  # fmt: skip
         try:
             with _contextlib.redirect_stdout(io.StringIO()):

@@ -105,6 +105,12 @@ def test_preview_writes_a_video_with_every_frame(scene, tmp_path: Path) -> None:
     cap = cv2.VideoCapture(str(out))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 12  # 6 s sampled at 2 fps
     cap.release()
+    # --seconds bounds a file by its media time: the first 2 s at 2 fps
+    short = tmp_path / "short.mp4"
+    assert edgectl([*args, "--out", str(short), "--seconds", "2"]) == 0
+    cap = cv2.VideoCapture(str(short))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 5  # t = 0, 0.5, 1.0, 1.5, 2.0
+    cap.release()
 
 
 def test_preview_explains_wrong_arguments(tmp_path: Path, capsys) -> None:

@@ -7,6 +7,7 @@ on the frames, and the events the rules would send are written on the frame that
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -37,7 +38,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     preview.add_argument("--out", type=Path, required=True, help="annotated.mp4, .avi, .png or .jpg")
     preview.add_argument("--fps", type=float, help="frames sampled per second (default: the camera's)")
     preview.add_argument("--frames", type=int, default=0, help="stop after this many frames (0: whole file)")
-    preview.add_argument("--seconds", type=float, default=10.0, help="how long to watch a live stream")
+    preview.add_argument(
+        "--seconds",
+        type=float,
+        help="how much to watch: a live stream's wall time (default 10 s), a file's media time (default all)",
+    )
     preview.set_defaults(func=cmd_preview)
 
 
@@ -90,10 +95,13 @@ def cmd_preview(args: argparse.Namespace) -> int:
 
     def frames():
         if kind in ("file", "folder"):
-            yield from offline_frames(camera.source, camera.fps)
+            for frame in offline_frames(camera.source, camera.fps):
+                if args.seconds is not None and frame.t > args.seconds:
+                    return
+                yield frame
             return
         with LiveSource(camera.source_url(), camera.fps, name=camera.id) as live:
-            deadline = time.monotonic() + args.seconds
+            deadline = time.monotonic() + (args.seconds if args.seconds is not None else 10.0)
             while time.monotonic() < deadline:
                 frame = live.latest(timeout=1.0)
                 if frame is not None:
@@ -102,12 +110,21 @@ def cmd_preview(args: argparse.Namespace) -> int:
     writer = None
     last = None
     count = events = 0
+    show_progress, shown = sys.stderr.isatty(), 0.0  # a technician at a terminal sees it advance
     try:
         for frame in frames():
             result = pipeline.process(frame)
             events += len(result.events)
             last = annotate(frame.image, pipeline.zones, result)
             count += 1
+            if show_progress and time.monotonic() - shown >= 0.5:
+                shown = time.monotonic()
+                print(
+                    f"\r  {count} frames, {events} events, at {frame.t:.1f} s",
+                    end="",
+                    file=sys.stderr,
+                    flush=True,
+                )
             if suffix in VIDEO_SUFFIXES:
                 if writer is None:
                     h, w = last.shape[:2]
@@ -124,6 +141,8 @@ def cmd_preview(args: argparse.Namespace) -> int:
         if writer is not None:
             writer.release()
         cam.executor.shutdown(wait=False)
+    if show_progress:
+        print(file=sys.stderr)
     if last is None:
         raise EdgectlError(f"{camera.source}: no frame could be read", USAGE)
     if suffix in IMAGE_SUFFIXES and not cv2.imwrite(str(args.out), last):
