@@ -114,8 +114,9 @@ class HealthSamples:
             if self._last is not None and cam in self._last[1]:
                 dt = max(1e-6, now - self._last[0])
                 before = self._last[1][cam]
-                fps = round((frames - before[0]) / dt, 2)
-                infer_fps = round((inferred - before[1]) / dt, 2)
+                if frames >= before[0] and inferred >= before[1]:  # else a new pipeline began counting
+                    fps = round((frames - before[0]) / dt, 2)
+                    infer_fps = round((inferred - before[1]) / dt, 2)
             sample["cameras"][cam] = {
                 "fps": fps,
                 "infer_fps": infer_fps,

@@ -21,6 +21,7 @@ from agent.vision.pipeline import FrameResult
 from agent.vision.sources import Frame
 from agent.web.app import WebState, make_app
 from agent.web.auth import FAILURES_PER_MINUTE, PasswordFileError, Sessions, read_password
+from agent.web.feed import HealthSamples
 from agent.web.live import LiveView
 from agent.web.zones import ZoneError, checked
 
@@ -152,3 +153,23 @@ async def test_a_person_the_detector_just_lost_stays_blurred() -> None:
         jpeg = await live.jpeg(shown, annotated=False)
     image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
     assert np.abs(np.diff(image[70:170, 90:150].astype(float), axis=1)).mean() < 5
+
+
+def test_frame_rates_come_from_counter_differences() -> None:
+    samples = HealthSamples()
+
+    def snapshot(frames: int) -> dict[str, Any]:
+        running = {"state": "running", "frames": frames, "inferred": frames // 2, "infer_ms": 30.0}
+        return {
+            "vision": {"cameras": {"cam-1": running}},
+            "outbox": {"depth": 3},
+            "uplink": {"connected": True},
+        }
+
+    first = samples.take(snapshot(100))
+    assert first["cameras"]["cam-1"]["fps"] is None and first["outbox_depth"] == 3
+    time.sleep(0.2)
+    second = samples.take(snapshot(101))
+    assert 2 < second["cameras"]["cam-1"]["fps"] < 6  # one frame in about 0.2 s
+    # a rebuilt pipeline counts from zero again: no negative rate
+    assert samples.take(snapshot(0))["cameras"]["cam-1"]["fps"] is None

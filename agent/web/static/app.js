@@ -295,9 +295,10 @@ function plot(title, points, unit) {
   if (vals.length > 1) {
     const t0 = vals[0][0], t1 = vals[vals.length - 1][0];
     const hi = Math.max(...vals.map((p) => p[1]), 1e-9);
+    const lo = Math.min(...vals.map((p) => p[1]), 0);
     const line = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
     line.setAttribute("points", vals.map(([t, v]) =>
-      `${pad + ((t - t0) / Math.max(1, t1 - t0)) * (W - 2 * pad)},${H - pad - (v / hi) * (H - 2 * pad)}`).join(" "));
+      `${pad + ((t - t0) / Math.max(1, t1 - t0)) * (W - 2 * pad)},${H - pad - ((v - lo) / (hi - lo)) * (H - 2 * pad)}`).join(" "));
     svg.append(line);
     const label = document.createElementNS("http://www.w3.org/2000/svg", "text");
     label.setAttribute("x", "6"); label.setAttribute("y", "14"); label.setAttribute("font-size", "11");
