@@ -7,6 +7,7 @@ a session; every state-changing request also needs the session's CSRF token in a
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 from dataclasses import dataclass, field
 from importlib import resources
@@ -15,7 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from ..commands import CommandError
-from .auth import COOKIE, CSRF_HEADER, Session, Sessions
+from .auth import CHANGES_PER_S, COOKIE, CSRF_HEADER, Session, Sessions
 from .feed import Feed, HealthSamples
 from .live import LiveView
 from .zones import ZoneError, save_zones
@@ -67,8 +68,11 @@ async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
         if request.path.startswith("/api/"):
             return _error(401, "not logged in: log in at /login first")
         raise web.HTTPFound("/login")
-    if request.method not in ("GET", "HEAD") and request.headers.get(CSRF_HEADER) != session.csrf:
-        return _error(403, f"missing or wrong {CSRF_HEADER} header: reload the page")
+    if request.method not in ("GET", "HEAD"):
+        if not hmac.compare_digest(request.headers.get(CSRF_HEADER, "").encode(), session.csrf.encode()):
+            return _error(403, f"missing or wrong {CSRF_HEADER} header: reload the page")
+        if not session.may_change():
+            return _error(429, f"more than {CHANGES_PER_S:g} changes a second: wait a moment")
     return await handler(request)
 
 
@@ -201,6 +205,27 @@ async def frame(request: web.Request) -> web.Response:
     )
 
 
+async def detections(request: web.Request) -> web.Response:
+    """What the pipeline found in the frame the editor shows last (the newest one handed over)."""
+    live = _live(request)
+    shown = live.latest
+    if shown is None:
+        return _error(503, f"camera {live.camera.config.id} has shown no frame yet")
+    objects = []
+    for dets, classes in shown.result.found:
+        for i in range(len(dets)):
+            cid = int(dets.class_id[i])
+            objects.append(
+                {
+                    "label": classes[cid] if cid < len(classes) else str(cid),
+                    "box": [round(float(v), 4) for v in dets.xyxy[i]],
+                    "confidence": round(float(dets.confidence[i]), 3),
+                    "track": int(dets.tracker_id[i]),
+                }
+            )
+    return web.json_response({"frame": shown.number, "objects": objects})
+
+
 async def get_zones(request: web.Request) -> web.Response:
     live = _live(request)
     zones = [z.model_dump(mode="json", exclude_none=True) for z in live.camera.config.zones]
@@ -271,6 +296,7 @@ def make_app(state: WebState) -> web.Application:
     app.router.add_get("/api/session", session_info)
     app.router.add_get("/api/cameras/{camera}/live.mjpeg", stream)
     app.router.add_get("/api/cameras/{camera}/frame.jpg", frame)
+    app.router.add_get("/api/cameras/{camera}/detections", detections)
     app.router.add_get("/api/cameras/{camera}/zones", get_zones)
     app.router.add_put("/api/cameras/{camera}/zones", put_zones)
     app.router.add_get("/api/boards", boards)

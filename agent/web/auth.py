@@ -19,6 +19,8 @@ COOKIE = "edge_session"
 CSRF_HEADER = "X-CSRF-Token"
 MAX_SESSIONS = 16  # a few technicians' browsers; the oldest login goes first
 FAILURES_PER_MINUTE = 5
+CHANGES_PER_S = 2.0  # a technician's clicks; a script looping on the lamp is slowed to this
+CHANGES_BURST = 10
 
 
 class PasswordFileError(ValueError):
@@ -43,6 +45,18 @@ class Session:
     token: str
     csrf: str
     expires: float
+    _tokens: float = CHANGES_BURST
+    _stamp: float = field(default_factory=time.monotonic)
+
+    def may_change(self) -> bool:
+        """A token bucket over the session's state-changing requests."""
+        now = time.monotonic()
+        self._tokens = min(CHANGES_BURST, self._tokens + (now - self._stamp) * CHANGES_PER_S)
+        self._stamp = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
 
 
 @dataclass

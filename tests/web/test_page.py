@@ -26,6 +26,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 from webbench import PASSWORD, Gateway
 
+from agent.vision.zones import make_zones
+
 CAMERA = "cam-1"
 
 
@@ -124,6 +126,22 @@ def _zone_outline_at(gateway: Gateway, live: Any, point: tuple[float, float]) ->
     return bool((np.abs(patch - [255, 200, 0]).max(axis=2) < 40).any())
 
 
+def _caught(live: Any) -> dict[str, int]:
+    """Per zone, the objects of the last shown frame whose ground point is inside (agent/vision/zones.py)."""
+    out = {}
+    for zone in make_zones(live.camera.config.zones):
+        n = 0
+        for dets, classes in live.latest.result.found:
+            if len(dets):
+                inside = zone.contains(dets.bottom_centers())
+                n += sum(
+                    bool(hit) and zone.watches(classes[int(c)])
+                    for hit, c in zip(inside, dets.class_id, strict=True)
+                )
+        out[zone.id] = n
+    return out
+
+
 def _shot(browser: Any, name: str) -> None:
     """With WEB_SCREENSHOTS=<folder>, keep a screenshot of the page (the docs' pictures come from here)."""
     folder = os.environ.get("WEB_SCREENSHOTS")
@@ -161,6 +179,17 @@ def test_commissioning_in_the_browser(gateway: Gateway, browser: Any) -> None:
     wait_for("the live stream to close", lambda: cam.viewers == 0)
     canvas = browser.find_element(By.ID, "zone-canvas")
     wait_for("the canvas sized to the frame", lambda: canvas.size["width"] > 100)
+    # each zone says what it catches in the shown frame, as the agent's zones decide it
+    items = wait_for(
+        "zones with what they catch",
+        lambda: [
+            li
+            for li in browser.find_elements(By.CSS_SELECTOR, "#zone-list li")
+            if li.get_attribute("data-caught")
+        ],
+    )
+    shown = {li.get_attribute("data-zone"): int(li.get_attribute("data-caught")) for li in items}
+    assert shown == _caught(live)
     assert not _zone_outline_at(gateway, live, (0.85, 0.72)), "no zone there yet"
     old_pipeline = cam.pipeline
     browser.find_element(By.ID, "new-zone").click()

@@ -14,13 +14,14 @@ import numpy as np
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from agent.commands import CommandRegistry
 from agent.config import ConfigError, parse_config
 from agent.config.camera import CameraConfig
 from agent.vision.detections import Detections
 from agent.vision.pipeline import FrameResult
 from agent.vision.sources import Frame
 from agent.web.app import WebState, make_app
-from agent.web.auth import FAILURES_PER_MINUTE, PasswordFileError, Sessions, read_password
+from agent.web.auth import CHANGES_BURST, FAILURES_PER_MINUTE, PasswordFileError, Sessions, read_password
 from agent.web.feed import HealthSamples
 from agent.web.live import LiveView
 from agent.web.zones import ZoneError, checked
@@ -56,15 +57,82 @@ def test_sessions_expire() -> None:
     assert sessions.check_password(PASSWORD) and not sessions.check_password(PASSWORD + "x")
 
 
-def _state() -> WebState:
+def _state(tls: bool = False) -> WebState:
+    commands = CommandRegistry()
+
+    async def lamp(args: dict[str, Any]) -> dict[str, Any]:
+        return {"level": args["level"]}
+
+    commands.register("board-lamp", lamp, mutating=True)
     ctx = SimpleNamespace(
         config=parse_config({"device": {"id": "pole-1"}}),
         boards=None,
         stopping=None,
-        commands=None,
+        commands=commands,
         health=None,
     )
-    return WebState(ctx, Sessions(PASSWORD, 600), tls=False)
+    return WebState(ctx, Sessions(PASSWORD, 600), tls=tls)
+
+
+async def test_changes_are_rate_limited_per_session() -> None:
+    async with TestClient(TestServer(make_app(_state()))) as client:
+        await client.post("/login", data={"password": PASSWORD}, allow_redirects=False)
+        csrf = (await (await client.get("/api/session")).json())["csrf"]
+        statuses = []
+        for _ in range(CHANGES_BURST + 3):
+            response = await client.post(
+                "/api/boards/b1/lamp", json={"level": 0.5}, headers={"X-CSRF-Token": csrf}
+            )
+            statuses.append(response.status)
+        assert statuses[:CHANGES_BURST] == [200] * CHANGES_BURST
+        assert statuses[-1] == 429
+
+
+async def test_under_tls_the_cookie_is_secure(tmp_path: Path) -> None:
+    from agent.web.part import _tls
+
+    cert, key = _self_signed(tmp_path)
+    config = parse_config(
+        {
+            "device": {"id": "pole-1"},
+            "web": {"enabled": True, "password_file": "p", "tls_cert": str(cert), "tls_key": str(key)},
+        }
+    )
+    assert _tls(SimpleNamespace(config=config)) is not None  # the pair loads
+    async with TestClient(TestServer(make_app(_state(tls=True)))) as client:
+        response = await client.post("/login", data={"password": PASSWORD}, allow_redirects=False)
+        assert response.status == 302
+        assert "Secure" in response.headers["Set-Cookie"]
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pole")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    (folder / "web.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (folder / "web.key").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return folder / "web.crt", folder / "web.key"
 
 
 async def test_logins_are_rate_limited_and_bodies_bounded() -> None:

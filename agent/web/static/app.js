@@ -50,7 +50,7 @@ function show(name) {
 }
 
 // ----- zone editor ----------------------------------------------------------------------------------
-const editor = { zones: [], selected: -1, drawing: null, drag: null };
+const editor = { zones: [], selected: -1, drawing: null, drag: null, objects: [] };
 const HIT_PX = 9;
 
 function canvasSize() {
@@ -90,6 +90,31 @@ function draw() {
     g.fillText(z.id, x * w + 6, y * h + 16);
   });
   if (editor.drawing) poly(editor.drawing, "#ffe000", false);
+  g.setLineDash([4, 3]);
+  g.strokeStyle = "#ffffff"; g.lineWidth = 1;
+  for (const o of editor.objects) {
+    const [x1, y1, x2, y2] = o.box;
+    g.strokeRect(x1 * w, y1 * h, (x2 - x1) * w, (y2 - y1) * h);
+  }
+  g.setLineDash([]);
+}
+
+// What a zone would catch in the shown frame: objects whose ground point (bottom centre) is inside,
+// of the zone's classes (all when none), as the agent's rules decide (agent/vision/zones.py).
+function caught(zone) {
+  const classes = zone.classes || [];
+  return editor.objects.filter((o) =>
+    (!classes.length || classes.includes(o.label)) && inside([(o.box[0] + o.box[2]) / 2, o.box[3]], zone.polygon));
+}
+
+async function loadObjects() {
+  try {
+    editor.objects = (await api("GET", `/api/cameras/${camera()}/detections`)).objects;
+  } catch (err) {
+    editor.objects = [];
+  }
+  listZones();
+  draw();
 }
 
 function inside([px, py], pts) {
@@ -156,7 +181,12 @@ function select(i) {
 function listZones() {
   const list = $("#zone-list");
   list.replaceChildren(...editor.zones.map((z, i) => {
-    const item = el("li", {}, `${z.id} (${z.polygon.length} corners)`);
+    const now = caught(z);
+    const labels = {};
+    for (const o of now) labels[o.label] = (labels[o.label] || 0) + 1;
+    const detail = Object.entries(labels).map(([k, n]) => `${k} ${n}`).join(", ");
+    const item = el("li", { "data-zone": z.id, "data-caught": String(now.length) },
+      `${z.id} (${z.polygon.length} corners): catches ${now.length} in this frame${detail ? " (" + detail + ")" : ""}`);
     if (i === editor.selected) item.style.fontWeight = "bold";
     item.onclick = () => select(i);
     return item;
@@ -336,7 +366,7 @@ async function start() {
   if (session.unblurred) $("#live-note").textContent = "UNBLURRED: web.unblurred is set in the gateway's config.";
   for (const b of document.querySelectorAll("#tabs button")) b.onclick = () => show(b.dataset.tab);
   $("#camera").onchange = () => show(tab);
-  $("#zone-frame").onload = canvasSize;
+  $("#zone-frame").onload = () => { canvasSize(); loadObjects(); };
   window.addEventListener("resize", canvasSize);
   const canvas = $("#zone-canvas");
   canvas.addEventListener("mousedown", onDown);
