@@ -4,16 +4,17 @@ Not run by CI (CI has no Ultralytics); run it again to regenerate ``tests/vision
 
     python -m venv .venv-ultra
     echo "$PWD/.venv/lib/python3.11/site-packages" > .venv-ultra/lib/python3.11/site-packages/zz_main.pth
-    .venv-ultra/bin/pip install --no-deps ultralytics==8.4.190 ultralytics-thop
+    .venv-ultra/bin/pip install --no-deps ultralytics==8.4.190 ultralytics-thop polars matplotlib \
+        contourpy cycler fonttools kiwisolver pyparsing python-dateutil
     PYTHONPATH=tests/vision/oracle/shim .venv-ultra/bin/python tests/vision/oracle/make_fixture.py
 
 The venv borrows torch and the rest from the project's .venv without installing into it. The only
 torchvision on PyPI for this torch is a CUDA build that cannot load here, so ``shim/`` stands in for
-it with Ultralytics' own NMS (see shim/torchvision/__init__.py).
+it with Ultralytics' own NMS, registered as torchvision's operator with its ONNX translation.
 
 Tiny detectors (tens of kB) are built from YAML with no weights and trained a few epochs on
 rendered shapes, so that scores and boxes are distinct rather than ties; then each is exported the
-ways integrators export (static, rectangular, dynamic, end-to-end head, RT-DETR)
+ways integrators export (static, rectangular, dynamic, NMS in the graph, end-to-end head, RT-DETR)
 and ``predict`` runs on each file with Ultralytics' defaults at the exported size. ``expected.json`` records its boxes.
 """
 
@@ -64,12 +65,12 @@ head:
 
 
 def render(
-    rng: np.random.Generator, w: int, h: int
+    rng: np.random.Generator, w: int, h: int, noise: float = 25.0, shapes: tuple[int, int] = (1, 5)
 ) -> tuple[np.ndarray, list[tuple[int, float, float, float, float]]]:
-    """A noisy street-grey image with 1-4 coloured shapes and their YOLO labels."""
-    img = np.clip(rng.normal(110, 25, (h, w, 3)), 0, 255).astype(np.uint8)
+    """A noisy street-grey image with coloured shapes (``shapes``: at least, fewer than) and labels."""
+    img = np.clip(rng.normal(110, noise, (h, w, 3)), 0, 255).astype(np.uint8)
     labels = []
-    for _ in range(rng.integers(1, 5)):
+    for _ in range(rng.integers(*shapes)):
         cls = int(rng.integers(0, 3))
         s = int(rng.integers(min(w, h) // 6, min(w, h) // 3))
         x, y = int(rng.integers(0, w - s)), int(rng.integers(0, h - s))
@@ -129,8 +130,9 @@ def main() -> int:
     OUT.mkdir(parents=True)
     rng = np.random.default_rng(42)
     images = {}
-    for name, (w, h) in {"wide.png": (320, 180), "tall.png": (150, 260)}.items():
-        img, _ = render(rng, w, h)
+    for name, (w, h) in {"wide.png": (288, 162), "tall.png": (140, 240)}.items():
+        # less noise: a smaller PNG, the fixture under 1 MB; more shapes: more boxes to compare
+        img, _ = render(rng, w, h, noise=10.0, shapes=(6, 10))
         cv2.imwrite(str(OUT / name), img)
         images[name] = img
     expected: dict[str, dict] = {}
@@ -143,8 +145,8 @@ def main() -> int:
             ("yolo_static", yolo, YOLO, {"imgsz": 96}),
             ("yolo_rect", yolo, YOLO, {"imgsz": [64, 96]}),
             ("yolo_dynamic", yolo, YOLO, {"imgsz": 96, "dynamic": True}),
+            ("yolo_nms", yolo, YOLO, {"imgsz": 96, "nms": True}),  # NonMaxSuppression in the graph
         ]
-        # nms=True is left out: its graph traces torchvision's NMS, which the shim cannot stand in for.
         e2e = train(YOLO, YOLO_YAML.format(end2end=True), "e2e", data, work, epochs=EPOCHS)
         variants.append(
             ("yolo_end2end", e2e, YOLO, {"imgsz": 96, "nms": False})
@@ -178,7 +180,9 @@ def main() -> int:
     import ultralytics
 
     meta = {"ultralytics": ultralytics.__version__, "names": NAMES}
-    (OUT / "expected.json").write_text(json.dumps({"made_with": meta, "variants": expected}, indent=1))
+    (OUT / "expected.json").write_text(
+        json.dumps({"made_with": meta, "variants": expected}, separators=(",", ":"))
+    )
     return 0
 
 
