@@ -19,7 +19,14 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from agent.config import BoardConfig, CameraConfig, ConfigError, GatewayConfig, UplinkConfig, load_config
+from agent.config import (
+    BoardConfig,
+    CameraConfig,
+    ConfigError,
+    GatewayConfig,
+    UplinkConfig,
+    load_config,
+)
 from agent.redact import redact_text, redact_url
 from agent.signing import SignatureError, TrustList, verify_package
 
@@ -48,8 +55,16 @@ class DoctorOptions:
 
 
 def check_config(path: Path) -> tuple[GatewayConfig | None, Finding]:
+    if not path.exists():
+        return None, Finding(
+            "config",
+            str(path.resolve()),
+            "fail",
+            "not found",
+            f"write one with `edgectl config init {path}`, or name yours with --config FILE",
+        )
     try:
-        config = load_config(path)
+        config = load_config(path)  # missing files are the other checks' findings, with their fixes
     except ConfigError as exc:
         problems = "; ".join(f"{where}: {what}" for where, what in exc.problems)
         return None, Finding(

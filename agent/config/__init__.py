@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from .base import Section
 from .board import BoardConfig
@@ -32,8 +33,10 @@ __all__ = [
     "VisionConfig",
     "WebConfig",
     "ZoneConfig",
+    "file_problems",
     "load_config",
     "parse_config",
+    "resolve_paths",
 ]
 
 
@@ -78,13 +81,45 @@ def _dotted(loc: tuple[Any, ...]) -> str:
     return out or "(top level)"
 
 
+def _section_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The config section (model class) that holds the key at ``loc``, walking from the top."""
+    model: Any = GatewayConfig
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part) if isinstance(model, type) else None
+        if field is None:
+            return None
+        annotation = field.annotation
+        for arg in (annotation, *get_args(annotation)):
+            inner = get_args(arg) or (arg,)
+            found = next((a for a in inner if isinstance(a, type) and issubclass(a, BaseModel)), None)
+            if found is not None:
+                model = found
+                break
+        else:
+            return None
+    return model if isinstance(model, type) else None
+
+
+def _did_you_mean(loc: tuple[Any, ...]) -> str:
+    section = _section_at(loc)
+    if section is None or not loc or not isinstance(loc[-1], str):
+        return ""
+    close = difflib.get_close_matches(loc[-1], list(section.model_fields), n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
 def _problems(exc: ValidationError) -> list[tuple[str, str]]:
     # The input value is left out on purpose: it may be a secret.
     problems = []
     for err in exc.errors(include_url=False, include_input=False):
         message = err["msg"]
         if err["type"] == "extra_forbidden":
-            message = "unknown key (check the spelling; `edgectl config init` shows every key)"
+            message = "unknown key" + (
+                _did_you_mean(tuple(err["loc"]))
+                or " (check the spelling; `edgectl config init` shows every key)"
+            )
         elif err["type"] == "missing":
             message = "required key is missing"
         message = message.removeprefix("Value error, ")
@@ -99,8 +134,61 @@ def parse_config(data: dict[str, Any], source: str = "config") -> GatewayConfig:
         raise ConfigError(source, _problems(exc)) from None
 
 
+def _local(source: str) -> bool:
+    return "://" not in source and not source.startswith("usb:")
+
+
+def _rebased(model: BaseModel, base: Path) -> BaseModel:
+    """Relative paths the file sets, as paths from ``base``; defaults are left as they are."""
+    updates: dict[str, Any] = {}
+    for name in model.model_fields_set:
+        value = getattr(model, name)
+        if isinstance(value, Path) and not value.is_absolute():
+            updates[name] = base / value
+        elif isinstance(value, BaseModel):
+            updates[name] = _rebased(value, base)
+        elif isinstance(value, list) and value and all(isinstance(v, BaseModel) for v in value):
+            updates[name] = [_rebased(v, base) for v in value]
+        elif isinstance(value, list) and value and all(isinstance(v, Path) for v in value):
+            updates[name] = [v if v.is_absolute() else base / v for v in value]
+    if isinstance(model, CameraConfig) and _local(model.source) and not Path(model.source).is_absolute():
+        updates["source"] = str(base / model.source)
+    return model.model_copy(update=updates) if updates else model
+
+
+def resolve_paths(config: GatewayConfig, base: Path) -> GatewayConfig:
+    """Relative paths in a config file mean paths from the file's own folder, wherever a command
+    runs (``edge-agent``, ``edgectl doctor``, ``set-config``)."""
+    rebased = _rebased(config, base.resolve())
+    assert isinstance(rebased, GatewayConfig)
+    return rebased
+
+
+def file_problems(config: GatewayConfig) -> list[tuple[str, str]]:
+    """Files the config names that are not there: found now, not when the agent first needs them."""
+    problems: list[tuple[str, str]] = []
+
+    def need(where: str, path: Path | None, what: str) -> None:
+        if path is not None and not path.exists():
+            problems.append((where, f"{what} {path} does not exist"))
+
+    up = config.uplink
+    for name in ("password_file", "ca_file", "cert_file", "key_file"):
+        need(f"uplink.{name}", getattr(up, name), "file")
+    for i, cam in enumerate(config.cameras):
+        need(f"cameras[{i}].password_file", cam.password_file, "file")
+        for j, model in enumerate(cam.models):
+            need(f"cameras[{i}].models[{j}]", Path(model), "model")
+        if _local(cam.source):
+            need(f"cameras[{i}].source", Path(cam.source), "video file or folder")
+    return problems
+
+
 def load_config(path: str | Path) -> GatewayConfig:
-    """Load and validate a TOML config file; raises ConfigError naming every wrong key."""
+    """Load and validate a TOML config file; raises ConfigError naming every wrong key.
+
+    Relative paths in it are taken from the file's folder (``resolve_paths``).
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -112,4 +200,4 @@ def load_config(path: str | Path) -> GatewayConfig:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), [("(syntax)", f"not valid TOML: {exc}")]) from None
-    return parse_config(data, str(path))
+    return resolve_paths(parse_config(data, str(path)), path.parent)

@@ -12,7 +12,7 @@ import tomli_w
 
 from agent import __version__
 from agent.commands import CommandError, CommandRegistry
-from agent.config import ConfigError, GatewayConfig, parse_config
+from agent.config import ConfigError, GatewayConfig, parse_config, resolve_paths
 from agent.events import now_ms
 
 from ..redact import redacted
@@ -91,7 +91,7 @@ def apply_patch(
         raise CommandError("no-config-file", f"cannot read {config_path}: {exc}") from None
     data = merged(current, patch)
     try:
-        new = parse_config(data, source)
+        new = resolve_paths(parse_config(data, source), config_path.parent)
     except ConfigError as exc:
         problems = "; ".join(f"{p}: {m}" for p, m in exc.problems)
         raise CommandError(

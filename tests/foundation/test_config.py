@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -9,15 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import ConfigError, load_config, parse_config
+from agent.config import CameraConfig, ConfigError, load_config, parse_config
 
 EDGECTL = [sys.executable, "-m", "tools.edgectl"]
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run(*args: str, **kw) -> subprocess.CompletedProcess[str]:
+def run(*args: str, cwd: Path = ROOT, **kw) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([*EDGECTL, *args], capture_output=True, text=True, cwd=ROOT, env=env, **kw)
+    return subprocess.run([*EDGECTL, *args], capture_output=True, text=True, cwd=cwd, env=env, **kw)
 
 
 @pytest.fixture
@@ -33,9 +34,60 @@ def test_example_config_is_valid_and_describes_a_gateway(example: Path) -> None:
     assert config.uplink.protocol == "5" and config.uplink.tls and config.uplink.tls_verify
     assert config.cameras[0].zones[0].area_m2 == 60.0
     assert config.boards[0].baud == 115200
-    result = run("config", "check", str(example))
-    assert result.returncode == 0, result.stderr
-    assert "valid" in result.stdout
+    # config check also wants the files it names: the example names the gateway's own
+    result = run("config", "check", str(example), "--json")
+    assert result.returncode == 1
+    missing = {p["key"] for p in json.loads(result.stdout)["problems"]}
+    assert missing == {"uplink.password_file", "uplink.ca_file"} | {
+        f"cameras[0].models[{i}]" for i in range(3)
+    }
+    # with those files there (relative model paths are from the config file's folder), it is valid
+    text = example.read_text()
+    for name in ("mqtt-password", "ca.pem"):
+        (example.parent / name).write_text("x\n")
+        text = text.replace(f"/etc/edge-agent/{name}", str(example.parent / name))
+    example.write_text(text)
+    for model in ("nanodet-coco", "street-issues-rw", "crowd-counter"):
+        (example.parent / "models" / model).mkdir(parents=True)
+    elsewhere = run("config", "check", str(example), cwd=Path("/"))
+    assert elsewhere.returncode == 0, elsewhere.stderr
+    assert "valid" in elsewhere.stdout
+
+
+def test_relative_paths_are_from_the_config_files_folder_wherever_it_runs(tmp_path: Path) -> None:
+    (tmp_path / "etc").mkdir()
+    path = tmp_path / "etc" / "gateway.toml"
+    path.write_text(
+        '[device]\nid = "p1"\n[outbox]\npath = "state/outbox.sqlite"\n'
+        '[[cameras]]\nid = "c"\nsource = "clips/a.mp4"\nmodels = ["models/m", "/abs/m2"]\n'
+        '[[cameras]]\nid = "d"\nsource = "rtsp://192.0.2.1/s"\nmodels = ["models/m"]\n'
+    )
+    config = load_config(path)
+    base = path.parent.resolve()
+    assert config.outbox.path == base / "state" / "outbox.sqlite"
+    assert config.cameras[0].source == str(base / "clips" / "a.mp4")
+    assert config.cameras[0].models == [base / "models" / "m", Path("/abs/m2")]
+    assert config.cameras[1].source == "rtsp://192.0.2.1/s", "URLs are not paths"
+    # what the file does not set keeps its default (not rebased)
+    assert (
+        config.cameras[0].snapshots.face_model
+        == CameraConfig.model_fields["snapshots"].default_factory().face_model
+    )
+    result = run("config", "check", str(path), "--json")
+    problems = json.loads(result.stdout)["problems"]
+    assert {
+        "key": "cameras[0].models[0]",
+        "problem": f"model {base / 'models' / 'm'} does not exist",
+    } in problems
+
+
+def test_a_misspelt_key_gets_a_suggestion(tmp_path: Path) -> None:
+    path = tmp_path / "typo.toml"
+    path.write_text('[device]\nid = "p1"\nstie = "Elm St"\n[uplink]\ntelemetry_interval = 30\n')
+    result = run("config", "check", str(path))
+    assert result.returncode == 1
+    assert "device.stie: unknown key; did you mean 'site'?" in result.stderr
+    assert "uplink.telemetry_interval: unknown key; did you mean 'telemetry_interval_s'?" in result.stderr
 
 
 def test_init_refuses_to_overwrite(example: Path) -> None:
@@ -64,7 +116,10 @@ def test_syntax_error_and_missing_file_are_clear(tmp_path: Path) -> None:
     result = run("config", "check", str(broken))
     assert result.returncode == 1 and "not valid TOML" in result.stderr
     result = run("config", "check", str(tmp_path / "nope.toml"))
-    assert result.returncode == 1 and "no such file" in result.stderr
+    assert (
+        result.returncode == 1
+        and "nope.toml: not found; write one with `edgectl config init" in result.stderr
+    )
 
 
 def test_secrets_never_appear_in_check_output(tmp_path: Path) -> None:

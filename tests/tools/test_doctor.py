@@ -240,3 +240,23 @@ def test_with_a_trust_list_models_must_be_signed(pole: dict, tmp_path: Path) -> 
     sign_package(pole["model"], key, "model", "street-issues", "1.0.0")
     code, findings = doctor(config, *skip, "--trust-key", public)
     assert code == 0 and "signed by trusted key" in by_check(findings)["model"]["detail"]
+
+
+def test_relative_model_paths_are_from_the_config_and_a_missing_config_points_at_init(
+    pole: dict, tmp_path: Path
+) -> None:
+    """The same config passes wherever doctor runs, and says which absolute path it tried."""
+    config = write_config(pole, model=os.path.relpath(pole["model"], Path(pole["dir"])))
+    assert config.parent == Path(pole["dir"]), "the model is given relative to the config's folder"
+    here = os.getcwd()
+    try:
+        os.chdir(tmp_path)  # anywhere else
+        skips = [a for c in ("clock", "camera", "broker", "board", "disk") for a in ("--skip", c)]
+        code, findings = doctor(config, *skips)
+    finally:
+        os.chdir(here)
+    (model,) = [f for f in findings if f["check"] == "model"]
+    assert model["status"] == "pass" and model["subject"] == str(Path(pole["model"]).resolve()), model
+    code, findings = doctor(tmp_path / "absent.toml")
+    (finding,) = findings
+    assert code == FAILED and finding["detail"] == "not found" and "edgectl config init" in finding["fix"]
