@@ -18,10 +18,8 @@ from agent.signing import (
     SignatureError,
     TrustedKey,
     TrustList,
-    generate_signing_key,
     key_id,
     load_signing_key,
-    public_key_b64,
     sign_package,
     verify_package,
 )
@@ -63,7 +61,7 @@ def signing_key_from_args(args: argparse.Namespace, required: bool) -> Ed25519Pr
     try:
         return load_signing_key(path)
     except KeyFileError as exc:
-        raise EdgectlError(f"{exc}; create a key with `edgectl model keygen KEYFILE`", USAGE) from None
+        raise EdgectlError(f"{exc}; create a key with `edgectl keys new KEYFILE`", USAGE) from None
 
 
 def trust_from_args(args: argparse.Namespace) -> TrustList:
@@ -80,7 +78,7 @@ def trust_from_args(args: argparse.Namespace) -> TrustList:
 
 def register_sign(cmds: argparse._SubParsersAction) -> None:
     """Add keygen, sign and verify to a command group (edgectl model)."""
-    keygen = cmds.add_parser("keygen", help="create an ed25519 signing key; prints its public key")
+    keygen = cmds.add_parser("keygen", help="the same as `edgectl keys new` (no --force): a new signing key")
     keygen.add_argument("path", type=Path, help="private key file to create (kept secret, mode 0600)")
     keygen.set_defaults(func=cmd_keygen)
     sign = cmds.add_parser(
@@ -100,13 +98,10 @@ def register_sign(cmds: argparse._SubParsersAction) -> None:
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
-    if args.path.exists():
-        raise EdgectlError(f"{args.path} exists; keys are never overwritten, choose another path", USAGE)
-    key = generate_signing_key(args.path)
-    public = key.public_key()
-    print(f"wrote private key {args.path} (key id {key_id(public)}); keep it off the gateways")
-    print("public key, for trust lists and [uplink.commands] trusted_keys:")
-    print(public_key_b64(public))
+    """``model keygen`` and ``firmware keygen``: the same key as ``edgectl keys new``."""
+    from .commands.keys import new_key_file
+
+    print(new_key_file(args.path))
     return 0
 
 

@@ -58,7 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     verify.set_defaults(func=cmd_verify)
 
-    keygen = cmds.add_parser("keygen", help="create an ed25519 signing key; prints its public key")
+    keygen = cmds.add_parser("keygen", help="the same as `edgectl keys new` (no --force): a new signing key")
     keygen.add_argument("path", type=Path, help="private key file to create (kept secret, mode 0600)")
     keygen.set_defaults(func=cmd_keygen)
 

@@ -1,26 +1,40 @@
-"""`edgectl keys`: operator keys that sign commands which change a device."""
+"""`edgectl keys`: the one kind of key edgectl makes, for every signature it checks.
+
+An ed25519 private key in a PKCS#8 PEM file readable only by its owner (``openssl pkey`` reads it
+too); its public key in base64 of the raw 32 bytes, one line, the form every trust list takes:
+gateways' ``uplink.commands.trusted_keys`` (commands, desired config, model updates), ``vision.model_signers``,
+and the trust lists of ``edgectl model verify`` and ``edgectl firmware verify``. ``model keygen`` and
+``firmware keygen`` are this same command. Older operator keys (base64 of the raw private key) are
+still read.
+"""
 
 from __future__ import annotations
 
 import argparse
-import os
+import base64
+import sys
 from pathlib import Path
 
-from agent.uplink.signing import KeyFormatError, new_key, public_of
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+
+from agent.signing import KeyFileError, generate_signing_key, key_id, load_signing_key, public_key_b64
 
 from ..errors import USAGE, EdgectlError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    group = sub.add_parser("keys", help="create operator keys for signed commands")
+    group = sub.add_parser(
+        "keys", help="create and show signing keys (operators, model and firmware signers)"
+    )
     cmds = group.add_subparsers(dest="command", metavar="COMMAND", required=True)
     new = cmds.add_parser(
         "new",
-        help="write a new ed25519 private key and print its public key",
-        description="Writes the private key (base64, readable only by you) and prints the public key to "
-        "add to each gateway's uplink.commands.trusted_keys.",
+        help="write a new ed25519 private key (PEM) and print its public key",
+        description="Writes the private key (PKCS#8 PEM, readable only by you) and prints its public key "
+        "(base64) on standard output: add it to each gateway's uplink.commands.trusted_keys (an "
+        "operator's key), vision.model_signers (a model signer's) or a trust list.",
     )
-    new.add_argument("path", type=Path, help="file for the private key, e.g. ~/.config/edgectl/operator.key")
+    new.add_argument("path", type=Path, help="file for the private key, e.g. ~/.config/edgectl/operator.pem")
     new.add_argument("--force", action="store_true", help="overwrite an existing key file")
     new.set_defaults(func=cmd_new)
     public = cmds.add_parser("public", help="print the public key of a private key file")
@@ -28,31 +42,43 @@ def register(sub: argparse._SubParsersAction) -> None:
     public.set_defaults(func=cmd_public)
 
 
+def new_key_file(path: Path, force: bool = False) -> str:
+    """Write a new key to ``path``; its public key (base64). Never overwrites unless ``force``."""
+    if path.exists():
+        if not force:
+            raise EdgectlError(
+                f"{path} exists; keys are not overwritten (pass --force to replace it: whoever trusts it loses it)",
+                USAGE,
+            )
+        path.unlink()
+    key = generate_signing_key(path)
+    public = key.public_key()
+    print(
+        f"wrote private key {path} (key id {key_id(public)}); keep it off the gateways. Its public key, "
+        "for trusted_keys, model_signers and trust lists:",
+        file=sys.stderr,
+    )
+    return public_key_b64(public)
+
+
 def read_private(path: Path) -> str:
+    """The private key in ``path`` (PEM, or an older base64 key) as base64 of its raw 32 bytes."""
     try:
-        text = path.read_text().strip()
-        public_of(text)
-    except OSError as exc:
-        raise EdgectlError(f"cannot read the key {path}: {exc.strerror}", USAGE) from None
-    except KeyFormatError as exc:
-        raise EdgectlError(f"{path} is not an edgectl private key: {exc}", USAGE) from None
-    return text
+        key = load_signing_key(path)
+    except KeyFileError as exc:
+        raise EdgectlError(f"{exc}; make one with `edgectl keys new FILE`", USAGE) from None
+    raw = key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+    return base64.b64encode(raw).decode()
 
 
 def cmd_new(args: argparse.Namespace) -> int:
-    if args.path.exists() and not args.force:
-        raise EdgectlError(
-            f"{args.path} exists; pass --force to replace it (devices trusting it lose it)", USAGE
-        )
-    private, public = new_key()
-    args.path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(args.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(private + "\n")
-    print(public)
+    print(new_key_file(args.path, args.force))
     return 0
 
 
 def cmd_public(args: argparse.Namespace) -> int:
-    print(public_of(read_private(args.path)))
+    try:
+        print(public_key_b64(load_signing_key(args.path).public_key()))
+    except KeyFileError as exc:
+        raise EdgectlError(str(exc), USAGE) from None
     return 0
