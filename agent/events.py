@@ -419,10 +419,6 @@ def to_json(event: Event) -> dict[str, Any]:
     return json_view(to_wire(event))
 
 
-def topic(prefix: str, device: str, kind: str) -> str:
-    return f"{prefix}/{device}/evt/{kind}"
-
-
 # The retained state topic ({prefix}/{device}/state): a small map with the events' header keys where
 # they mean the same (``v``, ``d``, ``t``), so one decoder reads both.
 _STATE_REQUIRED = {"v": int, "d": str, "online": bool, "t": int}

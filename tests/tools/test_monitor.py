@@ -13,8 +13,9 @@ from pathlib import Path
 import paho.mqtt.publish as publish
 import pytest
 
+from agent import topics
 from agent.boards.session import LinkStats
-from agent.events import ALARM, HEALTH, READING, Event, encode, now_ms, topic
+from agent.events import ALARM, HEALTH, READING, Event, encode, now_ms
 from tools.edgectl import main as edgectl
 from tools.errors import BROKER
 
@@ -44,10 +45,12 @@ def start_monitor(config: Path, *extra: str) -> subprocess.Popen[str]:
 
 def publish_all(broker, device: str, events: list[Event]) -> None:
     host, port = "127.0.0.1", broker.port
-    publish.single(topic("city", device, READING), b"\x81\xa1v\x07", hostname=host, port=port)  # garbage
+    publish.single(
+        topics.event("city", device, READING), b"\x81\xa1v\x07", hostname=host, port=port
+    )  # garbage
     for i, event in enumerate(events, 1):
         event = event.stamped(device, i)
-        where = f"city/{device}/telemetry" if event.kind == HEALTH else topic("city", device, event.kind)
+        where = topics.event("city", device, event.kind)
         publish.single(where, encode(event), qos=1, hostname=host, port=port)
 
 

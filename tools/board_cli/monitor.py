@@ -18,8 +18,9 @@ from typing import Any
 from rich.console import Console
 from rich.live import Live
 
+from agent import topics
 from agent.config import GatewayConfig
-from agent.events import ALARM, HEALTH, READING, Event, EventFormatError, decode, topic
+from agent.events import ALARM, HEALTH, READING, Event, EventFormatError, decode
 from agent.redact import redact_url
 
 from .monitor_view import BoardView, event_line, link_line
@@ -59,14 +60,18 @@ async def watch(
     from agent.uplink.connect import client_for
 
     prefix, device = config.uplink.topic_prefix, config.device.id
-    topics = [topic(prefix, device, READING), topic(prefix, device, ALARM), f"{prefix}/{device}/telemetry"]
+    wanted = [
+        topics.event(prefix, device, READING),
+        topics.event(prefix, device, ALARM),
+        topics.telemetry(prefix, device),
+    ]
     shown = 0
     link: dict[str, Any] = {}
     deadline = time.monotonic() + options.duration_s if options.duration_s else None
     async with client_for(config.uplink, f"edgectl-monitor-{os.getpid()}") as client:
-        for t in topics:
+        for t in wanted:
             await client.subscribe(t, qos=1)
-        print(f"watching {', '.join(topics)} on {redact_url(config.uplink.url)}", file=sys.stderr, flush=True)
+        print(f"watching {', '.join(wanted)} on {redact_url(config.uplink.url)}", file=sys.stderr, flush=True)
         messages = aiter(client.messages)
         while options.count is None or shown < options.count:
             remaining = None if deadline is None else deadline - time.monotonic()
