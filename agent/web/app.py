@@ -198,6 +198,7 @@ async def frame(request: web.Request) -> web.Response:
     shown = shown or live.latest
     if shown is None:
         return _error(503, f"camera {live.camera.config.id} sent no frame within {FRAME_WAIT_S:.0f} s")
+    live.still = shown
     return web.Response(
         body=await live.jpeg(shown, annotated=False),
         content_type="image/jpeg",
@@ -206,11 +207,11 @@ async def frame(request: web.Request) -> web.Response:
 
 
 async def detections(request: web.Request) -> web.Response:
-    """What the pipeline found in the frame the editor shows last (the newest one handed over)."""
+    """What the pipeline found in the frame the zone editor shows (the last frame.jpg)."""
     live = _live(request)
-    shown = live.latest
+    shown = live.still
     if shown is None:
-        return _error(503, f"camera {live.camera.config.id} has shown no frame yet")
+        return _error(503, f"load /api/cameras/{live.camera.config.id}/frame.jpg first")
     objects = []
     for dets, classes in shown.result.found:
         for i in range(len(dets)):

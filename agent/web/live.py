@@ -47,6 +47,7 @@ class LiveView:
         self.width = width
         self.unblurred = unblurred
         self.latest: Shown | None = None
+        self.still: Shown | None = None  # the frame the zone editor shows, with its detections
         self._number = 0
         self._arrived = asyncio.Event()
         self._jpegs: dict[tuple[int, bool], bytes] = {}  # (frame number, annotated) -> JPEG

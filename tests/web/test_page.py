@@ -127,11 +127,11 @@ def _zone_outline_at(gateway: Gateway, live: Any, point: tuple[float, float]) ->
 
 
 def _caught(live: Any) -> dict[str, int]:
-    """Per zone, the objects of the last shown frame whose ground point is inside (agent/vision/zones.py)."""
+    """Per zone, the objects of the editor's frame whose ground point is inside (agent/vision/zones.py)."""
     out = {}
     for zone in make_zones(live.camera.config.zones):
         n = 0
-        for dets, classes in live.latest.result.found:
+        for dets, classes in live.still.result.found:
             if len(dets):
                 inside = zone.contains(dets.bottom_centers())
                 n += sum(
@@ -167,6 +167,12 @@ def test_commissioning_in_the_browser(gateway: Gateway, browser: Any) -> None:
     assert cam.viewers == 1
     before = live.encoded
     wait_for("new live frames", lambda: live.encoded >= before + 3)
+    # and the browser sees it change: two looks at the image a second apart differ
+    look = "const c = document.createElement('canvas'); const i = arguments[0];"
+    look += "c.width = i.naturalWidth; c.height = i.naturalHeight; c.getContext('2d').drawImage(i, 0, 0);"
+    look += "return c.toDataURL('image/png');"
+    first = browser.execute_script(look, img)
+    wait_for("the live image to change", lambda: browser.execute_script(look, img) != first, 10)
     _shot(browser, "live")
 
     # zone editor: draw a zone on the current frame, name it, give it rules, save

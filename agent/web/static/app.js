@@ -92,7 +92,7 @@ function draw() {
   if (editor.drawing) poly(editor.drawing, "#ffe000", false);
   g.setLineDash([4, 3]);
   g.strokeStyle = "#ffffff"; g.lineWidth = 1;
-  for (const o of editor.objects) {
+  for (const o of editor.objects || []) {
     const [x1, y1, x2, y2] = o.box;
     g.strokeRect(x1 * w, y1 * h, (x2 - x1) * w, (y2 - y1) * h);
   }
@@ -181,12 +181,17 @@ function select(i) {
 function listZones() {
   const list = $("#zone-list");
   list.replaceChildren(...editor.zones.map((z, i) => {
-    const now = caught(z);
-    const labels = {};
-    for (const o of now) labels[o.label] = (labels[o.label] || 0) + 1;
-    const detail = Object.entries(labels).map(([k, n]) => `${k} ${n}`).join(", ");
-    const item = el("li", { "data-zone": z.id, "data-caught": String(now.length) },
-      `${z.id} (${z.polygon.length} corners): catches ${now.length} in this frame${detail ? " (" + detail + ")" : ""}`);
+    let item;
+    if (editor.objects === null) {  // the frame's detections are not here yet
+      item = el("li", { "data-zone": z.id }, `${z.id} (${z.polygon.length} corners)`);
+    } else {
+      const now = caught(z);
+      const labels = {};
+      for (const o of now) labels[o.label] = (labels[o.label] || 0) + 1;
+      const detail = Object.entries(labels).map(([k, n]) => `${k} ${n}`).join(", ");
+      item = el("li", { "data-zone": z.id, "data-caught": String(now.length) },
+        `${z.id} (${z.polygon.length} corners): catches ${now.length} in this frame${detail ? " (" + detail + ")" : ""}`);
+    }
     if (i === editor.selected) item.style.fontWeight = "bold";
     item.onclick = () => select(i);
     return item;
@@ -213,6 +218,7 @@ function message(text, ok) {
 
 async function loadZones() {
   editor.drawing = null;
+  editor.objects = null;
   $("#finish-zone").disabled = true;
   const data = await api("GET", `/api/cameras/${camera()}/zones`);
   editor.zones = data.zones;
@@ -376,7 +382,7 @@ async function start() {
   $("#new-zone").onclick = newZone;
   $("#finish-zone").onclick = finishZone;
   $("#delete-zone").onclick = deleteZone;
-  $("#reload-frame").onclick = () => { $("#zone-frame").src = `/api/cameras/${camera()}/frame.jpg?t=${Date.now()}`; };
+  $("#reload-frame").onclick = () => { editor.objects = null; $("#zone-frame").src = `/api/cameras/${camera()}/frame.jpg?t=${Date.now()}`; };
   $("#save-zones").onclick = saveZones;
   $("#event-kind").onchange = loadEvents;
   $("#logout").onclick = async () => {
