@@ -219,7 +219,7 @@ async def detections(request: web.Request) -> web.Response:
             objects.append(
                 {
                     "label": classes[cid] if cid < len(classes) else str(cid),
-                    "box": [round(float(v), 4) for v in dets.xyxy[i]],
+                    "box": [float(v) for v in dets.xyxy[i]],  # unrounded: border cases as the agent
                     "confidence": round(float(dets.confidence[i]), 3),
                     "track": int(dets.tracker_id[i]),
                 }

@@ -118,6 +118,15 @@ async function loadObjects() {
 }
 
 function inside([px, py], pts) {
+  // on the border counts as inside, as in the agent (cv2.pointPolygonTest >= 0): a box cut by the
+  // frame's bottom edge stands on the border of a zone that reaches it
+  for (let i = 0, j = pts.length - 1; i < pts.length; j = i++) {
+    const [xi, yi] = pts[i], [xj, yj] = pts[j];
+    const cross = (xj - xi) * (py - yi) - (yj - yi) * (px - xi);
+    const within = Math.min(xi, xj) - 1e-9 <= px && px <= Math.max(xi, xj) + 1e-9 &&
+      Math.min(yi, yj) - 1e-9 <= py && py <= Math.max(yi, yj) + 1e-9;
+    if (within && Math.abs(cross) < 1e-9) return true;
+  }
   let hit = false;
   for (let i = 0, j = pts.length - 1; i < pts.length; j = i++) {
     const [xi, yi] = pts[i], [xj, yj] = pts[j];
