@@ -12,7 +12,8 @@ Every file is written under a temporary name, checked by sha256 computed on the 
 The new version becomes the running one only by the final rename of ``/fw/current.tmp`` over
 ``/fw/current``: a cable pulled at any earlier moment leaves the old firmware booting, and the next
 run skips the files already verified in the ``.part`` folder and completes the update.
-The transport (raw REPL or our wire protocol) is behind ``BoardFiles``.
+The transport (raw REPL or our wire protocol) is behind ``BoardFiles``: edgectl uses it at the pole
+(tools/board_cli), the gateway for an update sent over MQTT (agent/boards/updates.py).
 """
 
 from __future__ import annotations

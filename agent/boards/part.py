@@ -8,6 +8,7 @@ from typing import Any
 
 from ..commands import CommandError
 from .session import BoardError, BoardSession
+from .updates import FirmwareUpdates
 
 # Board operations an operator may ask for over MQTT, and whether they change the board.
 OPERATIONS = {
@@ -83,6 +84,15 @@ async def setup(ctx: Any) -> None:
         description="a board operation: board, op (" + ", ".join(OPERATIONS) + "), args",
     )
     ctx.commands.register("board-status", status, mutating=False, description="a board's link statistics")
+    uploads = getattr(ctx, "uploads", None)
+    if uploads is not None:
+        updates = FirmwareUpdates(boards.get, uploads, list(ctx.config.updates.firmware_signers))
+        ctx.commands.register(
+            "board-firmware-install",
+            updates.install,
+            mutating=True,
+            description="install a staged firmware bundle on a board: board, transfer, sha256",
+        )
 
 
 async def run(ctx: Any) -> None:

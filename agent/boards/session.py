@@ -133,6 +133,7 @@ class BoardInfo:
     caps: list[str]
     lamp: float | None
     errors: list[str]
+    mpy: int | str | None = None  # its MicroPython's bytecode version (sys.implementation._mpy)
 
 
 class BoardSession:
@@ -414,6 +415,7 @@ class BoardSession:
             caps=[str(c) for c in body.get("caps", [])],
             lamp=lamp,
             errors=[str(e) for e in body.get("errors", [])],
+            mpy=body.get("mpy") if isinstance(body.get("mpy"), int | str) else None,
         )
         if proto != wire.PROTOCOL:
             raise ValueError(f"board speaks protocol {proto}, the agent {wire.PROTOCOL}")

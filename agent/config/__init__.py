@@ -16,6 +16,7 @@ from .device import DeviceConfig
 from .log import LoggingConfig
 from .outbox import OutboxConfig
 from .privacy import PrivacyConfig
+from .updates import UpdatesConfig
 from .uplink import CommandAuthConfig, UplinkConfig
 from .web import WebConfig
 
@@ -29,6 +30,7 @@ __all__ = [
     "LoggingConfig",
     "OutboxConfig",
     "PrivacyConfig",
+    "UpdatesConfig",
     "UplinkConfig",
     "VisionConfig",
     "WebConfig",
@@ -45,6 +47,7 @@ class GatewayConfig(Section):
     uplink: UplinkConfig = Field(default_factory=UplinkConfig)
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
+    updates: UpdatesConfig = Field(default_factory=UpdatesConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     vision: VisionConfig = Field(default_factory=VisionConfig)
     cameras: list[CameraConfig] = Field(default_factory=list)

@@ -302,17 +302,6 @@ class VisionConfig(Section):
     inter_op_threads: int = Field(default=1, ge=1)
     warmup_runs: int = Field(default=2, ge=0)
     self_test: bool = Field(default=True, description="run each model's golden image at start")
-    model_signers: list[str] = Field(
-        default_factory=list,
-        description="public keys (base64, as `edgectl model keygen` prints) whose signed model packages "
-        "may be installed over MQTT (model-install); none: no model updates",
-    )
-    update_probation_s: float = Field(
-        default=300.0,
-        ge=0,
-        description="after a model update, a camera that crashes within this many seconds goes back to "
-        "its previous model by itself (and says so with a model_rollback alarm)",
-    )
     spinning: Literal["auto", "on", "off"] = Field(
         default="auto",
         description="onnxruntime worker threads spin between runs: faster per frame, but they take the "

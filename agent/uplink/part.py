@@ -14,6 +14,7 @@ import aiomqtt
 from agent import __version__, topics
 from agent.config import GatewayConfig
 from agent.events import now_ms
+from agent.transfers import Uploads
 
 from .atrest import AtRestError, Sealer
 from .builtins import register_builtins
@@ -53,6 +54,9 @@ async def setup(ctx: Any) -> None:
     outbox = await Outbox.open(config.outbox.path, device, quota_bytes(config), key, sealer)
     outbox.privacy = config.privacy
     ctx.sink = outbox
+    # packages sent in chunks (model updates, board firmware): staged beside the outbox
+    ctx.uploads = Uploads(config.outbox.path.parent / "uploads")
+    ctx.uploads.register(ctx.commands)
     nonces = NonceLedger(config.outbox.path.with_name("command-nonces.sqlite"))
     gate = CommandGate(ctx.commands, config.uplink.commands, device, config.uplink.topic_prefix, nonces)
 

@@ -19,9 +19,11 @@ from typing import Any
 
 from ..config import GatewayConfig
 from ..config.camera import CameraConfig, VisionConfig
+from ..config.updates import UpdatesConfig
 from ..events import ModelRef
 from ..redact import redact_url
 from ..sink import EventSink
+from ..transfers import Uploads
 from .engine import EngineOptions, ModelEngine, ModelPool, ModelRefused
 from .issue_store import IssueStore
 from .pipeline import CameraPipeline, FrameResult
@@ -78,22 +80,23 @@ class Vision:
     """All cameras of a gateway and the engines they share."""
 
     def __init__(
-        self, cameras: list[CameraConfig], config: VisionConfig | None = None, state_dir: Path | None = None
+        self,
+        cameras: list[CameraConfig],
+        config: VisionConfig | None = None,
+        state_dir: Path | None = None,
+        uploads: Uploads | None = None,
+        updates: UpdatesConfig | None = None,
     ) -> None:
         self.pool = ModelPool(engine_options(config or VisionConfig(), len(cameras)))
         self.cameras = [Camera(c) for c in cameras]
         self.state_dir = state_dir  # open static issues and installed model updates live here
         self.seal: Callable[[str, bytes], bytes] | None = None  # kept snapshots, with the outbox's key
-        self.updates = (
-            ModelUpdates(
-                self,
-                state_dir / "models",
-                list((config or VisionConfig()).model_signers),
-                (config or VisionConfig()).update_probation_s,
+        self.updates: ModelUpdates | None = None
+        if state_dir is not None and uploads is not None:
+            updates = updates or UpdatesConfig()
+            self.updates = ModelUpdates(
+                self, state_dir / "models", uploads, list(updates.model_signers), updates.probation_s
             )
-            if state_dir is not None
-            else None
-        )
 
     def load(self) -> None:
         """Load every camera's models (blocking: run it in a thread)."""
@@ -256,7 +259,13 @@ async def setup(ctx: Any) -> None:
     config: GatewayConfig = ctx.config
     if not config.cameras:
         return
-    vision = Vision(config.cameras, config.vision, state_dir=config.outbox.path.parent / "vision")
+    vision = Vision(
+        config.cameras,
+        config.vision,
+        state_dir=config.outbox.path.parent / "vision",
+        uploads=getattr(ctx, "uploads", None),
+        updates=config.updates,
+    )
     uplink = getattr(ctx, "uplink", None)
     sealer = uplink.outbox.sealer if uplink is not None else None
     if sealer is not None:
@@ -268,15 +277,13 @@ async def setup(ctx: Any) -> None:
     if updates is not None:
         updates.sink = ctx.sink
         register = ctx.commands.register
-        register("model-chunk", updates.chunk, mutating=True, description="one chunk of a model package")
         register(
-            "model-status", updates.status, mutating=False, description="staged transfers, models per camera"
+            "model-status", updates.status, mutating=False, description="models per camera, updates installed"
         )
         register(
             "model-install", updates.install, mutating=True, description="install a staged model package"
         )
         register("model-rollback", updates.rollback, mutating=True, description="a camera's previous models")
-        register("model-cancel", updates.cancel, mutating=True, description="drop a staged transfer")
 
 
 async def run(ctx: Any) -> None:

@@ -1,28 +1,21 @@
-"""Model updates over MQTT: a signed model package arrives in chunks, is checked, and replaces a
-camera's model without restarting the agent; the previous version stays for a rollback.
+"""Model updates over MQTT: a signed model package (sent in chunks, agent/transfers.py) is checked
+and replaces a camera's model without restarting the agent; the previous version stays for a rollback.
 
-The operator's tool (``edgectl fleet model``) sends the package, a tar of a signed model folder
-(``edgectl model sign``), as ``model-chunk`` commands: each chunk carries its SHA-256, is kept in a
-staging folder, and a transfer that was cut resumes where it stopped (``model-status`` says which
-chunks are missing). The signed ``model-install`` command names the transfer, the whole archive's
-SHA-256 and the camera; the gateway then checks the archive's hash, unpacks it safely, verifies the
-package's signature against ``vision.model_signers``, loads it (manifest schema, file hashes, golden
-self-test) and only then swaps the camera's pipeline. What a camera runs is recorded in
-``models.json`` beside the installed models, so a restart keeps it.
+The signed ``model-install`` command names the staged transfer, the whole archive's SHA-256 and the
+camera; the gateway then verifies the package's signature against ``updates.model_signers``, loads
+it (manifest schema, file hashes, golden self-test) and only then swaps the camera's pipeline. What a
+camera runs is recorded in ``models.json`` beside the installed models, so a restart keeps it; for
+``updates.probation_s`` a camera that crashes on the new model goes back to the previous one.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
-import re
 import shutil
-import tarfile
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +24,7 @@ from ..commands import CommandError
 from ..events import ALARM, MODEL_ROLLBACK, START, Event, now_ms
 from ..signing import KeyFileError, SignatureError, TrustList, verify_package
 from ..sink import EventSink
+from ..transfers import Uploads
 from .engine import ModelRefused
 from .pipeline import CameraPipeline
 
@@ -39,10 +33,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CHUNK_MAX = 48 * 1024  # a command is at most 64 KiB with its envelope
-TRANSFER_MAX = 64 * 1024 * 1024  # a model package bigger than this is not a street model
-TRANSFERS_MAX = 2  # transfers staged at once: a sender cannot fill the disk with abandoned ones
-TRANSFER_ID = re.compile(r"^[0-9a-f]{8,32}$")
+
+REFUSED_FOR_GOOD = ("bad-package", "bad-signature", "model-refused")
 
 
 def running(pipeline: CameraPipeline) -> list[Any]:
@@ -50,26 +42,18 @@ def running(pipeline: CameraPipeline) -> list[Any]:
     return [*pipeline.detectors, *([pipeline.density] if pipeline.density is not None else [])]
 
 
-@dataclass
-class Transfer:
-    count: int
-    have: set[int] = field(default_factory=set)
-
-    def missing(self) -> list[int]:
-        return [i for i in range(self.count) if i not in self.have]
-
-
 class ModelUpdates:
-    def __init__(self, vision: Vision, root: Path, signers: list[str], probation_s: float = 300.0) -> None:
+    def __init__(
+        self, vision: Vision, root: Path, uploads: Uploads, signers: list[str], probation_s: float = 300.0
+    ) -> None:
         self.vision = vision
-        self.root = root  # <state>/models: installed/, staging/, models.json
+        self.root = root  # <state>/models: installed/, models.json
+        self.uploads = uploads
         self.signers = signers
         self.probation_s = probation_s
         self.sink: EventSink | None = None  # where a model_rollback alarm goes (the vision part sets it)
         self._watches: set[asyncio.Task[None]] = set()
-        self.transfers: dict[str, Transfer] = {}
         self.on_change: Callable[[], Awaitable[None]] | None = None  # the uplink re-announces the models
-        self._resume()
 
     # ----- what cameras run, across restarts ---------------------------------------------------
     @property
@@ -93,63 +77,6 @@ class ModelUpdates:
         mine = self.record().get(camera, {})
         return [mine.get("current", {}).get(str(m), str(m)) for m in configured]
 
-    # ----- chunks ------------------------------------------------------------------------------
-    def _staging(self, transfer: str) -> Path:
-        return self.root / "staging" / transfer
-
-    def _resume(self) -> None:
-        """Transfers cut by a restart go on from the chunks already on disk."""
-        staging = self.root / "staging"
-        if not staging.is_dir():
-            return
-        for folder in sorted(staging.iterdir())[:TRANSFERS_MAX]:
-            try:
-                count = int((folder / "count").read_text())
-            except (OSError, ValueError):
-                continue
-            have = {int(p.stem) for p in folder.glob("*.part") if p.stem.isdigit()}
-            self.transfers[folder.name] = Transfer(count, have)
-
-    async def chunk(self, args: dict[str, Any]) -> dict[str, Any]:
-        transfer, index, count = args.get("transfer"), args.get("index"), args.get("count")
-        data, digest = args.get("data"), args.get("sha256")
-        if not isinstance(transfer, str) or not TRANSFER_ID.match(transfer):
-            raise CommandError("bad-args", "'transfer' must be 8 to 32 lowercase hex digits")
-        if type(count) is not int or not 0 < count <= TRANSFER_MAX // 1024:
-            raise CommandError("bad-args", "'count' must be the number of chunks, a positive integer")
-        if type(index) is not int or not 0 <= index < count:
-            raise CommandError("bad-args", f"'index' must be 0..{count - 1}")
-        if not isinstance(data, bytes) or not 0 < len(data) <= CHUNK_MAX:
-            raise CommandError("bad-args", f"'data' must be 1 to {CHUNK_MAX} bytes")
-        if not isinstance(digest, str) or hashlib.sha256(data).hexdigest() != digest:
-            raise CommandError("bad-chunk", f"chunk {index} does not match its sha256: send it again")
-        state = self.transfers.get(transfer)
-        if state is None:
-            if len(self.transfers) >= TRANSFERS_MAX:
-                raise CommandError(
-                    "busy",
-                    f"{TRANSFERS_MAX} transfers are staged already: finish or cancel one (model-status)",
-                )
-            state = self.transfers[transfer] = Transfer(count)
-            folder = self._staging(transfer)
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / "count").write_text(str(count))
-        elif state.count != count:
-            raise CommandError("bad-args", f"transfer {transfer} has {state.count} chunks, not {count}")
-        if count * CHUNK_MAX > TRANSFER_MAX:
-            raise CommandError("too-big", f"a model package is at most {TRANSFER_MAX // 2**20} MiB")
-        part = self._staging(transfer) / f"{index}.part"
-        tmp = part.with_suffix(".tmp")
-        tmp.write_bytes(data)
-        tmp.replace(part)
-        state.have.add(index)
-        return {
-            "transfer": transfer,
-            "have": len(state.have),
-            "count": count,
-            "missing": state.missing()[:50],
-        }
-
     async def status(self, args: dict[str, Any]) -> dict[str, Any]:
         cameras = {}
         for cam in self.vision.cameras:
@@ -157,37 +84,19 @@ class ModelUpdates:
                 cameras[cam.config.id] = [
                     [m.engine.manifest.id, m.engine.manifest.version] for m in running(cam.pipeline)
                 ]
-        return {
-            "transfers": {
-                t: {"have": len(s.have), "count": s.count, "missing": s.missing()}
-                for t, s in self.transfers.items()
-            },
-            "cameras": cameras,
-            "installed": self.record(),
-        }
-
-    async def cancel(self, args: dict[str, Any]) -> dict[str, Any]:
-        transfer = args.get("transfer")
-        if transfer not in self.transfers:
-            raise CommandError("unknown-transfer", f"no transfer {transfer!r} is staged")
-        del self.transfers[transfer]
-        shutil.rmtree(self._staging(transfer), ignore_errors=True)
-        return {"cancelled": transfer}
+        return {"cameras": cameras, "installed": self.record()}
 
     # ----- install -----------------------------------------------------------------------------
     async def install(self, args: dict[str, Any]) -> dict[str, Any]:
         transfer, digest, camera_id = args.get("transfer"), args.get("sha256"), args.get("camera")
-        state = self.transfers.get(transfer) if isinstance(transfer, str) else None
-        if state is None:
-            raise CommandError("unknown-transfer", f"no transfer {transfer!r} is staged")
-        if state.missing():
-            raise CommandError(
-                "incomplete",
-                f"transfer {transfer} lacks {len(state.missing())} chunks: first {state.missing()[:10]}",
-            )
         camera = self._camera(camera_id)
         crashes = camera.restarts
-        result = await asyncio.to_thread(self._install, transfer, state, str(digest), camera)
+        try:
+            result = await asyncio.to_thread(self._install, transfer, digest, camera)
+        except CommandError as exc:
+            if exc.code in REFUSED_FOR_GOOD:  # sending it again cannot help: do not keep it staged
+                self.uploads.done(str(transfer))
+            raise
         await self._changed()
         if self.probation_s > 0:
             watch = asyncio.create_task(self._probation(camera, crashes, camera.pipeline, result))
@@ -248,36 +157,21 @@ class ModelUpdates:
         known = ", ".join(c.config.id for c in self.vision.cameras)
         raise CommandError("unknown-camera", f"no camera {camera_id!r}; cameras: {known}")
 
-    def _install(self, transfer: str, state: Transfer, digest: str, cam: Camera) -> dict[str, Any]:
-        staging = self._staging(transfer)
-        archive = staging / "package.tar"
-        with open(archive, "wb") as out:
-            for i in range(state.count):
-                out.write((staging / f"{i}.part").read_bytes())
-        actual = hashlib.sha256(archive.read_bytes()).hexdigest()
-        if actual != digest:
-            raise CommandError("bad-package", f"the package's sha256 is {actual}, the command says {digest}")
-        unpacked = staging / "unpacked"
-        shutil.rmtree(unpacked, ignore_errors=True)
-        try:
-            with tarfile.open(archive) as tar:
-                tar.extractall(unpacked, filter="data")  # no links out, no absolute paths, no devices
-        except (tarfile.TarError, OSError) as exc:
-            raise CommandError("bad-package", f"the package is not a usable tar: {exc}") from None
-        folder = self._package_root(unpacked)
+    def _install(self, transfer: Any, digest: Any, cam: Camera) -> dict[str, Any]:
+        folder = self.uploads.unpack(transfer, digest, "manifest.json")
         try:
             trust = TrustList.from_strings(self.signers)
         except KeyFileError as exc:
-            raise CommandError("no-trust", f"vision.model_signers: {exc}") from None
+            raise CommandError("no-trust", f"updates.model_signers: {exc}") from None
         if not trust.keys:
             raise CommandError(
-                "no-trust", "no model signer is trusted: add its public key to vision.model_signers"
+                "no-trust", "no model signer is trusted: add its public key to updates.model_signers"
             )
         try:
             signed = verify_package(folder, trust, kind="model")
         except SignatureError as exc:
             raise CommandError("bad-signature", f"the package's signature: {exc}") from None
-        target = self.root / "installed" / f"{signed.name}-{signed.version}-{digest[:8]}"
+        target = self.root / "installed" / f"{signed.name}-{signed.version}-{str(digest)[:8]}"
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copytree(folder, target)
@@ -308,8 +202,7 @@ class ModelUpdates:
         mine["previous"][configured] = before
         mine["current"][configured] = str(target)
         self._write_record(record)
-        del self.transfers[transfer]
-        shutil.rmtree(staging, ignore_errors=True)
+        self.uploads.done(str(transfer))
         log.warning(
             "camera %s now runs %s %s (was %s %s)",
             cam.config.id, engine.manifest.id, engine.manifest.version,
@@ -332,15 +225,6 @@ class ModelUpdates:
             if engine is not None and engine.manifest.id == model_id:
                 return str(folder)
         raise CommandError("no-such-model", f"camera {cam.config.id} has no configured model {model_id!r}")
-
-    @staticmethod
-    def _package_root(unpacked: Path) -> Path:
-        if (unpacked / "manifest.json").exists():
-            return unpacked
-        inner = [p for p in unpacked.iterdir() if p.is_dir()]
-        if len(inner) == 1 and (inner[0] / "manifest.json").exists():
-            return inner[0]
-        raise CommandError("bad-package", "the package holds no model folder (manifest.json)")
 
     async def rollback(self, args: dict[str, Any]) -> dict[str, Any]:
         cam = self._camera(args.get("camera"))

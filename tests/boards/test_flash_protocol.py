@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from agent.boards.install import LOADER
 from firmware.sim.board import SimulatedBoard
 from firmware.sim.scenarios import STREET_SETUP
 from tools.board_cli.board_setup import load_setup
-from tools.board_cli.install import LOADER
 from tools.board_cli.proto import probe_hello
 from tools.edgectl import main as edgectl
 from tools.errors import DOWNGRADE

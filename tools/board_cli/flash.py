@@ -18,6 +18,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from agent.boards.install import InstallError, InstallResult, current_version, install, plan_install
 from agent.firmware_bundle import (
     BundleError,
     DowngradeRefused,
@@ -30,7 +31,6 @@ from agent.signing import TrustList
 
 from ..errors import BYTECODE, DOWNGRADE, FLASH, NO_BOARD, SIGNATURE, EdgectlError
 from .connecting import Connecting
-from .install import InstallError, InstallResult, current_version, install, plan_install
 from .repl_link import ReplBoard
 
 MPY_RELEASES = {

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from agent.boards.install import current_version
+
 from ..errors import EdgectlError
-from .install import current_version
 from .provision import read_config
 from .repl_link import ReplBoard
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from agent.boards.install import InstallError, write_verified
+
 from ..errors import FAILED, EdgectlError
 from .board_setup import CONFIG_PATH, BoardSetup, differences
 from .connecting import Connecting
-from .install import InstallError, write_verified
 from .repl_link import ReplBoard
 
 PREVIOUS_PATH = "/config.prev.json"

@@ -22,11 +22,11 @@ import serial
 from mpremote.transport import TransportError, TransportExecError
 from mpremote.transport_serial import SerialTransport
 
+from agent.boards.install import Progress
 from firmware.streetfw import wire
 
 from ..errors import NO_BOARD, EdgectlError
 from .connecting import Connecting
-from .install import Progress
 from .ports import open_port
 
 RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n"  # the ">" after it is read by the first exec

@@ -57,7 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Packs FOLDER (a model folder signed with `edgectl model sign`), sends it to each DEVICE in "
         "signed chunks (a cut transfer resumes: run the same command again), then installs it on "
         "--camera in place of the model with the same id. The gateway checks the package's hash and "
-        "signature (vision.model_signers) and the model's golden self-test before it swaps; the "
+        "signature (updates.model_signers) and the model's golden self-test before it swaps; the "
         "previous version stays (`edgectl cmd send DEVICE model-rollback`). Devices go one after the "
         "other; a table says how each went. Exit 0: installed on every device.",
     )
@@ -69,8 +69,45 @@ def register(sub: argparse._SubParsersAction) -> None:
     model.add_argument("--key", type=Path, required=True, help="operator private key (edgectl keys new)")
     model.add_argument("--prefix", default="city", help="topic prefix (default city)")
     model.add_argument("--wait", type=float, default=60.0, help="seconds to wait for each reply (default 60)")
+    model.add_argument(
+        "--chunk-kib",
+        type=int,
+        default=40,
+        choices=range(1, 48),
+        metavar="KIB",
+        help="chunk size (default 40; smaller for a broker with a small maximum packet size)",
+    )
     model.add_argument("--stop-after", type=int, metavar="N", help=argparse.SUPPRESS)  # tests: cut a transfer
     model.set_defaults(func=cmd_model)
+
+    fw = cmds.add_parser(
+        "firmware",
+        help="send a signed firmware bundle to gateways, which install it on a board over the serial link",
+        description="Packs BUNDLE (`edgectl firmware build --key`), sends it to each DEVICE in signed chunks "
+        "(resumable), then the gateway checks its signature (updates.firmware_signers), hashes, "
+        "bytecode version and downgrade, installs it on the board over the serial protocol with the "
+        "same verified, switched-in-one-rename install as `edgectl board flash`, reboots the board and "
+        "waits for its HELLO with the new version. A board cut off mid-install keeps its firmware.",
+    )
+    add_broker_args(fw)
+    fw.add_argument("bundle", type=Path, help="the firmware bundle folder")
+    fw.add_argument("devices", nargs="*", metavar="DEVICE", help="device ids (or --match)")
+    add_match_option(fw)
+    fw.add_argument("--board", help="board id on each gateway (may be left out where it has one board)")
+    fw.add_argument("--allow-downgrade", action="store_true", help="install an older version")
+    fw.add_argument("--key", type=Path, required=True, help="operator private key (edgectl keys new)")
+    fw.add_argument("--prefix", default="city", help="topic prefix (default city)")
+    fw.add_argument("--wait", type=float, default=120.0, help="seconds to wait for each reply (default 120)")
+    fw.add_argument(
+        "--chunk-kib",
+        type=int,
+        default=40,
+        choices=range(1, 48),
+        metavar="KIB",
+        help="chunk size (default 40; smaller for a broker with a small maximum packet size)",
+    )
+    fw.add_argument("--stop-after", type=int, metavar="N", help=argparse.SUPPRESS)  # tests: cut a transfer
+    fw.set_defaults(func=cmd_firmware)
 
 
 def add_match_option(parser: argparse.ArgumentParser) -> None:
@@ -180,16 +217,15 @@ def cmd_config(args: argparse.Namespace) -> int:
     )
 
 
-CHUNK = 40 * 1024  # under the agent's 48 KiB chunk limit with room for the signed envelope
-
-
-def pack(folder: Path) -> bytes:
-    """The model folder as a tar with stable names, times and owners: the same folder, the same bytes."""
+def pack(folder: Path, marker: str = "manifest.json") -> bytes:
+    """A package folder as a tar with stable names, times and owners: the same folder, the same bytes."""
     import io
     import tarfile
 
-    if not (folder / "manifest.json").is_file() or not (folder / "signature.json").is_file():
+    if marker == "manifest.json" and not (folder / "signature.json").is_file():
         raise EdgectlError(f"{folder} is not a signed model folder (manifest.json, signature.json)", USAGE)
+    if not (folder / marker).is_file():
+        raise EdgectlError(f"{folder} holds no {marker}: not the package expected here", USAGE)
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
@@ -200,16 +236,24 @@ def pack(folder: Path) -> bytes:
     return buf.getvalue()
 
 
-async def _send_model(
-    client: aiomqtt.Client, args: argparse.Namespace, device: str, archive: bytes, key: str
+async def _send(
+    client: aiomqtt.Client,
+    args: argparse.Namespace,
+    device: str,
+    archive: bytes,
+    key: str,
+    install: str,
+    install_args: dict[str, Any],
 ) -> dict[str, Any]:
+    """Upload ``archive`` to ``device`` in signed chunks (resuming a cut transfer), then ``install`` it."""
     digest = hashlib.sha256(archive).hexdigest()
     transfer = digest[:16]  # the same package resumes the same transfer
-    chunks = [archive[i : i + CHUNK] for i in range(0, len(archive), CHUNK)]
+    size = args.chunk_kib * 1024
+    chunks = [archive[i : i + size] for i in range(0, len(archive), size)]
     request = Requester(client, args.prefix, device, key, args.wait)
     await client.subscribe(request.reply_topic, qos=1)
     try:
-        staged = (await request.result("model-status", {}))["transfers"].get(transfer)
+        staged = (await request.result("upload-status", {}))["transfers"].get(transfer)
         todo = staged["missing"] if staged else list(range(len(chunks)))
         print(
             f"edgectl: {device}: {len(archive):,} bytes in {len(chunks)} chunks; "
@@ -221,26 +265,26 @@ async def _send_model(
                 raise EdgectlError(f"stopped after {n} chunks (--stop-after)", FAILED)
             data = chunks[index]
             answer = await request.result(
-                "model-chunk",
+                "upload-chunk",
                 {"transfer": transfer, "index": index, "count": len(chunks), "data": data,
                  "sha256": hashlib.sha256(data).hexdigest()},
             )  # fmt: skip
             print(f"\r  sent {answer['have']}/{len(chunks)} chunks", end="", file=sys.stderr, flush=True)
         print(file=sys.stderr)
-        return await request.result(
-            "model-install", {"transfer": transfer, "sha256": digest, "camera": args.camera}
-        )
+        return await request.result(install, {"transfer": transfer, "sha256": digest, **install_args})
     finally:
         await client.unsubscribe(request.reply_topic)
 
 
-async def _model(args: argparse.Namespace, archive: bytes, key: str) -> dict[str, dict[str, Any] | str]:
+async def _deploy(
+    args: argparse.Namespace, archive: bytes, key: str, install: str, install_args: dict[str, Any]
+) -> dict[str, dict[str, Any] | str]:
     results: dict[str, dict[str, Any] | str] = {}
     try:
         async with client_from_args(args) as client:
             for device in await _targets(client, args):
                 try:
-                    results[device] = await _send_model(client, args, device, archive, key)
+                    results[device] = await _send(client, args, device, archive, key, install, install_args)
                 except EdgectlError as exc:  # one device's refusal does not stop the others
                     print(f"edgectl: {exc}", file=sys.stderr)
                     results[device] = str(exc)
@@ -253,12 +297,29 @@ async def _model(args: argparse.Namespace, archive: bytes, key: str) -> dict[str
 
 def cmd_model(args: argparse.Namespace) -> int:
     key = read_private(args.key)
-    results = asyncio.run(_model(args, pack(args.folder), key))
+    results = asyncio.run(_deploy(args, pack(args.folder), key, "model-install", {"camera": args.camera}))
     for device, result in results.items():
         if isinstance(result, dict):
             print(
-                f"{device:<20} ok       {' '.join(result['installed'])} on {result['camera']} (was {' '.join(result['previous'])})"
+                f"{device:<20} ok       {' '.join(result['installed'])} on {result['camera']} "
+                f"(was {' '.join(result['previous'])})"
             )
+        else:
+            print(f"{device:<20} FAILED   {result}")
+    return 0 if all(isinstance(r, dict) for r in results.values()) else FAILED
+
+
+def cmd_firmware(args: argparse.Namespace) -> int:
+    key = read_private(args.key)
+    archive = pack(args.bundle, marker="bundle.json")
+    install_args: dict[str, Any] = {"board": args.board} if args.board else {}
+    if args.allow_downgrade:
+        install_args["allow_downgrade"] = True
+    results = asyncio.run(_deploy(args, archive, key, "board-firmware-install", install_args))
+    for device, result in results.items():
+        if isinstance(result, dict):
+            was = result.get("previous") or "(none)"
+            print(f"{device:<20} ok       board {result['board']} runs {result['installed']} (was {was})")
         else:
             print(f"{device:<20} FAILED   {result}")
     return 0 if all(isinstance(r, dict) for r in results.values()) else FAILED

@@ -2,7 +2,7 @@
 
 An ed25519 private key in a PKCS#8 PEM file readable only by its owner (``openssl pkey`` reads it
 too); its public key in base64 of the raw 32 bytes, one line, the form every trust list takes:
-gateways' ``uplink.commands.trusted_keys`` (commands, desired config, model updates), ``vision.model_signers``,
+gateways' ``uplink.commands.trusted_keys`` (commands, desired config, model updates), ``updates.model_signers``,
 and the trust lists of ``edgectl model verify`` and ``edgectl firmware verify``. ``model keygen`` and
 ``firmware keygen`` are this same command. Older operator keys (base64 of the raw private key) are
 still read.
@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="write a new ed25519 private key (PEM) and print its public key",
         description="Writes the private key (PKCS#8 PEM, readable only by you) and prints its public key "
         "(base64) on standard output: add it to each gateway's uplink.commands.trusted_keys (an "
-        "operator's key), vision.model_signers (a model signer's) or a trust list.",
+        "operator's key), updates.model_signers (a model signer's) or a trust list.",
     )
     new.add_argument("path", type=Path, help="file for the private key, e.g. ~/.config/edgectl/operator.pem")
     new.add_argument("--force", action="store_true", help="overwrite an existing key file")

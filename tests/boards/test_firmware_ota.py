@@ -1,0 +1,137 @@
+"""Board firmware over the air: a signed bundle sent to the gateway over MQTT (cut and resumed) and
+installed on its board through the serial protocol, with flash's guarantees. The real agent (uplink
+and boards parts), the simulated board (our firmware on a pseudo-terminal), real Mosquitto and the
+real `edgectl fleet firmware`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.config import parse_config
+from agent.runtime import AgentContext
+from firmware.sim.board import SimulatedBoard
+from firmware.sim.scenarios import STREET_SETUP
+from tools.board_cli.board_setup import load_setup
+from tools.broker import Broker
+from tools.edgectl import main as edgectl
+
+ROOT = Path(__file__).resolve().parents[2]
+ENV = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+DEVICE = "pole-ota"
+
+
+def _key(path: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    assert edgectl(["keys", "new", str(path)]) == 0
+    return capsys.readouterr().out.strip()
+
+
+def _bundle(tmp_path: Path, version: str, key: Path) -> Path:
+    out = tmp_path / f"bundle-{version}-{key.stem}"
+    code = edgectl(
+        [
+            "firmware",
+            "build",
+            str(ROOT / "firmware"),
+            "--version",
+            version,
+            "--out",
+            str(out),
+            "--key",
+            str(key),
+        ]
+    )
+    assert code == 0
+    return out
+
+
+@contextlib.asynccontextmanager
+async def _agent(data: dict[str, Any]) -> AsyncIterator[AgentContext]:
+    from agent.boards import part as boards
+    from agent.uplink import part as uplink
+
+    ctx = AgentContext(config=parse_config(data))
+    await uplink.setup(ctx)
+    await boards.setup(ctx)
+    tasks = [asyncio.create_task(uplink.run(ctx)), asyncio.create_task(boards.run(ctx))]
+    try:
+        session = next(iter(ctx.boards.sessions.values()))
+        while not ctx.uplink.publisher.stats.connected or session.info is None:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)
+        yield ctx
+    finally:
+        ctx.stopping.set()
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await uplink.close(ctx)
+
+
+def _fleet(broker: Broker, operator: Path, bundle: Path, *more: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tools.edgectl", "fleet", "firmware", str(bundle), DEVICE, "--url", broker.url,
+         "--key", str(operator), "--wait", "120", *more],
+        capture_output=True, text=True, env=ENV, timeout=300,
+    )  # fmt: skip
+
+
+@pytest.mark.timeout(600)
+def test_board_firmware_over_the_air_resumes_installs_reboots_and_refuses_what_it_must(
+    mosquitto: Broker, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    signer_public = _key(tmp_path / "fw-signer.pem", capsys)
+    _key(tmp_path / "stranger.pem", capsys)
+    operator_public = _key(tmp_path / "operator.pem", capsys)
+    good = _bundle(tmp_path, "1.2.0", tmp_path / "fw-signer.pem")
+    forged = _bundle(tmp_path, "1.3.0", tmp_path / "stranger.pem")
+    older = _bundle(tmp_path, "1.1.0", tmp_path / "fw-signer.pem")
+    setup = load_setup(STREET_SETUP).document()
+    flash = tmp_path / "flash"
+    with SimulatedBoard(setup, flash=flash) as board:
+        config = {
+            "device": {"id": DEVICE},
+            "uplink": {"url": mosquitto.url, "reconnect_min_s": 0.05, "reconnect_max_s": 0.5,
+                       "commands": {"trusted_keys": [operator_public]}},
+            "outbox": {"path": str(tmp_path / "state" / "outbox.sqlite")},
+            "updates": {"firmware_signers": [signer_public]},
+            "boards": [{"id": setup["board_id"], "port": board.port}],
+        }  # fmt: skip
+        operator = tmp_path / "operator.pem"
+
+        async def go() -> None:
+            async with _agent(config) as ctx:
+                session = ctx.boards.sessions[setup["board_id"]]
+                assert session.info.firmware == "1.0.0"
+                cut = await asyncio.to_thread(
+                    _fleet, mosquitto, operator, good, "--chunk-kib", "4", "--stop-after", "2"
+                )
+                assert cut.returncode == 1 and "stopped after 2 chunks" in cut.stderr, cut.stderr
+                assert not (flash / "fw" / "1.2.0").exists(), "nothing reaches the board before the install"
+                assert session.info.firmware == "1.0.0" and board.boots == 1
+                done = await asyncio.to_thread(_fleet, mosquitto, operator, good, "--chunk-kib", "4")
+                assert done.returncode == 0, done.stdout + done.stderr
+                assert "2 already on the device" in done.stderr, "the second run resumes the transfer"
+                assert f"board {setup['board_id']} runs 1.2.0 (was 1.0.0)" in done.stdout
+                assert session.info.firmware == "1.2.0" and board.boots == 2, "rebooted once, into 1.2.0"
+                assert (flash / "fw" / "current").read_text() == "1.2.0\n"
+                readings = session.stats.readings
+                await asyncio.sleep(3.0)
+                assert session.stats.readings > readings, "the new firmware measures"
+
+                refused = await asyncio.to_thread(_fleet, mosquitto, operator, forged)
+                assert refused.returncode == 1 and "bad-signature" in refused.stderr, refused.stderr
+                downgrade = await asyncio.to_thread(_fleet, mosquitto, operator, older)
+                assert downgrade.returncode == 1 and "downgrade" in downgrade.stderr, downgrade.stderr
+                assert session.info.firmware == "1.2.0" and board.boots == 2, "refusals never touch the board"
+
+        asyncio.run(go())
