@@ -35,7 +35,7 @@ class WebConfig(Section):
         if self.enabled and self.password_file is None:
             raise ValueError(
                 "web.enabled needs web.password_file: a file with the page's password, e.g. "
-                "`openssl rand -base64 18 > /etc/street-edge/web-password; chmod 600 ...`"
+                "`openssl rand -base64 18 > /etc/edge-agent/web-password; chmod 600 ...`"
             )
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("set both web.tls_cert and web.tls_key for HTTPS, or neither")
