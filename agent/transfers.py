@@ -19,11 +19,24 @@ from pathlib import Path
 from typing import Any
 
 from .commands import CommandError, CommandRegistry
+from .signing import KeyFileError, TrustList
 
 CHUNK_MAX = 48 * 1024  # a command is at most 64 KiB with its envelope
 TRANSFER_MAX = 64 * 1024 * 1024  # bigger is no street model or board firmware
 TRANSFERS_MAX = 2  # staged at once: a sender cannot fill the disk with abandoned ones
 TRANSFER_ID = re.compile(r"^[0-9a-f]{8,32}$")
+
+
+def trusted_signers(keys: list[str], setting: str, what: str) -> TrustList:
+    """The keys of ``setting`` (e.g. ``updates.model_signers``) as a trust list; CommandError
+    ``no-trust`` when they are unusable or none: no package of ``what`` is installed then."""
+    try:
+        trust = TrustList.from_strings(keys)
+    except KeyFileError as exc:
+        raise CommandError("no-trust", f"{setting}: {exc}") from None
+    if not trust.keys:
+        raise CommandError("no-trust", f"no {what} signer is trusted: add its public key to {setting}")
+    return trust
 
 
 @dataclass
@@ -135,10 +148,13 @@ class Uploads:
             )
         folder = self._folder(transfer)
         archive = folder / "package.tar"
-        with open(archive, "wb") as out:
+        hasher = hashlib.sha256()
+        with open(archive, "wb") as out:  # hashed as it is joined: the archive is read once
             for i in range(state.count):
-                out.write((folder / f"{i}.part").read_bytes())
-        actual = hashlib.sha256(archive.read_bytes()).hexdigest()
+                chunk = (folder / f"{i}.part").read_bytes()
+                hasher.update(chunk)
+                out.write(chunk)
+        actual = hasher.hexdigest()
         if actual != digest:
             raise CommandError("bad-package", f"the package's sha256 is {actual}, the command says {digest}")
         unpacked = folder / "unpacked"

@@ -21,8 +21,7 @@ from typing import Any
 
 from ..commands import CommandError
 from ..firmware_bundle import BundleError, DowngradeRefused, board_mpy_major, check_upgrade, load_bundle
-from ..signing import KeyFileError, TrustList
-from ..transfers import Uploads
+from ..transfers import Uploads, trusted_signers
 from .install import InstallError, current_version, install
 from .session import BoardError, BoardSession
 
@@ -113,14 +112,7 @@ class FirmwareUpdates:
         loop: asyncio.AbstractEventLoop,
     ) -> dict[str, Any]:
         folder = self.uploads.unpack(transfer, digest, "bundle.json")
-        try:
-            trust = TrustList.from_strings(self.signers)
-        except KeyFileError as exc:
-            raise CommandError("no-trust", f"updates.firmware_signers: {exc}") from None
-        if not trust.keys:
-            raise CommandError(
-                "no-trust", "no firmware signer is trusted: add its public key to updates.firmware_signers"
-            )
+        trust = trusted_signers(self.signers, "updates.firmware_signers", "firmware")
         try:
             bundle = load_bundle(folder, trust, require_signature=True)
         except BundleError as exc:

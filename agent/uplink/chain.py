@@ -90,9 +90,8 @@ class DeviceKey:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as fh:
                 fh.write(private_text + "\n")
-            log.warning(
-                "made a new device key %s (key id %s): record it with the pole", path, key_id_of(path)
-            )
+            made = cls(load_private(private_text))
+            log.warning("made a new device key %s (key id %s): record it with the pole", path, made.id)
         mode = path.stat().st_mode & 0o077
         if mode:
             raise PermissionError(
@@ -106,11 +105,6 @@ class DeviceKey:
     @property
     def public_b64(self) -> str:
         return base64.b64encode(self.public).decode()
-
-
-def key_id_of(path: Path) -> str:
-    private = load_private(path.read_text(encoding="utf-8"))
-    return key_id(private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
 
 
 def signed_state(state: dict[str, Any], key: DeviceKey) -> dict[str, Any]:

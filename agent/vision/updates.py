@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 from ..clock import clock_synchronized
 from ..commands import CommandError
 from ..events import ALARM, MODEL_ROLLBACK, START, Event, now_ms
-from ..signing import KeyFileError, SignatureError, TrustList, verify_package
+from ..signing import SignatureError, verify_package
 from ..sink import EventSink
-from ..transfers import Uploads
+from ..transfers import Uploads, trusted_signers
 from .engine import ModelRefused
 from .pipeline import CameraPipeline
 
@@ -159,14 +159,7 @@ class ModelUpdates:
 
     def _install(self, transfer: Any, digest: Any, cam: Camera) -> dict[str, Any]:
         folder = self.uploads.unpack(transfer, digest, "manifest.json")
-        try:
-            trust = TrustList.from_strings(self.signers)
-        except KeyFileError as exc:
-            raise CommandError("no-trust", f"updates.model_signers: {exc}") from None
-        if not trust.keys:
-            raise CommandError(
-                "no-trust", "no model signer is trusted: add its public key to updates.model_signers"
-            )
+        trust = trusted_signers(self.signers, "updates.model_signers", "model")
         try:
             signed = verify_package(folder, trust, kind="model")
         except SignatureError as exc:

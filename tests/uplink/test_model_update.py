@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from parts_support import running_parts
 
 from agent.config import parse_config
 from agent.runtime import AgentContext
@@ -72,22 +73,8 @@ async def _agent(config_data: dict[str, Any]) -> AsyncIterator[AgentContext]:
     from agent.uplink import part as uplink
     from agent.vision import part as vision
 
-    ctx = AgentContext(config=parse_config(config_data))
-    await uplink.setup(ctx)
-    await vision.setup(ctx)
-    tasks = [asyncio.create_task(uplink.run(ctx)), asyncio.create_task(vision.run(ctx))]
-    try:
-        while not ctx.uplink.publisher.stats.connected:
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(0.3)
+    async with running_parts(AgentContext(config=parse_config(config_data)), [uplink, vision]) as ctx:
         yield ctx
-    finally:
-        ctx.stopping.set()
-        for task in tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await uplink.close(ctx)
 
 
 def _fleet(

@@ -129,20 +129,11 @@ async def running_uplink(
 
     With ``wait_connected`` it returns once the birth is out and the command subscription is in.
     """
+    from parts_support import running_parts
+
     from agent.runtime import AgentContext
     from agent.uplink import part
 
     ctx = AgentContext(config=config, config_path=config_path)
-    await part.setup(ctx)
-    runner = asyncio.create_task(part.run(ctx))
-    try:
-        if wait_connected:
-            while not ctx.uplink.publisher.stats.connected:
-                await asyncio.sleep(0.05)
-            await asyncio.sleep(0.3)  # the command subscription follows the birth message
-        yield ctx
-    finally:
-        runner.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await runner
-        await part.close(ctx)
+    async with running_parts(ctx, [part], wait=wait_connected) as running:
+        yield running

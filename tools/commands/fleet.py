@@ -66,18 +66,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     model.add_argument("devices", nargs="*", metavar="DEVICE", help="device ids (or --match)")
     add_match_option(model)
     model.add_argument("--camera", required=True, help="camera id on each device")
-    model.add_argument("--key", type=Path, required=True, help="operator private key (edgectl keys new)")
-    model.add_argument("--prefix", default="city", help="topic prefix (default city)")
-    model.add_argument("--wait", type=float, default=60.0, help="seconds to wait for each reply (default 60)")
-    model.add_argument(
-        "--chunk-kib",
-        type=int,
-        default=40,
-        choices=range(1, 48),
-        metavar="KIB",
-        help="chunk size (default 40; smaller for a broker with a small maximum packet size)",
-    )
-    model.add_argument("--stop-after", type=int, metavar="N", help=argparse.SUPPRESS)  # tests: cut a transfer
+    add_deploy_options(model, wait_s=60.0)
     model.set_defaults(func=cmd_model)
 
     fw = cmds.add_parser(
@@ -95,10 +84,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_match_option(fw)
     fw.add_argument("--board", help="board id on each gateway (may be left out where it has one board)")
     fw.add_argument("--allow-downgrade", action="store_true", help="install an older version")
-    fw.add_argument("--key", type=Path, required=True, help="operator private key (edgectl keys new)")
-    fw.add_argument("--prefix", default="city", help="topic prefix (default city)")
-    fw.add_argument("--wait", type=float, default=120.0, help="seconds to wait for each reply (default 120)")
-    fw.add_argument(
+    add_deploy_options(fw, wait_s=120.0)
+    fw.set_defaults(func=cmd_firmware)
+
+
+def add_deploy_options(parser: argparse.ArgumentParser, wait_s: float) -> None:
+    """What every package deployment takes: the operator's key, the topics, waiting and chunking."""
+    parser.add_argument("--key", type=Path, required=True, help="operator private key (edgectl keys new)")
+    parser.add_argument("--prefix", default="city", help="topic prefix (default city)")
+    parser.add_argument(
+        "--wait", type=float, default=wait_s, help=f"seconds to wait for each reply (default {wait_s:g})"
+    )
+    parser.add_argument(
         "--chunk-kib",
         type=int,
         default=40,
@@ -106,8 +103,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="KIB",
         help="chunk size (default 40; smaller for a broker with a small maximum packet size)",
     )
-    fw.add_argument("--stop-after", type=int, metavar="N", help=argparse.SUPPRESS)  # tests: cut a transfer
-    fw.set_defaults(func=cmd_firmware)
+    parser.add_argument(
+        "--stop-after", type=int, metavar="N", help=argparse.SUPPRESS
+    )  # tests: cut a transfer
 
 
 def add_match_option(parser: argparse.ArgumentParser) -> None:
