@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from parts_support import running_parts
 
 from agent.config import parse_config
 from agent.runtime import AgentContext
@@ -58,23 +59,13 @@ async def _agent(data: dict[str, Any]) -> AsyncIterator[AgentContext]:
     from agent.boards import part as boards
     from agent.uplink import part as uplink
 
-    ctx = AgentContext(config=parse_config(data))
-    await uplink.setup(ctx)
-    await boards.setup(ctx)
-    tasks = [asyncio.create_task(uplink.run(ctx)), asyncio.create_task(boards.run(ctx))]
-    try:
-        session = next(iter(ctx.boards.sessions.values()))
-        while not ctx.uplink.publisher.stats.connected or session.info is None:
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(0.3)
+    def board_said_hello(ctx: AgentContext) -> bool:
+        return next(iter(ctx.boards.sessions.values())).info is not None
+
+    async with running_parts(
+        AgentContext(config=parse_config(data)), [uplink, boards], board_said_hello
+    ) as ctx:
         yield ctx
-    finally:
-        ctx.stopping.set()
-        for task in tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await uplink.close(ctx)
 
 
 def _fleet(broker: Broker, operator: Path, bundle: Path, *more: str) -> subprocess.CompletedProcess[str]:
@@ -125,7 +116,10 @@ def test_board_firmware_over_the_air_resumes_installs_reboots_and_refuses_what_i
                 assert session.info.firmware == "1.2.0" and board.boots == 2, "rebooted once, into 1.2.0"
                 assert (flash / "fw" / "current").read_text() == "1.2.0\n"
                 readings = session.stats.readings
-                await asyncio.sleep(3.0)
+                for _ in range(200):  # the board reports every report_interval_s (5 s in its setup)
+                    if session.stats.readings > readings:
+                        break
+                    await asyncio.sleep(0.1)
                 assert session.stats.readings > readings, "the new firmware measures"
 
                 refused = await asyncio.to_thread(_fleet, mosquitto, operator, forged)
