@@ -17,6 +17,8 @@ from pydantic import Field, field_validator, model_validator
 from .base import Section
 from .device import DEVICE_ID_PATTERN
 
+SHIPPED_MODELS = Path(__file__).resolve().parents[2] / "models"  # the models this checkout ships
+
 # Objects that do not move: deduplicated by place, so an occlusion never opens a second issue.
 STATIC_CLASSES = ("garbage", "pothole", "debris_pile", "illegal_ad", "manhole_missing", "manhole_displaced")
 
@@ -160,7 +162,11 @@ class SnapshotConfig(Section):
         default=True, description="without a plate class, blur the lower part of every vehicle"
     )
     face_model: Path = Field(
-        default=Path("models/blazeface"), description="BlazeFace folder or .onnx; without it, no snapshot"
+        # the shipped model, wherever the agent runs from: a default relative to the working directory
+        # would change with it (systemd runs the agent from /), and a config file that spells the
+        # default out would move it to the file's folder
+        default=SHIPPED_MODELS / "blazeface",
+        description="BlazeFace folder or .onnx; without it, no snapshot",
     )
     face_confidence: float = Field(default=0.4, gt=0, lt=1, description="face score that is blurred")
     check_passes: int = Field(
