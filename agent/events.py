@@ -11,7 +11,7 @@ import dataclasses
 import math
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -284,6 +284,12 @@ def _validated(raw: Any) -> tuple[dict[str, Any], dict[str, Any]]:
             extra[key] = value
         else:
             fields[name] = _check(name, key, value)
+    _check_required(fields)
+    return fields, extra
+
+
+def _check_required(fields: dict[str, Any]) -> None:
+    """The fields every event, every event of its kind and every start of its kind must carry."""
     for name in _REQUIRED:
         if name not in fields:
             raise EventFormatError(f"missing required field '{_KEYS[name]}' ({name})")
@@ -297,97 +303,101 @@ def _validated(raw: Any) -> tuple[dict[str, Any], dict[str, Any]]:
                 raise EventFormatError(f"a '{kind}' start event needs field '{_KEYS[name]}' ({name})")
     if fields.get("phase") in (UPDATE, END) and "ref" not in fields:
         raise EventFormatError(f"a '{fields['phase']}' event needs 'ref', the id of its start event")
-    return fields, extra
+
+
+def _is_count(value: Any) -> bool:
+    return type(value) is int and value >= 0
+
+
+def _is_number(value: Any) -> bool:
+    return type(value) in (int, float) and math.isfinite(value)
+
+
+def _is_box(value: Any) -> bool:
+    return (
+        isinstance(value, list)
+        and len(value) == 4
+        and all(type(v) is int and 0 <= v <= BOX_SCALE for v in value)
+    )
+
+
+def _is_model(value: Any) -> bool:
+    return (
+        isinstance(value, list)
+        and len(value) == 3
+        and isinstance(value[0], str)
+        and isinstance(value[1], str)
+        and isinstance(value[2], bytes)
+    )
+
+
+def _is_values(value: Any) -> bool:
+    return isinstance(value, Mapping) and all(
+        isinstance(k, str) and k and _is_number(v) for k, v in value.items()
+    )
+
+
+def _is_units(value: Any) -> bool:
+    return isinstance(value, Mapping) and all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    )
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _bytes_of(size: int) -> Callable[[Any], bool]:
+    return lambda value: isinstance(value, bytes) and len(value) == size
+
+
+# One row per field: whether a wire value is valid, what the error says it must be, and how the
+# wire value becomes the Python one. A table, so each field's rule is one line and checking costs
+# one lookup on the outbox's path.
+_Rule = tuple[Callable[[Any], bool], str, Callable[[Any], Any]]
+_TEXT: _Rule = (lambda v: isinstance(v, str) and bool(v), "a non-empty string", _same)
+_COUNT: _Rule = (_is_count, "a non-negative integer", _same)
+_FLAG: _Rule = (lambda v: type(v) is bool, "true or false", _same)
+_ID: _Rule = (_bytes_of(16), "16 bytes", _same)
+_AMOUNT: _Rule = (lambda v: _is_number(v) and v >= 0, "a finite non-negative number", _same)
+_RULES: dict[str, _Rule] = {
+    **dict.fromkeys(("device", "kind", "label", "camera", "zone", "board", "sensor"), _TEXT),
+    **dict.fromkeys(("seq", "captured_ms", "track"), _COUNT),
+    **dict.fromkeys(("clock_synced", "blurred"), _FLAG),
+    **dict.fromkeys(("event_id", "ref"), _ID),
+    **dict.fromkeys(("count", "density"), _AMOUNT),
+    "prev": (_bytes_of(8), "8 bytes", _same),
+    "signature": (_bytes_of(64), "a 64-byte ed25519 signature", _same),
+    "image": (lambda v: isinstance(v, bytes), "bytes", _same),
+    "phase": (lambda v: v in PHASES, f"one of {', '.join(PHASES)}", _same),
+    "severity": (lambda v: v in SEVERITIES, f"one of {', '.join(SEVERITIES)}", _same),
+    "confidence": (
+        lambda v: type(v) is int and 0 <= v <= CONF_SCALE,
+        f"an integer in 0..{CONF_SCALE}",
+        _same,
+    ),
+    "box": (_is_box, f"4 integers in 0..{BOX_SCALE}", tuple),
+    "model": (_is_model, "[model id, version, sha256 prefix bytes]", lambda v: ModelRef(v[0], v[1], v[2])),
+    "values": (_is_values, "a map of quantity name to finite number", dict),
+    "units": (_is_units, "a map of quantity name to unit", dict),
+    "health": (
+        lambda v: isinstance(v, Mapping) and all(isinstance(k, str) for k in v),
+        "a map with string keys",
+        dict,
+    ),
+}
 
 
 def _check(name: str, key: str, value: Any) -> Any:
     """Type and range checks for one field; returns the value in its Python form."""
-
-    def bad(expected: str) -> EventFormatError:
-        return EventFormatError(f"field '{key}' ({name}) must be {expected}, got {value!r:.60}")
-
-    if name in ("device", "kind", "label", "camera", "zone", "board", "sensor"):
-        if not isinstance(value, str) or not value:
-            raise bad("a non-empty string")
-        return value
-    if name in ("seq", "captured_ms", "track"):
-        if type(value) is not int or value < 0:
-            raise bad("a non-negative integer")
-        return value
-    if name in ("clock_synced", "blurred"):
-        if type(value) is not bool:
-            raise bad("true or false")
-        return value
-    if name in ("event_id", "ref"):
-        if not isinstance(value, bytes) or len(value) != 16:
-            raise bad("16 bytes")
-        return value
-    if name == "prev":
-        if not isinstance(value, bytes) or len(value) != 8:
-            raise bad("8 bytes")
-        return value
-    if name == "signature":
-        if not isinstance(value, bytes) or len(value) != 64:
-            raise bad("a 64-byte ed25519 signature")
-        return value
-    if name == "image":
-        if not isinstance(value, bytes):
-            raise bad("bytes")
-        return value
-    if name == "phase":
-        if value not in PHASES:
-            raise bad(f"one of {', '.join(PHASES)}")
-        return value
-    if name == "severity":
-        if value not in SEVERITIES:
-            raise bad(f"one of {', '.join(SEVERITIES)}")
-        return value
-    if name == "confidence":
-        if type(value) is not int or not 0 <= value <= CONF_SCALE:
-            raise bad(f"an integer in 0..{CONF_SCALE}")
-        return value
-    if name == "box":
-        if (
-            not isinstance(value, list)
-            or len(value) != 4
-            or any(type(v) is not int or not 0 <= v <= BOX_SCALE for v in value)
-        ):
-            raise bad(f"4 integers in 0..{BOX_SCALE}")
-        if value[0] > value[2] or value[1] > value[3]:
-            raise bad("a box with x1 <= x2 and y1 <= y2")
-        return tuple(value)
-    if name in ("count", "density"):
-        if type(value) not in (int, float) or not math.isfinite(value) or value < 0:
-            raise bad("a finite non-negative number")
-        return value
-    if name == "model":
-        if (
-            not isinstance(value, list)
-            or len(value) != 3
-            or not isinstance(value[0], str)
-            or not isinstance(value[1], str)
-            or not isinstance(value[2], bytes)
-        ):
-            raise bad("[model id, version, sha256 prefix bytes]")
-        return ModelRef(value[0], value[1], value[2])
-    if name == "values":
-        if not isinstance(value, Mapping) or not all(
-            isinstance(k, str) and k and type(v) in (int, float) and math.isfinite(v)
-            for k, v in value.items()
-        ):
-            raise bad("a map of quantity name to finite number")
-        return dict(value)
-    if name == "units":
-        if not isinstance(value, Mapping) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-        ):
-            raise bad("a map of quantity name to unit")
-        return dict(value)
-    if name == "health":
-        if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
-            raise bad("a map with string keys")
-        return dict(value)
-    raise AssertionError(f"unchecked field {name}")  # pragma: no cover - every field is listed
+    valid, expected, convert = _RULES[name]
+    if not valid(value):
+        raise EventFormatError(f"field '{key}' ({name}) must be {expected}, got {value!r:.60}")
+    if name == "box" and (value[0] > value[2] or value[1] > value[3]):
+        raise EventFormatError(
+            f"field '{key}' ({name}) must be a box with x1 <= x2 and y1 <= y2, got {value!r:.60}"
+        )
+    return convert(value)
 
 
 def validate(event: Event) -> bytes:
