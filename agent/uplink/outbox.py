@@ -421,60 +421,80 @@ class Outbox:
 
     async def _flush_loop(self) -> None:
         while self._pending or self._acked:
-            batch: list[_Pending] = []
-            count = 0
-            while self._pending and (count == 0 or count + len(self._pending[0].rows) <= MAX_BATCH):
-                item = self._pending.popleft()
-                batch.append(item)
-                count += len(item.rows)
+            batch = self._next_batch()
             acked, self._acked = self._acked, []
             rows = [row for item in batch for row in item.rows]
             try:
                 await self._run(self._writer, self._commit_sync, rows, acked)
             except Exception as exc:
-                kept: list | None = None
-                if _disk_full(exc) and rows:
-                    try:
-                        kept = await self._run(self._writer, self._commit_when_full, rows, acked)
-                    except Exception as again:
-                        log.error("outbox: no room could be made on the full disk: %s", again)
+                kept = await self._commit_failed(exc, batch, rows, acked)
                 if kept is None:
-                    log.error("outbox commit failed: %s", exc)
-                    error = OutboxError(f"cannot write the outbox {self.path}: {exc}")
-                    for item in batch:
-                        if not item.future.done():
-                            item.future.set_exception(error)
-                    self._acked = acked + self._acked
-                    self._count_lost(rows)
                     if not rows:
                         return
                     continue
-                kept_seqs = {row[0] for row in kept}
-                error = OutboxError(
-                    f"the disk holding {self.path} is full: lower-priority events were dropped"
-                )
-                for item in batch:
-                    if not item.future.done():
-                        if all(row[0] in kept_seqs for row in item.rows):
-                            item.future.set_result(None)
-                        else:
-                            item.future.set_exception(error)
                 rows = kept
-                self._raise_disk_full()
             if self._low_space:
                 self._low_space = False
                 self._raise_disk_full()
             if rows:
                 self._committed_seq = max(self._committed_seq, rows[-1][0])
-                stored = [Stored(seq, kind, payload) for seq, kind, _, _, payload in rows]
-                for listener in list(self._listeners):
-                    try:
-                        listener(stored)
-                    except Exception:
-                        log.exception("outbox listener failed")
+                self._tell_listeners(rows)
             for item in batch:
                 if not item.future.done():
                     item.future.set_result(None)
+
+    def _next_batch(self) -> list[_Pending]:
+        """The oldest submissions that fit one transaction (at least one, however large)."""
+        batch: list[_Pending] = []
+        count = 0
+        while self._pending and (count == 0 or count + len(self._pending[0].rows) <= MAX_BATCH):
+            item = self._pending.popleft()
+            batch.append(item)
+            count += len(item.rows)
+        return batch
+
+    async def _commit_failed(
+        self,
+        exc: Exception,
+        batch: list[_Pending],
+        rows: list[tuple[int, str, int, int, bytes]],
+        acked: list[int],
+    ) -> list[tuple[int, str, int, int, bytes]] | None:
+        """After a failed commit: the rows kept by making room on a full disk, or None when nothing
+        was stored (the batch's submitters get the error, the acks wait for the next commit)."""
+        kept: list[tuple[int, str, int, int, bytes]] | None = None
+        if _disk_full(exc) and rows:
+            try:
+                kept = await self._run(self._writer, self._commit_when_full, rows, acked)
+            except Exception as again:
+                log.error("outbox: no room could be made on the full disk: %s", again)
+        if kept is None:
+            log.error("outbox commit failed: %s", exc)
+            error = OutboxError(f"cannot write the outbox {self.path}: {exc}")
+            for item in batch:
+                if not item.future.done():
+                    item.future.set_exception(error)
+            self._acked = acked + self._acked
+            self._count_lost(rows)
+            return None
+        kept_seqs = {row[0] for row in kept}
+        error = OutboxError(f"the disk holding {self.path} is full: lower-priority events were dropped")
+        for item in batch:
+            if not item.future.done():
+                if all(row[0] in kept_seqs for row in item.rows):
+                    item.future.set_result(None)
+                else:
+                    item.future.set_exception(error)
+        self._raise_disk_full()
+        return kept
+
+    def _tell_listeners(self, rows: list[tuple[int, str, int, int, bytes]]) -> None:
+        stored = [Stored(seq, kind, payload) for seq, kind, _, _, payload in rows]
+        for listener in list(self._listeners):
+            try:
+                listener(stored)
+            except Exception:
+                log.exception("outbox listener failed")
 
     def _room_quota(self, before: int) -> int | None:
         """While the disk is nearly full, a quota of what was stored when that was first seen.
