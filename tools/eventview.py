@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from agent.events import ALARM, BOX_SCALE, CONF_SCALE, CROWD, HEALTH, ISSUE, READING, Event
@@ -24,60 +25,80 @@ def _values(event: Event) -> str:
     return " ".join(parts)
 
 
+def _issue(event: Event) -> str:
+    text = f"{event.phase or '':<6} {event.label or '?'}"
+    if event.camera:
+        text += f" on {event.camera}"
+    if event.zone:
+        text += f" in {event.zone}"
+    if event.track is not None:
+        text += f" track {event.track}"
+    if event.confidence is not None:
+        text += f" conf {event.confidence / CONF_SCALE:.2f}"
+    if event.count is not None:
+        text += f" count {event.count:g}"
+    if event.box is not None:
+        x1, y1, x2, y2 = (v / BOX_SCALE for v in event.box)
+        text += f" box [{x1:.2f} {y1:.2f} {x2:.2f} {y2:.2f}]"
+    return text
+
+
+def _crowd(event: Event) -> str:
+    text = f"{event.count:g} people" if event.count is not None else "count ?"
+    if event.density is not None:
+        text += f", {event.density:.2f}/m²"
+    where = " ".join(x for x in (event.camera, event.zone and f"zone {event.zone}") if x)
+    return f"{text} {where}".rstrip()
+
+
+def _reading(event: Event) -> str:
+    return f"{event.board or '?'}/{event.sensor or '?'} {_values(event)}"
+
+
+def _alarm(event: Event) -> str:
+    if event.board:
+        source = f"{event.board}/{event.sensor}"
+    elif event.camera:
+        source = event.camera + (f" zone {event.zone}" if event.zone else "")
+    else:
+        source = event.sensor or "device"
+    values = _values(event)
+    why = event.extra.get("why")
+    return (
+        f"{event.phase or '':<6} {(event.severity or '').upper()} {event.label or '?'}"
+        f" from {source}" + (f" {values}" if values else "") + (f" ({why})" if why else "")
+    )
+
+
+def _health(event: Event) -> str:
+    h = event.health or {}
+    keys = ("uptime_s", "cpu_pct", "mem_pct", "disk_pct")
+    shown = " ".join(f"{k}={h[k]}" for k in keys if h.get(k) is not None)
+    outbox, uplink = h.get("outbox") or {}, h.get("uplink") or {}
+    if isinstance(outbox, dict) and "depth" in outbox:
+        shown += f" outbox={outbox['depth']}"
+    if isinstance(uplink, dict) and "reconnects" in uplink:
+        shown += f" reconnects={uplink['reconnects']}"
+    return shown.strip() or f"{len(h)} figures"
+
+
+# What follows the time, sequence and kind, by kind.
+_BODIES: dict[str, Callable[[Event], str]] = {
+    ISSUE: _issue,
+    CROWD: _crowd,
+    READING: _reading,
+    ALARM: _alarm,
+    HEALTH: _health,
+}
+
+
 def describe(event: Event, utc: bool = False) -> str:
     """``12:00:03.120 #17 issue start garbage cam-1 zone pavement conf 0.81 box ...``."""
     head = f"{_clock(event.captured_ms, utc)} #{event.seq:<5} {event.kind:<7}"
     if not event.clock_synced:
         head += " (clock unsynced)"
-    if event.kind == ISSUE:
-        text = f"{event.phase or '':<6} {event.label or '?'}"
-        if event.camera:
-            text += f" on {event.camera}"
-        if event.zone:
-            text += f" in {event.zone}"
-        if event.track is not None:
-            text += f" track {event.track}"
-        if event.confidence is not None:
-            text += f" conf {event.confidence / CONF_SCALE:.2f}"
-        if event.count is not None:
-            text += f" count {event.count:g}"
-        if event.box is not None:
-            x1, y1, x2, y2 = (v / BOX_SCALE for v in event.box)
-            text += f" box [{x1:.2f} {y1:.2f} {x2:.2f} {y2:.2f}]"
-        return f"{head} {text}"
-    if event.kind == CROWD:
-        text = f"{event.count:g} people" if event.count is not None else "count ?"
-        if event.density is not None:
-            text += f", {event.density:.2f}/m²"
-        where = " ".join(x for x in (event.camera, event.zone and f"zone {event.zone}") if x)
-        return f"{head} {text} {where}".rstrip()
-    if event.kind == READING:
-        return f"{head} {event.board or '?'}/{event.sensor or '?'} {_values(event)}"
-    if event.kind == ALARM:
-        if event.board:
-            source = f"{event.board}/{event.sensor}"
-        elif event.camera:
-            source = event.camera + (f" zone {event.zone}" if event.zone else "")
-        else:
-            source = event.sensor or "device"
-        values = _values(event)
-        why = event.extra.get("why")
-        return (
-            f"{head} {event.phase or '':<6} {(event.severity or '').upper()} {event.label or '?'}"
-            f" from {source}" + (f" {values}" if values else "") + (f" ({why})" if why else "")
-        )
-    if event.kind == HEALTH:
-        h = event.health or {}
-        keys = ("uptime_s", "cpu_pct", "mem_pct", "disk_pct")
-        shown = " ".join(f"{k}={h[k]}" for k in keys if h.get(k) is not None)
-        outbox, uplink = h.get("outbox") or {}, h.get("uplink") or {}
-        if isinstance(outbox, dict) and "depth" in outbox:
-            shown += f" outbox={outbox['depth']}"
-        if isinstance(uplink, dict) and "reconnects" in uplink:
-            shown += f" reconnects={uplink['reconnects']}"
-        shown = shown.strip()
-        return f"{head} {shown or f'{len(h)} figures'}"
-    return f"{head} (kind unknown to this version)"
+    body = _BODIES.get(event.kind)
+    return f"{head} {body(event) if body else '(kind unknown to this version)'}"
 
 
 @dataclass
