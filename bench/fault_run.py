@@ -266,73 +266,80 @@ def disk_full() -> dict[str, int] | None:
             subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
-async def serial_flood(seconds: float = 5.0) -> dict[str, float]:
-    import tty
+class _SlowSink:
+    """The agent's outbox as a disk committing about 200 times a second."""
 
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    async def submit(self, event: Event) -> Event:
+        await asyncio.sleep(0.005)
+        event = event.stamped("gw", len(self.events) + 1)
+        self.events.append(event)
+        return event
+
+
+class _PtyBoard:
+    """The board's end of a pseudo-terminal: says HELLO, acks TIME, answers every CMD."""
+
+    def __init__(self) -> None:
+        import tty
+
+        self.master, self.slave = os.openpty()
+        tty.setraw(self.slave)
+        os.set_blocking(self.master, False)
+        self.seq = 0
+        self.lock = asyncio.Lock()
+
+    async def send(self, ftype: int, body: object) -> None:
+        from firmware.streetfw import wire
+
+        async with self.lock:
+            self.seq = (self.seq + 1) & 0xFFFF
+            data = wire.encode_frame(ftype, self.seq, body)
+            while data:
+                try:
+                    data = data[os.write(self.master, data) :]
+                except BlockingIOError:
+                    await asyncio.sleep(0.002)
+
+    async def answer(self) -> None:
+        from firmware.streetfw import wire
+
+        deframer = wire.Deframer()
+        ready = asyncio.Event()
+        asyncio.get_running_loop().add_reader(self.master, ready.set)
+        hello = {"id": "b1", "fw": "1", "boot": 1, "proto": wire.PROTOCOL, "sensors": [{"n": "water"}]}
+        while True:
+            await ready.wait()
+            ready.clear()
+            with contextlib.suppress(BlockingIOError, OSError):
+                for ftype, s, body in deframer.feed(os.read(self.master, 4096)):
+                    if ftype == wire.HELLO:
+                        await self.send(wire.HELLO, hello)
+                    elif ftype == wire.TIME:
+                        await self.send(wire.ACK, s)
+                    elif ftype == wire.CMD:
+                        result = {"n": "water", "u": {"level_cm": "cm"}}
+                        await self.send(wire.RESULT, {"id": body["id"], "ok": True, "r": result})
+
+    def close(self) -> None:
+        os.close(self.master)
+        os.close(self.slave)
+
+
+async def serial_flood(seconds: float = 5.0) -> dict[str, float]:
     import psutil
 
     from agent.boards.session import BoardSession
     from agent.config.board import BoardConfig
     from firmware.streetfw import wire
 
-    class Sink:
-        def __init__(self) -> None:
-            self.events: list[Event] = []
-
-        async def submit(self, event: Event) -> Event:
-            await asyncio.sleep(0.005)  # a disk committing about 200 times a second
-            event = event.stamped("gw", len(self.events) + 1)
-            self.events.append(event)
-            return event
-
-    master, slave = os.openpty()
-    tty.setraw(slave)
-    os.set_blocking(master, False)
-    seq = 0
-    lock = asyncio.Lock()
-
-    async def send(ftype: int, body: object) -> None:
-        nonlocal seq
-        async with lock:
-            seq = (seq + 1) & 0xFFFF
-            data = wire.encode_frame(ftype, seq, body)
-            while data:
-                try:
-                    data = data[os.write(master, data) :]
-                except BlockingIOError:
-                    await asyncio.sleep(0.002)
-
-    async def answer() -> None:
-        deframer = wire.Deframer()
-        ready = asyncio.Event()
-        asyncio.get_running_loop().add_reader(master, ready.set)
-        while True:
-            await ready.wait()
-            ready.clear()
-            with contextlib.suppress(BlockingIOError, OSError):
-                for ftype, s, body in deframer.feed(os.read(master, 4096)):
-                    if ftype == wire.HELLO:
-                        await send(
-                            wire.HELLO,
-                            {
-                                "id": "b1",
-                                "fw": "1",
-                                "boot": 1,
-                                "proto": wire.PROTOCOL,
-                                "sensors": [{"n": "water"}],
-                            },
-                        )
-                    elif ftype == wire.TIME:
-                        await send(wire.ACK, s)
-                    elif ftype == wire.CMD:
-                        await send(
-                            wire.RESULT,
-                            {"id": body["id"], "ok": True, "r": {"n": "water", "u": {"level_cm": "cm"}}},
-                        )
-
-    sink = Sink()
-    session = BoardSession(BoardConfig(id="b1", port=os.ttyname(slave), time_sync_interval_s=600), sink)
-    tasks = [asyncio.create_task(answer()), asyncio.create_task(session.run())]
+    board = _PtyBoard()
+    send = board.send
+    sink = _SlowSink()
+    session = BoardSession(BoardConfig(id="b1", port=os.ttyname(board.slave), time_sync_interval_s=600), sink)
+    tasks = [asyncio.create_task(board.answer()), asyncio.create_task(session.run())]
     await asyncio.wait_for(session.connected.wait(), 15)
     rss0 = psutil.Process().memory_info().rss
     sent, worst_backlog, end = 0, 0, time.monotonic() + seconds
@@ -354,8 +361,7 @@ async def serial_flood(seconds: float = 5.0) -> dict[str, float]:
     for t in tasks:
         with contextlib.suppress(asyncio.CancelledError):
             await t
-    os.close(master)
-    os.close(slave)
+    board.close()
     return {
         "readings sent": sent,
         "readings taken": sum(e.kind == READING for e in sink.events),

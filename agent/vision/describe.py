@@ -91,16 +91,8 @@ def _dims(shape: list[Any]) -> list[int | None]:
 
 def guess_adapter(facts: OnnxFacts, n_classes: int | None) -> str:
     """The adapter that reads these outputs; ``LayoutError`` naming the layout if none does."""
-    if facts.task in UNSUPPORTED_TASKS:
-        raise LayoutError(
-            f"this is {UNSUPPORTED_TASKS[facts.task]} (Ultralytics task '{facts.task}'); only detection "
-            "and density models run here: export a detection model (task=detect)"
-        )
-    if facts.metadata.get("kpt_shape"):
-        raise LayoutError(f"this is {UNSUPPORTED_TASKS['pose']}; only detection and density models run here")
     shapes = [_dims(s) for _, s, _ in facts.outputs]
-    if len(shapes) == 2 and len(shapes[1]) == 4 and shapes[1][1] == 32:
-        raise LayoutError(f"this is {UNSUPPORTED_TASKS['segment']}; export a detection model instead")
+    _refuse_other_tasks(facts, shapes)
     if len(shapes) != 1:
         raise LayoutError(f"{len(shapes)} outputs {shapes}: no adapter reads this layout")
     shape = shapes[0]
@@ -108,11 +100,29 @@ def guess_adapter(facts: OnnxFacts, n_classes: int | None) -> str:
         return "density"
     if len(shape) != 3:
         raise LayoutError(f"output shape {shape}: no adapter reads this layout")
-    a, b = shape[1], shape[2]
     if facts.is_rtdetr():
         return "rtdetr"
     if facts.nms_in_graph():
         return "yolo_nms"
+    return _yolo_layout(facts, shape, n_classes)
+
+
+def _refuse_other_tasks(facts: OnnxFacts, shapes: list[list[int | None]]) -> None:
+    """Segmentation, pose and classification exports, refused by name before their outputs are read."""
+    if facts.task in UNSUPPORTED_TASKS:
+        raise LayoutError(
+            f"this is {UNSUPPORTED_TASKS[facts.task]} (Ultralytics task '{facts.task}'); only detection "
+            "and density models run here: export a detection model (task=detect)"
+        )
+    if facts.metadata.get("kpt_shape"):
+        raise LayoutError(f"this is {UNSUPPORTED_TASKS['pose']}; only detection and density models run here")
+    if len(shapes) == 2 and len(shapes[1]) == 4 and shapes[1][1] == 32:
+        raise LayoutError(f"this is {UNSUPPORTED_TASKS['segment']}; export a detection model instead")
+
+
+def _yolo_layout(facts: OnnxFacts, shape: list[int | None], n_classes: int | None) -> str:
+    """Which YOLO head a [batch, a, b] output is: rows of boxes (v5, NMS) or columns of anchors (v8)."""
+    a, b = shape[1], shape[2]
     if facts.task == "detect" and (a is None or b is None):
         # Dynamic Ultralytics detection exports: [batch, 4 + classes, anchors] (the v8 head).
         return "yolov8"

@@ -171,46 +171,46 @@ def _pack(obj, buf, depth):
         buf.extend(struct.pack(">d", obj))
     elif isinstance(obj, str):
         data = obj.encode("utf-8")
-        n = len(data)
-        if n < 32:
-            buf.append(0xA0 | n)
-        elif n < 0x100:
-            buf.append(0xD9)
-            buf.append(n)
-        elif n < 0x10000:
-            buf.append(0xDA)
-            buf.extend(struct.pack(">H", n))
+        if len(data) < 32:
+            buf.append(0xA0 | len(data))
         else:
-            buf.append(0xDB)
-            buf.extend(struct.pack(">I", n))
+            _pack_size(len(data), buf, 0xD9)
         buf.extend(data)
     elif isinstance(obj, (bytes, bytearray, memoryview)):
-        n = len(obj)
-        if n < 0x100:
-            buf.append(0xC4)
-            buf.append(n)
-        elif n < 0x10000:
-            buf.append(0xC5)
-            buf.extend(struct.pack(">H", n))
-        else:
-            buf.append(0xC6)
-            buf.extend(struct.pack(">I", n))
+        _pack_size(len(obj), buf, 0xC4)
         buf.extend(obj)
     elif isinstance(obj, (list, tuple)):
         _pack_len(len(obj), buf, 0x90, 0xDC)
         for item in obj:
             _pack(item, buf, depth + 1)
     elif isinstance(obj, dict):
-        _pack_len(len(obj), buf, 0x80, 0xDE)
-        try:
-            keys = sorted(obj)
-        except TypeError:
-            raise WireError("msgpack: map keys must all be str or all be int") from None
-        for key in keys:
-            _pack(key, buf, depth + 1)
-            _pack(obj[key], buf, depth + 1)
+        _pack_map(obj, buf, depth)
     else:
         raise WireError("msgpack: cannot encode " + type(obj).__name__)
+
+
+def _pack_map(obj, buf, depth):
+    _pack_len(len(obj), buf, 0x80, 0xDE)
+    try:
+        keys = sorted(obj)
+    except TypeError:
+        raise WireError("msgpack: map keys must all be str or all be int") from None
+    for key in keys:
+        _pack(key, buf, depth + 1)
+        _pack(obj[key], buf, depth + 1)
+
+
+def _pack_size(n, buf, first):
+    # str 8/16/32 (0xD9..0xDB) and bin 8/16/32 (0xC4..0xC6): three consecutive type bytes
+    if n < 0x100:
+        buf.append(first)
+        buf.append(n)
+    elif n < 0x10000:
+        buf.append(first + 1)
+        buf.extend(struct.pack(">H", n))
+    else:
+        buf.append(first + 2)
+        buf.extend(struct.pack(">I", n))
 
 
 def _pack_len(n, buf, fix, wide):

@@ -227,10 +227,15 @@ def mem_info(verbose: Any = None, *, heap_used: Callable[[], int]) -> str:
     )
 
 
-def board_modules(board: Flash, write: Callable[[str], None], sys_path: list[str]) -> dict[str, Any]:
-    """Fresh built-in modules for one boot of ``board``; ``write`` is the REPL's output."""
+class _BoardOs:
+    """The ``os`` calls of one boot: the board's flash folder, with filesystems mounted on it."""
 
-    def ilistdir(path: str = "") -> Any:
+    def __init__(self, board: Flash) -> None:
+        self.board = board
+        self.root_vfs = _Vfs()
+
+    def ilistdir(self, path: str = "") -> Any:
+        board = self.board
         hit = board.route(path or board.cwd)
         if hit is not None:
             yield from hit[0].ilistdir(hit[1])
@@ -245,11 +250,11 @@ def board_modules(board: Flash, write: Callable[[str], None], sys_path: list[str
             for point in sorted(board.mounts):
                 yield (point.strip("/"), S_IFDIR, 0, 0)
 
-    def stat(path: str) -> tuple[int, ...]:
-        hit = board.route(path)
+    def stat(self, path: str) -> tuple[int, ...]:
+        hit = self.board.route(path)
         if hit is not None:
             return tuple(hit[0].stat(hit[1]))
-        host = board.host_path(path)
+        host = self.board.host_path(path)
         try:
             st = host.stat()
         except FileNotFoundError:
@@ -258,7 +263,8 @@ def board_modules(board: Flash, write: Callable[[str], None], sys_path: list[str
         t = int(st.st_mtime)
         return (mode, 0, 0, 0, 0, 0, 0 if mode == S_IFDIR else st.st_size, t, t, t)
 
-    def chdir(path: str) -> None:
+    def chdir(self, path: str) -> None:
+        board = self.board
         hit = board.route(path)
         if hit is not None:
             hit[0].chdir(hit[1])
@@ -266,39 +272,43 @@ def board_modules(board: Flash, write: Callable[[str], None], sys_path: list[str
             raise OSError(errno.ENOENT, "ENOENT")
         board.cwd = board.resolve(path)
 
-    def statvfs(path: str = "/") -> tuple[int, ...]:
+    def statvfs(self, path: str = "/") -> tuple[int, ...]:
         """4 KB blocks; free space is what the folder does not use."""
+        board = self.board
         used = sum(p.stat().st_size for p in board.flash.rglob("*") if p.is_file())
         blocks, free = board.capacity // 4096, max(board.capacity - used, 0) // 4096
         return (4096, 4096, blocks, free, free, 0, 0, 0, 0, 255)
 
-    def on_board(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    def on_board(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         """An os function: on a mounted filesystem its method ``name``, on the flash ``fn``."""
+        return lambda *paths: self._call(name, fn, paths)
 
-        def call(*paths: str) -> Any:
-            hit = board.route(paths[0])
-            if hit is not None:
-                rest = [board.route(p)[1] if board.route(p) else p for p in paths[1:]]  # type: ignore[index]
-                return getattr(hit[0], name)(hit[1], *rest)
-            try:
-                return fn(*(board.host_path(p) for p in paths))
-            except FileNotFoundError:
-                raise OSError(errno.ENOENT, "ENOENT") from None
-            except FileExistsError:
-                raise OSError(errno.EEXIST, "EEXIST") from None
-            except OSError as exc:
-                code = exc.errno or errno.EIO
-                raise OSError(code, errno.errorcode.get(code, "EIO")) from None
+    def _call(self, name: str, fn: Callable[..., Any], paths: tuple[str, ...]) -> Any:
+        board = self.board
+        hit = board.route(paths[0])
+        if hit is not None:
+            rest = [board.route(p)[1] if board.route(p) else p for p in paths[1:]]  # type: ignore[index]
+            return getattr(hit[0], name)(hit[1], *rest)
+        try:
+            return fn(*(board.host_path(p) for p in paths))
+        except FileNotFoundError:
+            raise OSError(errno.ENOENT, "ENOENT") from None
+        except FileExistsError:
+            raise OSError(errno.EEXIST, "EEXIST") from None
+        except OSError as exc:
+            code = exc.errno or errno.EIO
+            raise OSError(code, errno.errorcode.get(code, "EIO")) from None
 
-        return call
-
-    def mount(*args: Any, **kwargs: Any) -> Any:
+    def mount(self, *args: Any, **kwargs: Any) -> Any:
         if not args:
-            return [(the_vfs, "/")] + [(vfs, point) for point, vfs in board.mounts.items()]
-        board.mount(args[0], args[1])
+            return [(self.root_vfs, "/")] + [(vfs, point) for point, vfs in self.board.mounts.items()]
+        self.board.mount(args[0], args[1])
         return None
 
-    the_vfs = _Vfs()
+
+def _filesystem_modules(board: Flash) -> tuple[ModuleType, ModuleType]:
+    """The board's ``os`` and ``vfs`` modules."""
+    ops = _BoardOs(board)
     uname = SimpleNamespace(
         sysname="esp32",
         nodename="esp32",
@@ -308,25 +318,32 @@ def board_modules(board: Flash, write: Callable[[str], None], sys_path: list[str
     )
     fs = ModuleType("os")
     vars(fs).update(
-        ilistdir=ilistdir,
-        listdir=lambda path="": [e[0] for e in ilistdir(path)],
-        stat=stat,
-        mkdir=on_board("mkdir", os.mkdir),
-        rmdir=on_board("rmdir", os.rmdir),
-        remove=on_board("remove", os.remove),
-        rename=on_board("rename", os.replace),
+        ilistdir=ops.ilistdir,
+        listdir=lambda path="": [e[0] for e in ops.ilistdir(path)],
+        stat=ops.stat,
+        mkdir=ops.on_board("mkdir", os.mkdir),
+        rmdir=ops.on_board("rmdir", os.rmdir),
+        remove=ops.on_board("remove", os.remove),
+        rename=ops.on_board("rename", os.replace),
         getcwd=lambda: board.cwd,
-        chdir=chdir,
+        chdir=ops.chdir,
         sync=lambda: None,
-        statvfs=statvfs,
+        statvfs=ops.statvfs,
         uname=lambda: uname,
         urandom=os.urandom,
-        mount=mount,
+        mount=ops.mount,
         umount=board.umount,
         sep="/",
     )
     vfs = ModuleType("vfs")
-    vars(vfs).update(mount=mount, umount=board.umount, VfsLfs2=_Vfs)
+    vars(vfs).update(mount=ops.mount, umount=board.umount, VfsLfs2=_Vfs)
+    return fs, vfs
+
+
+def board_modules(board: Flash, write: Callable[[str], None], sys_path: list[str]) -> dict[str, Any]:
+    """Fresh built-in modules for one boot of ``board``; ``write`` is the REPL's output."""
+
+    fs, vfs = _filesystem_modules(board)
 
     def reset() -> None:
         raise Reboot(hard=True)

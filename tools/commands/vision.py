@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from ..errors import MODEL, USAGE, EdgectlError
 
@@ -71,12 +73,46 @@ def _camera(args: argparse.Namespace):  # -> CameraConfig, VisionConfig
         raise EdgectlError(str(exc), USAGE) from None
 
 
+def _frames(camera: Any, kind: str, seconds: float | None) -> Iterator[Any]:
+    """A file's frames up to ``seconds`` of media time, or a live source's for ``seconds`` (10 s)."""
+    from agent.vision.sources import LiveSource, offline_frames
+
+    if kind in ("file", "folder"):
+        for frame in offline_frames(camera.source, camera.fps):
+            if seconds is not None and frame.t > seconds:
+                return
+            yield frame
+        return
+    with LiveSource(camera.source_url(), camera.fps, name=camera.id) as live:
+        deadline = time.monotonic() + (seconds if seconds is not None else 10.0)
+        while time.monotonic() < deadline:
+            frame = live.latest(timeout=1.0)
+            if frame is not None:
+                yield frame
+
+
+def _open_video(out: Path, fps: float, first: Any) -> Any:
+    """An OpenCV writer sized to the first annotated frame; EdgectlError if this format cannot be written."""
+    import cv2
+
+    h, w = first.shape[:2]
+    fourcc = cv2.VideoWriter_fourcc(*VIDEO_SUFFIXES[out.suffix.lower()])
+    writer = cv2.VideoWriter(str(out), fourcc, fps, (w, h))
+    if not writer.isOpened():
+        raise EdgectlError(f"{out}: OpenCV cannot write this video format here", USAGE)
+    return writer
+
+
+def _progress(count: int, events: int, t: float) -> None:
+    print(f"\r  {count} frames, {events} events, at {t:.1f} s", end="", file=sys.stderr, flush=True)
+
+
 def cmd_preview(args: argparse.Namespace) -> int:
     import cv2
 
     from agent.vision.draw import annotate
     from agent.vision.part import Vision
-    from agent.vision.sources import LiveSource, SourceError, offline_frames, source_kind
+    from agent.vision.sources import SourceError, source_kind
 
     suffix = args.out.suffix.lower()
     if suffix not in IMAGE_SUFFIXES and suffix not in VIDEO_SUFFIXES:
@@ -93,45 +129,22 @@ def cmd_preview(args: argparse.Namespace) -> int:
         raise EdgectlError(f"camera {camera.id}: {cam.disabled}", MODEL)
     pipeline = cam.pipeline
 
-    def frames():
-        if kind in ("file", "folder"):
-            for frame in offline_frames(camera.source, camera.fps):
-                if args.seconds is not None and frame.t > args.seconds:
-                    return
-                yield frame
-            return
-        with LiveSource(camera.source_url(), camera.fps, name=camera.id) as live:
-            deadline = time.monotonic() + (args.seconds if args.seconds is not None else 10.0)
-            while time.monotonic() < deadline:
-                frame = live.latest(timeout=1.0)
-                if frame is not None:
-                    yield frame
-
     writer = None
     last = None
     count = events = 0
     show_progress, shown = sys.stderr.isatty(), 0.0  # a technician at a terminal sees it advance
     try:
-        for frame in frames():
+        for frame in _frames(camera, kind, args.seconds):
             result = pipeline.process(frame)
             events += len(result.events)
             last = annotate(frame.image, pipeline.zones, result)
             count += 1
             if show_progress and time.monotonic() - shown >= 0.5:
                 shown = time.monotonic()
-                print(
-                    f"\r  {count} frames, {events} events, at {frame.t:.1f} s",
-                    end="",
-                    file=sys.stderr,
-                    flush=True,
-                )
+                _progress(count, events, frame.t)
             if suffix in VIDEO_SUFFIXES:
                 if writer is None:
-                    h, w = last.shape[:2]
-                    fourcc = cv2.VideoWriter_fourcc(*VIDEO_SUFFIXES[suffix])
-                    writer = cv2.VideoWriter(str(args.out), fourcc, camera.fps, (w, h))
-                    if not writer.isOpened():
-                        raise EdgectlError(f"{args.out}: OpenCV cannot write this video format here", USAGE)
+                    writer = _open_video(args.out, camera.fps, last)
                 writer.write(last)
             if args.frames and count >= args.frames:
                 break
