@@ -24,3 +24,23 @@ class UpdatesConfig(Section):
         description="after a model update, a camera that crashes within this many seconds goes back to "
         "its previous model by itself (and says so with a model_rollback alarm)",
     )
+    probation_fps_ratio: float = Field(
+        default=0.5,
+        ge=0,
+        lt=1,
+        description="within probation_s, a camera that processes fewer frames per second than this "
+        "share of what its previous model did goes back to it (0: no comparison); only while it drops "
+        "frames its source delivered, so a slow stream is not blamed on the model",
+    )
+    probation_fps_floor: float = Field(
+        default=0.0,
+        ge=0,
+        description="within probation_s, a camera on a new model below this many frames per second "
+        "(dropping frames its source delivered) goes back to the previous model; 0: no floor",
+    )
+    probation_fps_window_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="the frame rate is counted over this sliding window, and must stay low for one "
+        "more window before a rollback: a short stall of a busy machine rolls nothing back",
+    )

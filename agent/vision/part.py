@@ -27,6 +27,7 @@ from ..transfers import Uploads
 from .engine import EngineOptions, ModelEngine, ModelPool, ModelRefused
 from .issue_store import IssueStore
 from .pipeline import CameraPipeline, FrameResult
+from .probation import FrameRateRule
 from .sources import Frame, LiveSource
 from .updates import ModelUpdates, running
 
@@ -94,8 +95,11 @@ class Vision:
         self.updates: ModelUpdates | None = None
         if state_dir is not None and uploads is not None:
             updates = updates or UpdatesConfig()
+            fps = FrameRateRule(
+                updates.probation_fps_ratio, updates.probation_fps_floor, updates.probation_fps_window_s
+            )
             self.updates = ModelUpdates(
-                self, state_dir / "models", uploads, list(updates.model_signers), updates.probation_s
+                self, state_dir / "models", uploads, list(updates.model_signers), updates.probation_s, fps
             )
 
     def load(self) -> None:

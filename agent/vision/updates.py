@@ -5,7 +5,8 @@ The signed ``model-install`` command names the staged transfer, the whole archiv
 camera; the gateway then verifies the package's signature against ``updates.model_signers``, loads
 it (manifest schema, file hashes, golden self-test) and only then swaps the camera's pipeline. What a
 camera runs is recorded in ``models.json`` beside the installed models, so a restart keeps it; for
-``updates.probation_s`` a camera that crashes on the new model goes back to the previous one.
+``updates.probation_s`` a camera that crashes on the new model, or runs too slowly on it
+(agent/vision/probation.py), goes back to the previous one.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from ..sink import EventSink
 from ..transfers import Uploads, trusted_signers
 from .engine import ModelRefused
 from .pipeline import CameraPipeline
+from .probation import FrameRateRule, FrameRateWatch, SlowCamera, rate_before
 
 if TYPE_CHECKING:
     from .part import Camera, Vision
@@ -35,6 +37,7 @@ log = logging.getLogger(__name__)
 
 
 REFUSED_FOR_GOOD = ("bad-package", "bad-signature", "model-refused")
+PROBATION_TICK_S = 0.5
 
 
 def running(pipeline: CameraPipeline) -> list[Any]:
@@ -44,13 +47,20 @@ def running(pipeline: CameraPipeline) -> list[Any]:
 
 class ModelUpdates:
     def __init__(
-        self, vision: Vision, root: Path, uploads: Uploads, signers: list[str], probation_s: float = 300.0
+        self,
+        vision: Vision,
+        root: Path,
+        uploads: Uploads,
+        signers: list[str],
+        probation_s: float = 300.0,
+        fps: FrameRateRule | None = None,
     ) -> None:
         self.vision = vision
         self.root = root  # <state>/models: installed/, models.json
         self.uploads = uploads
         self.signers = signers
         self.probation_s = probation_s
+        self.fps = fps or FrameRateRule()
         self.sink: EventSink | None = None  # where a model_rollback alarm goes (the vision part sets it)
         self._watches: set[asyncio.Task[None]] = set()
         self.on_change: Callable[[], Awaitable[None]] | None = None  # the uplink re-announces the models
@@ -91,6 +101,9 @@ class ModelUpdates:
         transfer, digest, camera_id = args.get("transfer"), args.get("sha256"), args.get("camera")
         camera = self._camera(camera_id)
         crashes = camera.restarts
+        assert camera.pipeline is not None
+        # measured before the new model loads: its warm-up and self-test take CPU from the camera
+        before = rate_before(camera.pipeline.stats, self.fps.window_s)
         try:
             result = await asyncio.to_thread(self._install, transfer, digest, camera)
         except CommandError as exc:
@@ -99,28 +112,48 @@ class ModelUpdates:
             raise
         await self._changed()
         if self.probation_s > 0:
-            watch = asyncio.create_task(self._probation(camera, crashes, camera.pipeline, result))
+            fps = FrameRateWatch(self.fps, before) if self.fps.active else None
+            watch = asyncio.create_task(self._probation(camera, crashes, camera.pipeline, result, fps))
             self._watches.add(watch)
             watch.add_done_callback(self._watches.discard)
             result["probation_s"] = self.probation_s
+            result["fps_before"] = None if before is None else round(before, 2)
+            result["fps_threshold"] = round(fps.threshold, 2) if fps is not None else 0.0
         return result
 
-    async def _probation(self, cam: Camera, crashes: int, pipeline: Any, installed: dict[str, Any]) -> None:
-        """Roll back by itself when the camera crashes on the new model within the probation time."""
+    async def _probation(
+        self,
+        cam: Camera,
+        crashes: int,
+        pipeline: CameraPipeline,
+        installed: dict[str, Any],
+        fps: FrameRateWatch | None,
+    ) -> None:
+        """Roll back by itself when the camera crashes, or is too slow, on the new model within the
+        probation time."""
+        new, old = (" ".join(installed[k]) for k in ("installed", "previous"))
         deadline = time.monotonic() + self.probation_s
+        values: dict[str, float] = {}
         while time.monotonic() < deadline:
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(PROBATION_TICK_S)
             if cam.pipeline is not pipeline:
                 return  # swapped again (another update, a rollback): not this watch's business any more
             if cam.restarts > crashes:
+                why = (
+                    f"camera {cam.config.id} failed {cam.restarts - crashes} times within "
+                    f"{self.probation_s:g} s of running {new}; back to {old}"
+                )
+                values = {"restarts": float(cam.restarts - crashes)}
                 break
+            source = cam.source
+            if fps is not None and source is not None:
+                slow = fps.sample(time.monotonic(), pipeline.stats.frames, source.counters.sampled)
+                if slow is not None:
+                    why = _slow_words(cam.config.id, slow, new, old, self.fps.window_s)
+                    values = _slow_values(slow)
+                    break
         else:
             return
-        why = (
-            f"camera {cam.config.id} failed {cam.restarts - crashes} times within "
-            f"{self.probation_s:g} s of running {installed['installed'][0]} {installed['installed'][1]}; "
-            f"back to {installed['previous'][0]} {installed['previous'][1]}"
-        )
         log.error("%s", why)
         try:
             await asyncio.to_thread(self._rollback, cam)
@@ -138,6 +171,8 @@ class ModelUpdates:
                     label=MODEL_ROLLBACK,
                     severity="warning",
                     camera=cam.config.id,
+                    values=values,
+                    units={k: "1/s" for k in values if k.startswith("fps")} or None,
                     extra={"why": why},
                 )
             )
@@ -244,3 +279,19 @@ class ModelUpdates:
         self._write_record(record)
         log.warning("camera %s rolled back to %s", cam.config.id, ", ".join(folders))
         return {"camera": cam.config.id, "models": [[e.manifest.id, e.manifest.version] for e in engines]}
+
+
+def _slow_words(camera: str, slow: SlowCamera, new: str, old: str, window_s: float) -> str:
+    before = f"{old} did {slow.before:.2f} fps" if slow.before is not None else f"{old} was not measured"
+    return (
+        f"camera {camera} processed {slow.fps:.2f} fps on {new} over the last {window_s:g} s while its "
+        f"source delivered {slow.delivered:.2f} fps, under its threshold of {slow.threshold:.2f} fps for "
+        f"{slow.slow_s:.0f} s ({before}); back to {old}"
+    )
+
+
+def _slow_values(slow: SlowCamera) -> dict[str, float]:
+    values = {"fps": slow.fps, "fps_threshold": slow.threshold, "fps_delivered": slow.delivered}
+    if slow.before is not None:
+        values["fps_before"] = round(slow.before, 2)
+    return values

@@ -170,13 +170,10 @@ def _bomb(folder: Path, signer: Path, version: str) -> Path:
     """street-issues with a trap: it answers the warm-up and the golden image, and fails on anything
     else (its output is reshaped to an impossible shape), as a model that passes every check and
     then breaks on a camera's real frames does."""
-    import hashlib
-
     import numpy as np
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    from agent.signing import load_signing_key
     from agent.vision.engine import load_engine
 
     pkg = _package(folder, signer, version)
@@ -214,13 +211,25 @@ def _bomb(folder: Path, signer: Path, version: str) -> Path:
         ]
     )
     graph.output.append(helper.make_tensor_value_info(out.name, TensorProto.FLOAT, shape))
+    return _resigned(pkg, model, signer)
+
+
+def _resigned(pkg: Path, model: Any, signer: Path) -> Path:
+    """The package with its ONNX graph replaced by ``model``, hashed and signed again."""
+    import hashlib
+
+    import onnx
+
+    from agent.signing import load_signing_key
+
+    manifest = json.loads((pkg / "manifest.json").read_text())
     onnx.save(model, str(pkg / manifest["file"]))
     digest = hashlib.sha256((pkg / manifest["file"]).read_bytes()).hexdigest()
     manifest["sha256"] = digest
     manifest["files"][manifest["file"]] = digest
     (pkg / "manifest.json").write_text(json.dumps(manifest, indent=1))
     (pkg / "signature.json").unlink()
-    sign_package(pkg, load_signing_key(signer), "model", manifest["id"], version)
+    sign_package(pkg, load_signing_key(signer), "model", manifest["id"], manifest["version"])
     return pkg
 
 
@@ -250,3 +259,101 @@ def test_a_model_that_breaks_on_real_frames_is_rolled_back_by_itself(
 
     (alarm,) = [e for e in asyncio.run(go()) if e.label == "model_rollback"]
     assert alarm.camera == "cam-1" and "2.0.9" in alarm.extra["why"] and "2.0.0" in alarm.extra["why"]
+
+
+def _slow(folder: Path, signer: Path, version: str, products: int = 80) -> Path:
+    """street-issues made deliberately slow: a chain of matrix products over the input image (so that
+    onnxruntime cannot fold it away), added to the output times zero. It finds what street-issues
+    finds, passes its golden self-test, and takes about a second a frame instead of 10 ms."""
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    pkg = _package(folder, signer, version)
+    manifest = json.loads((pkg / "manifest.json").read_text())
+    model = onnx.load(str(pkg / manifest["file"]))
+    graph = model.graph
+    (out,) = graph.output
+    raw = "raw_" + out.name
+    for node in graph.node:
+        node.output[:] = [raw if o == out.name else o for o in node.output]
+    width = manifest["input"]["width"]
+    weights = (np.random.default_rng(0).standard_normal((width, width)) / 25).astype(np.float32)
+    graph.initializer.extend(
+        [
+            numpy_helper.from_array(weights, "slow_w"),
+            numpy_helper.from_array(np.asarray([-1, width], np.int64), "slow_rows"),
+            numpy_helper.from_array(np.asarray(0.0, np.float32), "slow_zero"),
+        ]
+    )
+    chain = [helper.make_node("Reshape", [graph.input[0].name, "slow_rows"], ["slow_0"])]
+    for i in range(products):
+        chain.append(helper.make_node("MatMul", [f"slow_{2 * i}", "slow_w"], [f"slow_{2 * i + 1}"]))
+        chain.append(helper.make_node("Tanh", [f"slow_{2 * i + 1}"], [f"slow_{2 * i + 2}"]))
+    chain += [
+        helper.make_node("ReduceMean", [f"slow_{2 * products}"], ["slow_mean"], keepdims=0),
+        helper.make_node("Mul", ["slow_mean", "slow_zero"], ["slow_nil"]),
+        helper.make_node("Add", [raw, "slow_nil"], [out.name]),
+    ]
+    graph.node.extend(chain)
+    return _resigned(pkg, model, signer)
+
+
+@pytest.mark.timeout(300)
+def test_a_model_too_slow_for_its_camera_is_rolled_back_and_a_fast_one_is_kept(
+    mosquitto: Broker, tmp_path: Path
+) -> None:
+    import time
+
+    import cv2
+    from uplink_support import consume
+
+    from agent.vision.engine import load_engine
+
+    signer = tmp_path / "model-signer.pem"
+    fast = _package(tmp_path / "pkg-fast", signer, "2.0.1")
+    slow = _slow(tmp_path / "pkg-slow", signer, "2.0.2")
+    engine = load_engine(slow)  # the slow one loads and passes every check a gateway makes
+    engine.infer(cv2.imread(str(slow / "golden.jpg")), engine.preprocessor(), engine.manifest)
+    assert engine.stats.mean_ms > 300, f"not slow enough to test anything: {engine.stats.mean_ms:.0f} ms"
+    private, public = new_key()
+    operator = tmp_path / "operator.key"
+    operator.write_text(private + "\n")
+    window = 5.0
+    config = _config(mosquitto, tmp_path, public, signer, probation_s=120, probation_fps_window_s=window)
+    config["cameras"][0].update(fps=4, motion={"enabled": False})  # every frame inferred
+
+    def rollbacks(alarms: Any) -> list[Any]:
+        return [e for e in alarms.events if e.label == "model_rollback"]
+
+    async def go() -> Any:
+        async with consume(mosquitto, f"city/{DEVICE}/evt/alarm") as alarms, _agent(config) as ctx:
+            cam = ctx.vision.cameras[0]
+            while time.monotonic() - cam.pipeline.stats.started < window + 1:  # a baseline to compare
+                await asyncio.sleep(0.2)
+            done = await asyncio.to_thread(_fleet, mosquitto, operator, fast)
+            assert done.returncode == 0, done.stderr
+            # the fast model runs through three windows at its camera's rate on this busy machine: kept
+            await asyncio.sleep(3 * window + 1)
+            assert _running(ctx) == [("street-issues", "2.0.1")] and rollbacks(alarms) == []
+            assert cam.pipeline.stats.as_dict()["fps"] > 3.0
+
+            done = await asyncio.to_thread(_fleet, mosquitto, operator, slow)
+            assert done.returncode == 0, done.stderr
+            assert _running(ctx) == [("street-issues", "2.0.2")]
+            installed_at = time.monotonic()
+            await alarms.wait_for(lambda c: bool(rollbacks(c)), timeout=60)
+            took = time.monotonic() - installed_at
+            assert _running(ctx) == [("street-issues", "2.0.1")], "back to the fast one"
+            assert cam.restarts == 0, "rolled back for its speed, not a crash"
+            assert took >= 2 * window - 1, "a whole window to count the rate and one more to be sure"
+            return rollbacks(alarms)
+
+    (alarm,) = asyncio.run(go())
+    assert alarm.camera == "cam-1" and alarm.units["fps"] == "1/s"
+    fps, before, threshold = (alarm.values[k] for k in ("fps", "fps_before", "fps_threshold"))
+    assert before > 3.0 and abs(threshold - before / 2) <= 0.01, "half the rate the fast model had"
+    assert fps < threshold and alarm.values["fps_delivered"] > fps
+    why = alarm.extra["why"]
+    assert "street-issues 2.0.2" in why and "back to street-issues 2.0.1" in why, why
+    assert f"{fps:.2f} fps" in why and f"{before:.2f} fps" in why, why
