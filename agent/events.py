@@ -219,7 +219,9 @@ def withheld(event: Event, keys: set[str]) -> Event:
     """The event without the fields of these wire keys (``withholdable_keys`` only)."""
     if "img" in keys:
         keys = keys | {"blr"}  # "blurred" says something about an image that is no longer there
-    names = {_FIELDS[k]: None for k in keys if k in _FIELDS and getattr(event, _FIELDS[k]) is not None}
+    names: dict[str, Any] = {
+        _FIELDS[k]: None for k in keys if k in _FIELDS and getattr(event, _FIELDS[k]) is not None
+    }
     return dataclasses.replace(event, **names) if names else event
 
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import importlib
 import importlib.util
 import logging
 import random
 import signal
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -58,7 +60,7 @@ def available_parts(names: tuple[str, ...] = PART_MODULES) -> list[ModuleType]:
     return parts
 
 
-async def supervise(name: str, factory, stopping: asyncio.Event) -> None:
+async def supervise(name: str, factory: Callable[[], Awaitable[object]], stopping: asyncio.Event) -> None:
     """Run ``factory()`` until stopping; restart it with exponential backoff and jitter if it fails."""
     delay = 1.0
     while not stopping.is_set():
@@ -96,7 +98,7 @@ async def run_agent(ctx: AgentContext, parts: list[ModuleType] | None = None) ->
     )
     tasks = [
         asyncio.create_task(
-            supervise(part.__name__, lambda p=part: p.run(ctx), ctx.stopping), name=part.__name__
+            supervise(part.__name__, functools.partial(part.run, ctx), ctx.stopping), name=part.__name__
         )
         for part in parts
     ]

@@ -209,7 +209,9 @@ def package_files(folder: Path, skip: Iterable[str] = ()) -> list[str]:
     return names
 
 
-def make_listing(folder: Path, kind: str, name: str, version: str, skip: Iterable[str] = ()) -> dict:
+def make_listing(
+    folder: Path, kind: str, name: str, version: str, skip: Iterable[str] = ()
+) -> dict[str, Any]:
     """An unsigned listing of every file of ``folder`` (except ``skip``) with its sha256."""
     return {
         "format": LISTING_FORMAT,

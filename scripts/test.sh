@@ -8,6 +8,8 @@ export PATH="$PWD/.venv/bin:/usr/sbin:$PATH"
 echo "== lint"
 ruff check .
 ruff format --check .
+echo "== types (agent/, strict; config in pyproject.toml)"
+mypy
 echo "== tests"
 mkdir -p reports
 python -m pytest --junitxml=reports/junit.xml "$@"

@@ -198,7 +198,8 @@ class BoardSession:
         self._early.clear()
         self._backlog.clear()
         self._urgent.clear()
-        for fut in [*self._results.values(), *self._acks.values()]:
+        pending: list[asyncio.Future[Any]] = [*self._results.values(), *self._acks.values()]
+        for fut in pending:
             if not fut.done():
                 fut.set_exception(BoardError(f"board {self.config.id} disconnected"))
         self._results.clear()

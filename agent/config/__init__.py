@@ -86,11 +86,11 @@ def _dotted(loc: tuple[Any, ...]) -> str:
 
 def _section_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     """The config section (model class) that holds the key at ``loc``, walking from the top."""
-    model: Any = GatewayConfig
+    model: type[BaseModel] = GatewayConfig
     for part in loc[:-1]:
         if isinstance(part, int):
             continue
-        field = model.model_fields.get(part) if isinstance(model, type) else None
+        field = model.model_fields.get(part)
         if field is None:
             return None
         annotation = field.annotation
@@ -102,7 +102,7 @@ def _section_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
                 break
         else:
             return None
-    return model if isinstance(model, type) else None
+    return model
 
 
 def _did_you_mean(loc: tuple[Any, ...]) -> str:

@@ -298,11 +298,15 @@ class CameraConfig(Section):
         return values
 
 
+Provider = Literal["cpu", "cuda", "tensorrt", "openvino", "coreml", "rknpu"]
+
+
 class VisionConfig(Section):
     """Settings of the ONNX engine, shared by every camera (one session per model)."""
 
-    providers: list[Literal["cpu", "cuda", "tensorrt", "openvino", "coreml", "rknpu"]] = Field(
-        default_factory=lambda: ["cpu"], description="execution providers in order of preference"
+    providers: list[Provider] = Field(
+        default_factory=lambda: list[Provider](["cpu"]),
+        description="execution providers in order of preference",
     )
     intra_op_threads: int = Field(default=0, ge=0, description="threads per inference; 0: one per core")
     inter_op_threads: int = Field(default=1, ge=1)

@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from agent.config.privacy import PrivacyConfig
 from agent.events import ALARM, HEALTH, ISSUE, START, Event, now_ms, validate, withheld
@@ -346,7 +347,7 @@ class Outbox:
             db.close()
             self._local.db = None
 
-    async def _run(self, pool: concurrent.futures.Executor, fn: Callable[..., object], *args: object):
+    async def _run(self, pool: concurrent.futures.Executor, fn: Callable[..., Any], *args: object) -> Any:
         return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
 
     # ----- writing ----------------------------------------------------------------------------
@@ -555,7 +556,8 @@ class Outbox:
                 "SELECT seq, kind, length(payload) FROM events WHERE priority <= ? ORDER BY priority, seq",
                 (top,),
             ).fetchall()
-            freed, chosen, evicted = 0, [], {}
+            freed, chosen = 0, []
+            evicted: dict[str, int] = {}
             for seq, kind, size in victims:
                 if freed >= need:
                     break

@@ -129,7 +129,7 @@ class CrowdMonitor:
             crossed = ("density", density, density_limit, DENSITY_UNIT)
         elif count_limit is not None and count > count_limit:
             crossed = ("count", count, float(count_limit), COUNT_UNIT)
-        where = {
+        where: dict[str, Any] = {
             "captured_ms": frame.captured_ms,
             "clock_synced": frame.clock_synced,
             "camera": self.camera,

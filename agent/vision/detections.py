@@ -18,11 +18,12 @@ class Detections:
     xyxy: np.ndarray  # (n, 4) float32
     confidence: np.ndarray  # (n,) float32
     class_id: np.ndarray  # (n,) int32
-    tracker_id: np.ndarray = field(default=None)  # type: ignore[assignment]  # (n,) int64, -1 untracked
+    tracker_id: np.ndarray = field(default=None)  # type: ignore[arg-type]  # (n,) int64, -1 untracked
 
     def __post_init__(self) -> None:
-        if self.tracker_id is None:
-            object.__setattr__(self, "tracker_id", np.full(len(self.confidence), -1, dtype=np.int64))
+        if self.tracker_id is None:  # the default above
+            untracked = np.full(len(self.confidence), -1, dtype=np.int64)  # type: ignore[unreachable]
+            object.__setattr__(self, "tracker_id", untracked)
 
     @classmethod
     def empty(cls) -> Detections:

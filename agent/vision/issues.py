@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -86,8 +86,7 @@ class IssueRules:
 
     def _rule_for(self, label: str, zone: Zone) -> tuple[str, IssueRule, float] | None:
         if zone.config.parking_limit_s is not None and label in self.parking_classes:
-            rule = self.rules.get(PARKING, IssueRule())
-            return PARKING, rule, zone.config.parking_limit_s
+            return PARKING, self.rules.get(PARKING, IssueRule()), zone.config.parking_limit_s
         rule = self.rules.get(label)
         if rule is None:
             return None  # people, bikes, cars passing by are not issues by themselves
@@ -99,8 +98,8 @@ class IssueRules:
         """One frame of tracked detections (``inside``: zone membership per detection) → events."""
         events: list[Event] = []
         now = frame.now
-        for issue in self.restored:  # seen "now": they have end_after_s to be seen at their place
-            issue.opened = issue.last_seen = issue.last_sent = now
+        for back in self.restored:  # seen "now": they have end_after_s to be seen at their place
+            back.opened = back.last_seen = back.last_sent = now
         self.restored.clear()
         for i in range(len(tracked)):
             track = tracker.tracks.get(int(tracked.tracker_id[i]))
@@ -233,7 +232,7 @@ class IssueRules:
             track=issue.track,
         )
 
-    def _event(self, issue: Issue, frame: FrameInfo, phase: str, **changed) -> Event:
+    def _event(self, issue: Issue, frame: FrameInfo, phase: str, **changed: Any) -> Event:
         return Event(
             kind=ISSUE,
             captured_ms=frame.captured_ms,

@@ -40,7 +40,7 @@ class Track:
 
 def _greedy_match(iou: np.ndarray, threshold: float) -> list[tuple[int, int]]:
     """Pairs (row, col) by descending IoU; good enough for the few objects of one class per frame."""
-    pairs = []
+    pairs: list[tuple[int, int]] = []
     if iou.size == 0:
         return pairs
     rows, cols = np.nonzero(iou >= threshold)
