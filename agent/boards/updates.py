@@ -155,6 +155,8 @@ class FirmwareUpdates:
             "installed": bundle.version,
             "previous": installed,
             "unchanged": result.unchanged,
+            "files_sent": result.sent,  # a resumed install sends only what the board lacks
+            "files_reused": result.reused,
             "signer": bundle.signer.key_id if bundle.signer else None,
         }
 

@@ -10,6 +10,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -129,3 +130,136 @@ def test_board_firmware_over_the_air_resumes_installs_reboots_and_refuses_what_i
                 assert session.info.firmware == "1.2.0" and board.boots == 2, "refusals never touch the board"
 
         asyncio.run(go())
+
+
+def _on_board(part: Path) -> tuple[list[Path], list[Path]]:
+    """Files of a transfer folder on the board: verified ones, and ones still being written."""
+    files = [p for p in part.rglob("*") if p.is_file()] if part.is_dir() else []
+    return [p for p in files if not p.name.endswith((".tmp", ".part"))], [
+        p for p in files if p.name.endswith(".tmp.part") and p.stat().st_size > 0
+    ]
+
+
+@pytest.mark.timeout(600)
+def test_a_board_cut_off_in_the_middle_of_the_serial_transfer_keeps_its_firmware_and_resumes(
+    mosquitto: Broker, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    signer_public = _key(tmp_path / "fw-signer.pem", capsys)
+    operator_public = _key(tmp_path / "operator.pem", capsys)
+    good = _bundle(tmp_path, "1.2.0", tmp_path / "fw-signer.pem")
+    total = len(list(p for p in good.rglob("*") if p.is_file()))
+    setup = load_setup(STREET_SETUP).document()
+    flash = tmp_path / "flash"
+    part = flash / "fw" / "1.2.0.part"
+    with SimulatedBoard(setup, flash=flash) as board:
+        config = {
+            "device": {"id": DEVICE},
+            "uplink": {"url": mosquitto.url, "reconnect_min_s": 0.05, "reconnect_max_s": 0.5,
+                       "commands": {"trusted_keys": [operator_public]}},
+            "outbox": {"path": str(tmp_path / "state" / "outbox.sqlite")},
+            "updates": {"firmware_signers": [signer_public]},
+            "boards": [{"id": setup["board_id"], "port": board.port}],
+        }  # fmt: skip
+        operator = tmp_path / "operator.pem"
+
+        async def go() -> None:
+            async with _agent(config) as ctx:
+                session = ctx.boards.sessions[setup["board_id"]]
+                first = asyncio.ensure_future(asyncio.to_thread(_fleet, mosquitto, operator, good))
+                # the cable is pulled while a file is half written, with some files already verified
+                while True:
+                    verified, writing = _on_board(part)
+                    if verified and writing:
+                        break
+                    assert not first.done(), "the install ended before it could be cut"
+                    await asyncio.sleep(0.005)
+                board.unplug()
+                cut = await first
+                assert cut.returncode == 1 and "install-failed" in cut.stderr, cut.stdout + cut.stderr
+                assert "it keeps firmware 1.0.0" in cut.stderr
+                assert f"{DEVICE:<20} FAILED" in cut.stdout
+                assert board.boots == 1, "the board was not rebooted"
+                assert not (flash / "fw" / "current").exists() and not (flash / "fw" / "1.2.0").exists()
+                assert board.installed_version() == "1.0.0", "its next boot would run the old firmware"
+                kept, _ = _on_board(part)
+                assert len(kept) >= len(verified)
+
+                board.plug()  # the cable is back: the same firmware, still running, says HELLO again
+                for _ in range(300):
+                    if session.connected.is_set() and session.info is not None:
+                        break
+                    await asyncio.sleep(0.1)
+                assert session.connected.is_set() and session.info.firmware == "1.0.0"
+                readings = session.stats.readings
+                for _ in range(200):  # the board reports every report_interval_s (5 s in its setup)
+                    if session.stats.readings > readings:
+                        break
+                    await asyncio.sleep(0.1)
+                assert session.stats.readings > readings, "the old firmware goes on measuring"
+
+                done = await asyncio.to_thread(_fleet, mosquitto, operator, good)
+                assert done.returncode == 0, done.stdout + done.stderr
+                line = f"board {setup['board_id']} runs 1.2.0 (was 1.0.0), {len(kept)} files already on the board"
+                assert line in done.stdout, done.stdout
+                assert session.info.firmware == "1.2.0" and board.boots == 2, "rebooted once, into 1.2.0"
+                assert (flash / "fw" / "current").read_text() == "1.2.0\n"
+                assert len(_on_board(flash / "fw" / "1.2.0")[0]) == total
+
+        asyncio.run(go())
+
+
+@pytest.mark.timeout(600)
+def test_a_gateway_stopped_in_the_middle_of_the_serial_transfer_leaves_the_board_as_it_was(
+    mosquitto: Broker, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    signer_public = _key(tmp_path / "fw-signer.pem", capsys)
+    operator_public = _key(tmp_path / "operator.pem", capsys)
+    good = _bundle(tmp_path, "1.2.0", tmp_path / "fw-signer.pem")
+    setup = load_setup(STREET_SETUP).document()
+    flash = tmp_path / "flash"
+    part = flash / "fw" / "1.2.0.part"
+    with SimulatedBoard(setup, flash=flash) as board:
+        config = {
+            "device": {"id": DEVICE},
+            "uplink": {"url": mosquitto.url, "reconnect_min_s": 0.05, "reconnect_max_s": 0.5,
+                       "commands": {"trusted_keys": [operator_public]}},
+            "outbox": {"path": str(tmp_path / "state" / "outbox.sqlite")},
+            "updates": {"firmware_signers": [signer_public]},
+            "boards": [{"id": setup["board_id"], "port": board.port}],
+        }  # fmt: skip
+        operator = tmp_path / "operator.pem"
+
+        async def stopped() -> tuple[subprocess.CompletedProcess[str], list[Path]]:
+            async with _agent(config):
+                first = asyncio.ensure_future(
+                    asyncio.to_thread(_fleet, mosquitto, operator, good, "--wait", "15")
+                )
+                while True:
+                    verified, writing = _on_board(part)
+                    if verified and writing:
+                        break
+                    assert not first.done(), "the install ended before it could be cut"
+                    await asyncio.sleep(0.005)
+            # the agent has stopped (as systemd stops it) with the install half done
+            return await first, verified
+
+        started = time.monotonic()
+        cut, verified = asyncio.run(stopped())
+        assert time.monotonic() - started < 40, "stopping did not wait for the install"
+        assert cut.returncode == 1 and f"{DEVICE:<20} FAILED" in cut.stdout, cut.stdout + cut.stderr
+        assert board.boots == 1 and board.installed_version() == "1.0.0"
+        assert not (flash / "fw" / "current").exists() and not (flash / "fw" / "1.2.0").exists()
+        kept, _ = _on_board(part)
+        assert len(kept) >= len(verified)
+
+        async def restarted() -> None:
+            async with _agent(config) as ctx:
+                session = ctx.boards.sessions[setup["board_id"]]
+                assert session.info.firmware == "1.0.0", "the old firmware still runs"
+                done = await asyncio.to_thread(_fleet, mosquitto, operator, good)
+                assert done.returncode == 0, done.stdout + done.stderr
+                assert "already on the device" in done.stderr, "the staged package survived the restart"
+                assert f"runs 1.2.0 (was 1.0.0), {len(kept)} files already on the board" in done.stdout
+                assert session.info.firmware == "1.2.0" and board.boots == 2
+
+        asyncio.run(restarted())

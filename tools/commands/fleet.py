@@ -317,7 +317,11 @@ def cmd_firmware(args: argparse.Namespace) -> int:
     for device, result in results.items():
         if isinstance(result, dict):
             was = result.get("previous") or "(none)"
-            print(f"{device:<20} ok       board {result['board']} runs {result['installed']} (was {was})")
+            reused = result.get("files_reused")
+            resumed = f", {reused} files already on the board" if reused and result.get("files_sent") else ""
+            print(
+                f"{device:<20} ok       board {result['board']} runs {result['installed']} (was {was}){resumed}"
+            )
         else:
             print(f"{device:<20} FAILED   {result}")
     return 0 if all(isinstance(r, dict) for r in results.values()) else FAILED
