@@ -18,7 +18,7 @@ from aiohttp import web
 from ..commands import CommandError
 from .auth import CHANGES_PER_S, COOKIE, CSRF_HEADER, Session, Sessions
 from .feed import Feed, HealthSamples
-from .live import LiveView
+from .live import LiveView, Shown
 from .zones import ZoneError, save_zones
 
 log = logging.getLogger(__name__)
@@ -27,6 +27,7 @@ MAX_BODY = 64 * 1024  # the largest request: a camera's zones as JSON
 PUBLIC = {"/login", "/static/style.css"}
 STATIC = {"index.html", "login.html", "app.js", "style.css"}
 FRAME_WAIT_S = 5.0
+PRIVACY_HEADER = "X-Privacy"  # blurred, unblurred or withheld: what the frame shows
 STREAM_IDLE_S = 2.0  # a stream re-checks for a stop this often while its camera sends nothing
 
 
@@ -169,6 +170,10 @@ async def stream(request: web.Request) -> web.StreamResponse:
         }
     )
     await response.prepare(request)
+    if live.unblurred:
+        log.warning(
+            "web: unblurred live view of camera %s opened from %s", live.camera.config.id, request.remote
+        )
     period = 1.0 / state.fps
     shown_number = 0
     with live.watching():
@@ -179,7 +184,8 @@ async def stream(request: web.Request) -> web.StreamResponse:
                 continue
             shown_number = shown.number
             jpeg = await live.jpeg(shown, annotated=True)
-            head = f"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
+            head = f"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n"
+            head += f"{PRIVACY_HEADER}: {shown.privacy}\r\n\r\n"
             try:
                 await response.write(head.encode() + jpeg + b"\r\n")
             except (ConnectionResetError, RuntimeError):
@@ -199,11 +205,18 @@ async def frame(request: web.Request) -> web.Response:
     if shown is None:
         return _error(503, f"camera {live.camera.config.id} sent no frame within {FRAME_WAIT_S:.0f} s")
     live.still = shown
+    jpeg = await live.jpeg(shown, annotated=False)
     return web.Response(
-        body=await live.jpeg(shown, annotated=False),
+        body=jpeg,
         content_type="image/jpeg",
-        headers={"Cache-Control": "no-store"},
+        headers={"Cache-Control": "no-store", PRIVACY_HEADER: shown.privacy, **_reason(shown)},
     )
+
+
+def _reason(shown: Shown) -> dict[str, str]:
+    # header values are one line of Latin-1: the reason's own text is the log's, this is a hint
+    text = shown.reason.encode("ascii", "replace").decode().replace("\r", " ").replace("\n", " ")
+    return {f"{PRIVACY_HEADER}-Reason": text[:200]} if text else {}
 
 
 async def detections(request: web.Request) -> web.Response:

@@ -14,7 +14,6 @@ import time
 import tomllib
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,27 +23,9 @@ import pytest
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
-from webbench import PASSWORD, Gateway
+from webbench import CAMERA, PASSWORD, Gateway, login, wait_for
 
 from agent.vision.zones import make_zones
-
-CAMERA = "cam-1"
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            value = check()
-        except Exception as exc:  # the page is still changing: a stale element, a missing one
-            value, last = None, exc
-        else:
-            last = None
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}" + (f" (last error: {last})" if last else ""))
-        time.sleep(0.2)
 
 
 def status_of(url: str, method: str = "GET", body: bytes | None = None) -> tuple[int, str]:
@@ -79,16 +60,8 @@ def test_without_a_session_nothing_answers(gateway: Gateway) -> None:
     assert cam.viewers == 0, "a refused stream must not count as a viewer"
 
 
-def _login(browser: Any, gateway: Gateway, password: str) -> None:
-    browser.get(gateway.url + "/login")
-    field = browser.find_element(By.ID, "password")
-    field.clear()
-    field.send_keys(password)
-    browser.find_element(By.ID, "login-button").click()
-
-
 def test_a_wrong_password_is_refused(gateway: Gateway, browser: Any) -> None:
-    _login(browser, gateway, "not the password")
+    login(browser, gateway, "not the password")
     assert "Wrong password" in wait_for(
         "the refusal", lambda: browser.find_element(By.CLASS_NAME, "error").text
     )
@@ -150,13 +123,14 @@ def _shot(browser: Any, name: str) -> None:
 
 
 def _lamp_duty(gateway: Gateway) -> int:
+    assert gateway.board is not None
     return gateway.board.board.hal.pwms[25].duty  # the lamp's pin in firmware/sim/street-setup.toml
 
 
 def test_commissioning_in_the_browser(gateway: Gateway, browser: Any) -> None:
     cam = gateway.ctx.vision.cameras[0]
     live = gateway.ctx.web.live[CAMERA]
-    _login(browser, gateway, PASSWORD)
+    login(browser, gateway, PASSWORD)
     wait_for("the page", lambda: "demo-pole" in browser.find_element(By.ID, "device").text)
     cookie = browser.get_cookie("edge_session")
     assert cookie and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
@@ -174,6 +148,11 @@ def test_commissioning_in_the_browser(gateway: Gateway, browser: Any) -> None:
     first = browser.execute_script(look, img)
     wait_for("the live image to change", lambda: browser.execute_script(look, img) != first, 10)
     _shot(browser, "live")
+    # the face model and the detector vouched for what is shown: blurred, not withheld
+    privacy = "const done = arguments[arguments.length - 1];"
+    privacy += "fetch(arguments[0]).then(r => done(r.headers.get('X-Privacy')));"
+    assert browser.execute_async_script(privacy, f"/api/cameras/{CAMERA}/frame.jpg") == "blurred"
+    assert live.state == "blurred"
 
     # zone editor: draw a zone on the current frame, name it, give it rules, save
     browser.find_element(By.CSS_SELECTOR, '#tabs button[data-tab="zones"]').click()

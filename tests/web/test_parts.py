@@ -3,6 +3,7 @@ rate-limited logins, bounded bodies) and the live view's privacy blur."""
 
 from __future__ import annotations
 
+import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -13,18 +14,22 @@ import cv2
 import numpy as np
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from webbench import self_signed
 
 from agent.commands import CommandRegistry
 from agent.config import ConfigError, parse_config
 from agent.config.camera import CameraConfig
 from agent.vision.detections import Detections
-from agent.vision.pipeline import FrameResult
+from agent.vision.engine import ModelEngine, load_engine
+from agent.vision.part import Camera
+from agent.vision.pipeline import CameraPipeline, FrameResult
 from agent.vision.sources import Frame
 from agent.web.app import WebState, make_app
 from agent.web.auth import CHANGES_BURST, FAILURES_PER_MINUTE, PasswordFileError, Sessions, read_password
 from agent.web.feed import HealthSamples
 from agent.web.live import LiveView
 from agent.web.zones import ZoneError, checked
+from models.pipeline.footage import OPENCV_DATA
 
 PASSWORD = "a long enough password"
 
@@ -91,7 +96,7 @@ async def test_changes_are_rate_limited_per_session() -> None:
 async def test_under_tls_the_cookie_is_secure(tmp_path: Path) -> None:
     from agent.web.part import _tls
 
-    cert, key = _self_signed(tmp_path)
+    cert, key, _ = self_signed(tmp_path)
     config = parse_config(
         {
             "device": {"id": "pole-1"},
@@ -103,36 +108,6 @@ async def test_under_tls_the_cookie_is_secure(tmp_path: Path) -> None:
         response = await client.post("/login", data={"password": PASSWORD}, allow_redirects=False)
         assert response.status == 302
         assert "Secure" in response.headers["Set-Cookie"]
-
-
-def _self_signed(folder: Path) -> tuple[Path, Path]:
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pole")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    (folder / "web.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (folder / "web.key").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return folder / "web.crt", folder / "web.key"
 
 
 async def test_logins_are_rate_limited_and_bodies_bounded() -> None:
@@ -173,54 +148,124 @@ def test_invalid_zones_name_the_zone() -> None:
     ]
 
 
-def _person_frame() -> tuple[Any, Frame, FrameResult]:
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def nanodet() -> ModelEngine:
+    return load_engine(ROOT / "models" / "nanodet-coco")
+
+
+def _camera(nanodet: ModelEngine | None, **snapshots: Any) -> Camera:
+    """A real camera with nanodet-coco's pipeline (or none) and the shipped face model by default."""
+    config = CameraConfig(id="cam-1", source="x.mp4", models=["m"], snapshots=snapshots)
+    return Camera(config, CameraPipeline(config, [nanodet]) if nanodet is not None else None)
+
+
+def _noise_frame(found: list[Any], inferred: bool = True) -> tuple[Frame, FrameResult]:
     rng = np.random.default_rng(1)
     image = rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)  # detail everywhere: noise
-    person = Detections.of([(0.25, 0.25, 0.5, 0.75)], [0.9], [0])
-    result = FrameResult(Frame(image, 1, 0.0, 0), True, [], [(person, ["person", "car"])], None, {})
-    camera = SimpleNamespace(
-        config=CameraConfig(id="cam-1", source="x.mp4", models=["m"]), pipeline=None, viewers=0, show=None
-    )
-    return camera, result.frame, result
+    frame = Frame(image, 1, 0.0, 0)
+    return frame, FrameResult(frame, inferred, [], found, None, {})
+
+
+PERSON = [(Detections.of([(0.25, 0.25, 0.5, 0.75)], [0.9], [0]), ["person", "car"])]
+
+
+def _detail(image: np.ndarray) -> float:
+    """Mean difference of neighbouring pixels: noise is far above 40, a pixelated blur below 5."""
+    return float(np.abs(np.diff(image.astype(float), axis=1)).mean())
+
+
+async def _shown(live: LiveView, *offers: tuple[Frame, FrameResult]) -> tuple[np.ndarray, str, str]:
+    with live.watching():
+        assert live.camera.viewers == 1 and live.camera.show == live.offer
+        for frame, result in offers:
+            live.offer(frame, result)
+        shown = await live.next(len(offers) - 1, 1.0)
+        assert shown is not None and shown.number == len(offers)
+        jpeg = await live.jpeg(shown, annotated=False)
+    assert live.camera.viewers == 0
+    return cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR), shown.privacy, shown.reason
 
 
 @pytest.mark.parametrize("unblurred", [False, True])
-async def test_live_view_blurs_people_unless_told_not(unblurred: bool) -> None:
-    camera, frame, result = _person_frame()
-    live = LiveView(camera, ThreadPoolExecutor(1), width=960, unblurred=unblurred)
-    with live.watching():
-        assert camera.viewers == 1 and camera.show == live.offer
-        live.offer(frame, result)
-        shown = await live.next(0, 1.0)
-        assert shown is not None
-        jpeg = await live.jpeg(shown, annotated=False)
-    assert camera.viewers == 0
-    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
-    inside = image[70:170, 90:150].astype(float)  # well within the person's box
-    outside = image[10:50, 200:300].astype(float)
-    # pixelated and blurred: neighbouring pixels nearly equal; noise elsewhere stays noise
-    inside_detail = np.abs(np.diff(inside, axis=1)).mean()
-    outside_detail = np.abs(np.diff(outside, axis=1)).mean()
-    assert outside_detail > 40
+async def test_live_view_blurs_people_unless_told_not(nanodet: ModelEngine, unblurred: bool) -> None:
+    live = LiveView(_camera(nanodet), ThreadPoolExecutor(1), width=960, unblurred=unblurred)
+    image, privacy, _ = await _shown(live, _noise_frame(PERSON))
+    inside = _detail(image[70:170, 90:150])  # well within the person's box
+    assert _detail(image[10:50, 200:300]) > 40  # noise elsewhere stays noise
     if unblurred:
-        assert inside_detail > 40
+        assert inside > 40 and privacy == "unblurred"
     else:
-        assert inside_detail < 5
+        assert inside < 5 and privacy == "blurred"
     assert live.encoded == 1
 
 
-async def test_a_person_the_detector_just_lost_stays_blurred() -> None:
-    camera, frame, result = _person_frame()
-    live = LiveView(camera, ThreadPoolExecutor(1), width=960, unblurred=False)
-    lost = FrameResult(frame, True, [], [(Detections.empty(), ["person", "car"])], None, {})
-    with live.watching():
-        live.offer(frame, result)
-        live.offer(frame, lost)  # the next frame: the detector missed them
-        shown = await live.next(1, 1.0)
-        assert shown is not None and shown.number == 2
-        jpeg = await live.jpeg(shown, annotated=False)
-    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
-    assert np.abs(np.diff(image[70:170, 90:150].astype(float), axis=1)).mean() < 5
+async def test_a_person_the_detector_just_lost_stays_blurred(nanodet: ModelEngine) -> None:
+    live = LiveView(_camera(nanodet), ThreadPoolExecutor(1), width=960, unblurred=False)
+    lost = _noise_frame([(Detections.empty(), ["person", "car"])])
+    image, privacy, _ = await _shown(live, _noise_frame(PERSON), lost)  # the next frame: missed
+    assert privacy == "blurred" and _detail(image[70:170, 90:150]) < 5
+
+
+def _street_frame() -> np.ndarray:
+    cap = cv2.VideoCapture(str(OPENCV_DATA / "vtest.avi"))
+    for _ in range(200):  # a few seconds in: people on the square
+        ok, image = cap.read()
+        assert ok, "OpenCV's vtest.avi is missing: install Debian's opencv-doc (scripts/setup.sh)"
+    cap.release()
+    return image
+
+
+async def test_a_frame_the_pipeline_did_not_infer_is_vouched_for_by_the_detector_here(
+    nanodet: ModelEngine,
+) -> None:
+    """The motion gate let the frame through uninferred: its detections are stale, so none are
+    given; the live view runs the detector on the frame itself and blurs whom it finds."""
+    image = _street_frame()
+    dets = nanodet.infer(image, nanodet.preprocessor())
+    assert isinstance(dets, Detections)
+    people = [dets.xyxy[i] for i in range(len(dets)) if int(dets.class_id[i]) == 0]
+    assert len(people) >= 3, "the detector must see people on the square, or this test proves nothing"
+    frame = Frame(image, 1, 0.0, 0)
+    stale = FrameResult(frame, False, [], [(Detections.empty(), nanodet.manifest.labels)], None, {})
+    live = LiveView(_camera(nanodet), ThreadPoolExecutor(1), width=960, unblurred=False)
+    out, privacy, _ = await _shown(live, (frame, stale))
+    assert privacy == "blurred"
+    h, w = out.shape[:2]
+    for x1, y1, x2, y2 in people:
+        a, b, c, d = int(x1 * w), int(y1 * h), int(x2 * w), int(y2 * h)
+        before = _detail(image[b:d, a:c])
+        assert _detail(out[b:d, a:c]) < before / 2, (x1, y1, x2, y2)
+    # the pavement far from anyone keeps its detail
+    assert abs(_detail(out[-40:, :80]) - _detail(image[-40:, :80])) < 3
+
+
+@pytest.mark.parametrize("problem", ["missing", "broken"])
+async def test_without_a_working_face_model_the_frame_is_withheld(
+    nanodet: ModelEngine, tmp_path: Path, problem: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    face_model = tmp_path / "blazeface.onnx"
+    if problem == "broken":
+        face_model.write_bytes(b"not an onnx file")
+    live = LiveView(_camera(nanodet, face_model=face_model), ThreadPoolExecutor(1), 960, False)
+    with caplog.at_level(logging.WARNING, "agent.web.live"):
+        image, privacy, reason = await _shown(live, _noise_frame(PERSON))
+    assert privacy == "withheld" and "face model" in reason
+    assert _detail(image[10:50, 200:300]) < 5, "the whole frame is pixelated, not only the person"
+    assert "live view is withheld" in caplog.text and str(face_model) in caplog.text
+
+
+async def test_a_camera_no_model_of_which_detects_people_is_withheld() -> None:
+    live = LiveView(_camera(None), ThreadPoolExecutor(1), width=960, unblurred=False)
+    image, privacy, reason = await _shown(live, _noise_frame(PERSON))
+    assert privacy == "withheld" and "detects people" in reason
+    assert _detail(image[10:50, 200:300]) < 5
+    # an explicit setting (logged at start) shows it all the same
+    live = LiveView(_camera(None), ThreadPoolExecutor(1), width=960, unblurred=True)
+    image, privacy, _ = await _shown(live, _noise_frame(PERSON))
+    assert privacy == "unblurred" and _detail(image[10:50, 200:300]) > 40
 
 
 def test_frame_rates_come_from_counter_differences() -> None:
