@@ -18,7 +18,8 @@ from agent.events import now_ms
 from ..redact import redacted
 from .outbox import Outbox
 
-# Settings the running agent takes over at once; any other change is written and needs a restart.
+# Settings the running agent takes over at once (and cameras' zones, see apply_patch); any other
+# change is written and needs a restart.
 LIVE_SETTINGS = (
     "uplink.telemetry_interval_s",
     "uplink.replay_rate",
@@ -42,11 +43,28 @@ def merged(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _by_id(items: Any) -> dict[str, Any] | None:
+    """A list of maps that all have a distinct string id (cameras, zones), keyed by it; else None."""
+    if not isinstance(items, list) or not all(
+        isinstance(i, dict) and isinstance(i.get("id"), str) for i in items
+    ):
+        return None
+    keyed = {i["id"]: i for i in items}
+    return keyed if len(keyed) == len(items) else None
+
+
 def changed_paths(old: Any, new: Any, path: str = "") -> list[str]:
+    """Dotted paths of what differs; lists of maps with ids by id: ``cameras[cam-1].zones[gate]``."""
     if isinstance(old, dict) and isinstance(new, dict):
         paths = []
         for key in sorted(set(old) | set(new)):
             paths += changed_paths(old.get(key), new.get(key), f"{path}.{key}" if path else key)
+        return paths
+    old_ids, new_ids = _by_id(old), _by_id(new)
+    if old_ids is not None and new_ids is not None and old != new:
+        paths = []
+        for key in sorted(set(old_ids) | set(new_ids)):
+            paths += changed_paths(old_ids.get(key), new_ids.get(key), f"{path}[{key}]")
         return paths
     return [] if old == new else [path]
 
@@ -71,7 +89,7 @@ def apply_patch(
     *,
     config_path: Path | None,
     get_config: Callable[[], GatewayConfig],
-    apply: Callable[[GatewayConfig], None],
+    apply: Callable[[GatewayConfig], list[str] | None],
     source: str = "set-config",
 ) -> dict[str, Any]:
     """Merge ``patch`` into the config file, validate, persist atomically and apply what can be live.
@@ -104,9 +122,11 @@ def apply_patch(
         )
     changed = changed_paths(old.model_dump(mode="json"), new.model_dump(mode="json"))
     write_atomically(config_path, tomli_w.dumps(data))
-    live = [p for p in changed if p.startswith(LIVE_SETTINGS)]
+    # ``apply`` names what the running parts took over besides LIVE_SETTINGS (a camera's zones, when
+    # its pipeline was swapped), as path prefixes
+    taken = tuple(apply(new) or ())
+    live = [p for p in changed if p.startswith(LIVE_SETTINGS + taken)]
     later = [p for p in changed if p not in live]
-    apply(new)
     return {"changed": changed, "applied": live, "restart_needed": later}
 
 
@@ -115,7 +135,7 @@ def register_builtins(
     *,
     get_config: Callable[[], GatewayConfig],
     config_path: Path | None,
-    apply: Callable[[GatewayConfig], None],
+    apply: Callable[[GatewayConfig], list[str] | None],
     outbox: Outbox,
     started_ms: int,
 ) -> None:

@@ -52,7 +52,7 @@ class DesiredConfig:
         *,
         get_config: Callable[[], GatewayConfig],
         config_path: Path | None,
-        apply: Callable[[GatewayConfig], None],
+        apply: Callable[[GatewayConfig], list[str] | None],
         properties: Properties | None,
     ) -> None:
         self.gate = gate  # its trusted keys decide who may change this device

@@ -84,8 +84,9 @@ async def setup(ctx: Any) -> None:
         birth=birth,
     )
 
-    def apply(new: GatewayConfig) -> None:
-        """Take over the settings that can change while running (builtins.LIVE_SETTINGS)."""
+    def apply(new: GatewayConfig) -> list[str]:
+        """Take over the settings that can change while running (builtins.LIVE_SETTINGS), and the
+        cameras' zones; returns the paths taken over besides LIVE_SETTINGS."""
         ctx.config = new
         gate.set_auth(new.uplink.commands)
         publisher.set_replay_rate(new.uplink.replay_rate)
@@ -98,6 +99,8 @@ async def setup(ctx: Any) -> None:
         outbox.quota_bytes = quota_bytes(new)
         outbox.privacy = new.privacy
         logging.getLogger().setLevel(new.logging.level)
+        vision = getattr(ctx, "vision", None)
+        return vision.take_zones(new) if vision is not None else []
 
     desired = DesiredConfig(
         gate,

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import GatewayConfig
-from ..config.camera import CameraConfig, VisionConfig
+from ..config.camera import CameraConfig, VisionConfig, ZoneConfig
 from ..config.updates import UpdatesConfig
 from ..events import ModelRef
 from ..redact import redact_url
@@ -141,6 +141,30 @@ class Vision:
             model = rules.issues.model.id
             rules.issues.store = IssueStore(self.state_dir / "issues" / f"{camera}.{model}.json")
             rules.issues.store.restore(rules.issues)
+
+    def take_zones(self, config: GatewayConfig) -> list[str]:
+        """Run the zones ``config`` gives each camera now (set-config, the page); returns the config
+        paths taken over, ``cameras[ID].zones``. Nothing else of a camera changes until a restart."""
+        taken = []
+        for cam in self.cameras:
+            fresh = next((c for c in config.cameras if c.id == cam.config.id), None)
+            if fresh is None:
+                continue
+            if fresh.zones != cam.config.zones:
+                self.swap_zones(cam, fresh.zones)
+            taken.append(f"cameras[{cam.config.id}].zones")
+        return taken
+
+    def swap_zones(self, cam: Camera, zones: list[ZoneConfig]) -> None:
+        """A new pipeline with these zones on the same engines, swapped in between two frames as a
+        model update is (about a millisecond); open static issues are kept, the tracker starts afresh."""
+        config = cam.config.model_copy(update={"zones": zones})
+        if cam.pipeline is not None:
+            pipeline = CameraPipeline(config, [m.engine for m in running(cam.pipeline)])
+            self.keep_issues(config.id, pipeline)
+            cam.pipeline = pipeline  # the camera task reads cam.pipeline for each frame
+        cam.config = config
+        log.info("camera %s: zones now %s", config.id, [z.id for z in zones] or "none (the whole frame)")
 
     def health(self) -> dict[str, Any]:
         models = {

@@ -1,6 +1,6 @@
-"""Saving a camera's zones from the page: the same path as the ``set-config`` command (merged into
-the config file, validated by the whole pydantic config, written atomically), then applied live by
-rebuilding that camera's pipeline, swapped in between two frames as model updates do."""
+"""Saving a camera's zones from the page: through the ``set-config`` command itself (merged into
+the config file, validated by the whole pydantic config, written atomically, and applied live by
+swapping that camera's pipeline between two frames, as zones sent over MQTT are)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,6 @@ from pydantic import ValidationError
 from ..commands import CommandError
 from ..config.camera import ZoneConfig
 from ..vision.part import Camera, Vision
-from ..vision.pipeline import CameraPipeline
-from ..vision.updates import running
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +67,10 @@ async def save_zones(ctx: Any, camera_id: str, zones: Any, lock: asyncio.Lock) -
         raise ZoneError(f"no camera {camera_id!r} on this gateway")
     new_zones = checked(zones)
     async with lock:
-        return await _save(ctx, vision, cam, new_zones)
+        return await _save(ctx, cam, new_zones)
 
 
-async def _save(ctx: Any, vision: Vision, cam: Camera, new_zones: list[dict[str, Any]]) -> dict[str, Any]:
+async def _save(ctx: Any, cam: Camera, new_zones: list[dict[str, Any]]) -> dict[str, Any]:
     camera_id = cam.config.id
     if ctx.config_path is None:
         raise ZoneError("this agent was started without a config file, so zones cannot be saved")
@@ -91,23 +89,7 @@ async def _save(ctx: Any, vision: Vision, cam: Camera, new_zones: list[dict[str,
         reply = await ctx.commands.get("set-config").handler({"set": {"cameras": patch}})
     except CommandError as exc:
         raise ZoneError(exc.message) from None
-    config = next(c for c in ctx.config.cameras if c.id == camera_id)
-    await apply_live(vision, cam, config)
-    log.info("web: zones of camera %s saved and applied: %s", camera_id, [z["id"] for z in new_zones])
-    return {
-        "saved": str(ctx.config_path),
-        "zones": [z.model_dump(mode="json", exclude_none=True) for z in config.zones],
-        **reply,
-    }
-
-
-async def apply_live(vision: Vision, cam: Camera, config: Any) -> None:
-    """A new pipeline on the same engines; open static issues are kept, the tracker starts afresh."""
-    if cam.pipeline is None:
-        cam.config = config
-        return
-    engines = [m.engine for m in running(cam.pipeline)]
-    pipeline = await asyncio.to_thread(CameraPipeline, config, engines)
-    vision.keep_issues(config.id, pipeline)
-    cam.config = config
-    cam.pipeline = pipeline  # the camera task reads cam.pipeline for each frame
+    # set-config ran them already (agent/vision/part.py, Vision.take_zones): the pipeline is swapped
+    zones = [z.model_dump(mode="json", exclude_none=True) for z in cam.config.zones]
+    log.info("web: zones of camera %s saved and applied: %s", camera_id, [z["id"] for z in zones])
+    return {"saved": str(ctx.config_path), "zones": zones, **reply}
