@@ -20,6 +20,7 @@ from agent.vision.pipeline import CameraPipeline
 from models.pipeline.footage import ROOT, load_footage, opencv_data, score_label
 
 NANODET = ROOT / "models" / "nanodet-coco"
+STREET_VISION = ROOT / "models" / "street-vision"  # nanodet-coco and street-issues-rw in one graph
 
 
 @pytest.fixture(scope="module")
@@ -27,10 +28,10 @@ def footage():
     return load_footage("vtest")
 
 
-@pytest.fixture(scope="module")
-def found(footage):
-    """The shipped detector's detections on the test frames, at its shipped thresholds."""
-    engine = load_engine(NANODET)  # golden self-test included
+@pytest.fixture(scope="module", params=[NANODET, STREET_VISION], ids=lambda p: p.name)
+def found(request, footage):
+    """Each shipped person detector's detections on the test frames, at its shipped thresholds."""
+    engine = load_engine(request.param)  # golden self-test included
     prep = engine.preprocessor()
     return engine.manifest.labels, [engine.infer(f.image, prep) for f in footage.test]
 
@@ -60,8 +61,9 @@ def test_parked_vehicles_are_found_in_nine_frames_of_ten(footage, found) -> None
     assert r["frames_found"] >= 0.9 and r["recall"] >= 0.9, r
 
 
-def test_vehicle_is_car_bus_truck_and_motorcycle_in_one_label() -> None:
-    manifest = load_engine(NANODET).manifest
+@pytest.mark.parametrize("folder", [NANODET, STREET_VISION], ids=lambda p: p.name)
+def test_vehicle_is_car_bus_truck_and_motorcycle_in_one_label(folder) -> None:
+    manifest = load_engine(folder).manifest
     assert {"person", "bicycle", "vehicle"} <= set(manifest.labels)
     assert sorted(manifest.merge["vehicle"]) == ["bus", "car", "motorcycle", "truck"]
     assert "bench" in manifest.labels and "car" not in manifest.labels  # other COCO classes stay
@@ -89,7 +91,7 @@ def _default_camera(zones: bool) -> CameraConfig:
 @pytest.mark.parametrize("zones", [True, False], ids=["its-zones", "whole-frame"])
 def test_the_default_camera_raises_no_street_issue_over_the_whole_clip(zones: bool) -> None:
     config = _default_camera(zones)
-    assert any("nanodet-coco" in str(m) for m in config.models)
+    assert any("street-vision" in str(m) for m in config.models)
     pool = ModelPool()
     pipeline = CameraPipeline(config, [pool.get(m) for m in config.models])
     sink = _Sink()
