@@ -14,7 +14,6 @@ import functools
 import importlib
 import importlib.util
 import logging
-import random
 import signal
 import time
 from collections.abc import Awaitable, Callable
@@ -22,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
+from .backoff import Backoff
 from .commands import CommandRegistry
 from .config import GatewayConfig
 from .health import Health
@@ -62,7 +62,7 @@ def available_parts(names: tuple[str, ...] = PART_MODULES) -> list[ModuleType]:
 
 async def supervise(name: str, factory: Callable[[], Awaitable[object]], stopping: asyncio.Event) -> None:
     """Run ``factory()`` until stopping; restart it with exponential backoff and jitter if it fails."""
-    delay = 1.0
+    backoff = Backoff(first=1.0, most=60.0, jitter=(0.5, 1.5), healthy_after_s=60.0)
     while not stopping.is_set():
         started = time.monotonic()
         try:
@@ -73,12 +73,10 @@ async def supervise(name: str, factory: Callable[[], Awaitable[object]], stoppin
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("%s failed; restarting in %.1f s", name, delay)
-        if time.monotonic() - started > 60:
-            delay = 1.0  # it ran for a while: the failure is new, not a crash loop
+            log.exception("%s failed; restarting in %.1f s", name, backoff.delay)
+        backoff.ran(time.monotonic() - started)  # it ran for a while: the failure is new, not a crash loop
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stopping.wait(), delay * random.uniform(0.5, 1.5))
-        delay = min(delay * 2, 60.0)
+            await asyncio.wait_for(stopping.wait(), backoff.next())
 
 
 async def run_agent(ctx: AgentContext, parts: list[ModuleType] | None = None) -> None:

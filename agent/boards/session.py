@@ -22,6 +22,7 @@ from typing import Any
 
 from firmware.streetfw import wire
 
+from ..backoff import Backoff
 from ..clock import clock_synchronized
 from ..config.board import BoardConfig
 from ..events import (
@@ -160,7 +161,7 @@ class BoardSession:
 
     # -- the connection loop ---------------------------------------------------------------------------
     async def run(self) -> None:
-        delay = 0.5
+        backoff = Backoff(first=0.5, most=10.0, jitter=(0.8, 1.2), healthy_after_s=30.0)
         while True:
             try:
                 link = await SerialLink.open(self.config.port, self.config.baud)
@@ -177,10 +178,8 @@ class BoardSession:
                     self._note_error(f"session failed: {exc!r}")
                 finally:
                     self._disconnected(link)
-                if time.monotonic() - started > 30:
-                    delay = 0.5
-            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
-            delay = min(delay * 2, 10.0)
+                backoff.ran(time.monotonic() - started)
+            await asyncio.sleep(backoff.next())
 
     def _note_error(self, message: str) -> None:
         if message != self.stats.last_error:

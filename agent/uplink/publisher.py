@@ -15,7 +15,6 @@ import collections
 import contextlib
 import logging
 import math
-import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from agent import __version__, topics
+from agent.backoff import Backoff
 from agent.config import UplinkConfig
 from agent.events import encode_state, now_ms, state_to_wire
 
@@ -140,7 +140,12 @@ class Publisher:
     # ----- connection -----------------------------------------------------------------------
 
     async def run(self) -> None:
-        delay = self.config.reconnect_min_s
+        backoff = Backoff(
+            first=self.config.reconnect_min_s,
+            most=self.config.reconnect_max_s,
+            jitter=(0.5, 1.0),
+            healthy_after_s=STABLE_AFTER_S,
+        )
         prefix = self.config.topic_prefix
         while True:
             will = aiomqtt.Will(
@@ -171,19 +176,17 @@ class Publisher:
                 raise
             except Exception as exc:  # any failure of a connection means: back off, then reconnect
                 self.stats.last_error = getattr(client, "refused", None) or _describe(exc)
-                if time.monotonic() - connected_at > STABLE_AFTER_S:
-                    delay = self.config.reconnect_min_s  # it worked for a while: a new failure
+                backoff.ran(time.monotonic() - connected_at)  # it worked for a while: a new failure
                 log.warning(
                     "uplink to %s lost: %s; retrying in about %.1f s",
                     self.config.url,
                     self.stats.last_error,
-                    delay,
+                    backoff.delay,
                 )
             finally:
                 self._session_ended()
             self.stats.reconnects += 1
-            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
-            delay = min(delay * 2, self.config.reconnect_max_s)
+            await asyncio.sleep(backoff.next())
 
     async def announce(self) -> None:
         """Publish the birth message again (what it lists changed: a model was updated)."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..backoff import Backoff
 from ..config import GatewayConfig
 from ..config.camera import CameraConfig, VisionConfig, ZoneConfig
 from ..config.updates import UpdatesConfig
@@ -198,7 +198,7 @@ class Vision:
 
     async def supervise(self, cam: Camera, sink: EventSink, stopping: asyncio.Event) -> None:
         """Run one camera until stopping; a failure restarts it alone, with backoff and jitter."""
-        delay = 1.0
+        backoff = Backoff(first=1.0, most=60.0, jitter=(0.5, 1.5), healthy_after_s=60.0)
         while not stopping.is_set():
             started = time.monotonic()
             try:
@@ -208,12 +208,10 @@ class Vision:
                 raise
             except Exception:
                 cam.restarts += 1
-                log.exception("camera %s failed; restarting in about %.0f s", cam.config.id, delay)
-            if time.monotonic() - started > 60:
-                delay = 1.0
+                log.exception("camera %s failed; restarting in about %.0f s", cam.config.id, backoff.delay)
+            backoff.ran(time.monotonic() - started)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), delay * random.uniform(0.5, 1.5))
-            delay = min(delay * 2, 60.0)
+                await asyncio.wait_for(stopping.wait(), backoff.next())
 
     async def run_camera(self, cam: Camera, sink: EventSink, stopping: asyncio.Event) -> None:
         cfg = cam.config

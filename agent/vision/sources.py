@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import random
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..backoff import Backoff
 from ..events import now_ms
 
 log = logging.getLogger(__name__)
@@ -232,7 +232,12 @@ class LiveSource:
             self._cond.notify_all()
 
     def _run(self) -> None:
-        delay = self.reconnect_min_s
+        backoff = Backoff(
+            first=self.reconnect_min_s,
+            most=self.reconnect_max_s,
+            jitter=(0.5, 1.0),
+            healthy_after_s=2 * self.reconnect_max_s,
+        )
         first = True
         told = 0.0  # when the log last said it is still down
         while not self._stop.is_set():
@@ -268,14 +273,12 @@ class LiveSource:
                     self._cond.notify_all()
                 return
             if played_out:
-                delay = self.reconnect_min_s
+                backoff.reset()
                 continue
-            if time.monotonic() - started > 2 * self.reconnect_max_s:
-                delay = self.reconnect_min_s  # it ran for a while: a new failure, not a crash loop
-            wait = min(delay, self.reconnect_max_s) * random.uniform(0.5, 1.0)
+            backoff.ran(time.monotonic() - started)  # it ran for a while: a new failure, not a crash loop
+            wait = backoff.next()
             log.debug("camera %s: reconnecting in %.1f s", self.name, wait)
             self._stop.wait(wait)
-            delay = min(delay * 2, self.reconnect_max_s)
 
     def _play_capture(self) -> bool:
         """Read until the source ends (True, files) or fails or stalls (False)."""
