@@ -108,6 +108,32 @@ def load_footage(labels: str | Path = "vtest") -> Footage:
     )
 
 
+def load_stills(labels: str | Path = "stills") -> list[LabelledFrame]:
+    """Labelled still photos (a name under models/footage or a path): a real source apart from the
+    clip, never tuned on, so every frame is a test frame. Paths are under opencv-doc's examples."""
+    path = Path(labels)
+    if not path.suffix:
+        path = LABELS_DIR / f"{labels}.labels.json"
+    spec = json.loads(path.read_text(encoding="utf-8"))
+    out = []
+    for index, (rel, truths) in enumerate(spec["images"].items()):
+        file = OPENCV_DATA.parent / rel
+        image = cv2.imread(str(file), cv2.IMREAD_COLOR)
+        if image is None:
+            raise FootageMissing(f"{file} is missing or unreadable: install Debian's opencv-doc package")
+        h, w = image.shape[:2]
+        truth = [
+            Truth(
+                t["label"],
+                (t["box"][0] / w, t["box"][1] / h, t["box"][2] / w, t["box"][3] / h),
+                bool(t.get("difficult", False)),
+            )
+            for t in truths
+        ]
+        out.append(LabelledFrame(index, image, truth))
+    return out
+
+
 @dataclass
 class Scored:
     """Detections of one label on a set of frames, matched to the truth, at every score."""

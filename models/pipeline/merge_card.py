@@ -42,6 +42,33 @@ def _footage_rows(real: dict) -> list[str]:
     return rows
 
 
+def _stills_rows(stills: dict | None) -> list[str]:
+    if not stills:
+        return ["(not measured in this build)"]
+    rows = [
+        f"{stills['images']} photos of OpenCV's sample data (`models/footage/stills.labels.json`: street "
+        "photos from its scene-text samples, two people indoors, nature), never trained or tuned on; none "
+        "shows a street issue, so every issue detection is a false alarm:",
+        "",
+        "| model | person P / R | vehicle P / R | issue detections | photos with one | labels |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, r in stills.items():
+        if not isinstance(r, dict):
+            continue
+        pr = {
+            k: f"{_f(r[k]['precision'], 2)} / {_f(r[k]['recall'], 2)} (of {r[k]['truth']})"
+            if k in r
+            else "n/a"
+            for k in ("person", "vehicle")
+        }
+        rows.append(
+            f"| {name} | {pr['person']} | {pr['vehicle']} | {r['issue_detections']} | "
+            f"{r['images_with_issue']} | {', '.join(r['issue_labels']) or '-'} |"
+        )
+    return rows
+
+
 def write_card(path: Path, m: dict) -> None:
     real, issues, fa, sp = m["real_footage"], m["issues"], m["false_alarms_real"], m["ms_per_frame_2_threads"]
     eq = m["equivalence_max_abs"]
@@ -113,6 +140,10 @@ seeds 9000000+, a style street-issues-rw never saw).
 vtest.avi frames from 400 on (never trained on; no issue in view), issue detections above thresholds:
 
 {chr(10).join(fa_rows)}
+
+### Real photos from other cameras
+
+{chr(10).join(_stills_rows(m.get("real_stills")))}
 
 ## Speed
 
