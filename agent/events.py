@@ -22,10 +22,11 @@ SCHEMA_VERSION = 1
 # Kinds of event. A kind is also the last level of the topic: {prefix}/{device}/evt/{kind}.
 ISSUE = "issue"  # a street issue seen by a camera (garbage, stall, pothole, parking, ...)
 CROWD = "crowd"  # a crowd count in a zone
+CROSSING = "crossing"  # objects that crossed a counting line, per direction, over an interval
 READING = "reading"  # a periodic sensor reading from a board
 ALARM = "alarm"  # a sensor or device alarm (cover lifted, water rising, outbox reset, ...)
 HEALTH = "health"  # device health telemetry
-KINDS = (ISSUE, CROWD, READING, ALARM, HEALTH)
+KINDS = (ISSUE, CROWD, CROSSING, READING, ALARM, HEALTH)
 
 # Lifecycle phases of issues and alarms.
 START = "start"
@@ -34,7 +35,7 @@ END = "end"
 PHASES = (START, UPDATE, END)
 
 # Eviction order when the outbox is full: the lowest priority goes first.
-PRIORITY: dict[str, int] = {HEALTH: 0, CROWD: 0, READING: 1, ISSUE: 2, ALARM: 3}
+PRIORITY: dict[str, int] = {HEALTH: 0, CROWD: 0, CROSSING: 0, READING: 1, ISSUE: 2, ALARM: 3}
 
 # Alarm codes, the ``c`` of an alarm (docs/events.md lists them). A board's threshold alarm is named
 # after the quantity that crossed its threshold, as the board's driver names it: ``<quantity>_high``
@@ -199,6 +200,7 @@ _REQUIRED = ("device", "seq", "event_id", "kind", "captured_ms", "clock_synced")
 _KIND_REQUIRED: dict[str, tuple[str, ...]] = {
     ISSUE: ("phase", "label", "camera"),
     CROWD: ("count", "camera"),
+    CROSSING: ("camera", "values"),  # z, the line, is always sent too (unless privacy drops z)
     READING: ("board", "sensor", "values"),
     ALARM: ("phase", "label", "severity"),
     HEALTH: ("health",),

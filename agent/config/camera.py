@@ -100,6 +100,35 @@ class ZoneConfig(Section):
         return points
 
 
+MIN_LINE = 0.02  # a counting line shorter than this (of the frame's size) counts jitter, not crossings
+
+
+class LineConfig(Section):
+    """A counting line: tracked objects whose ground point crosses it, counted once per direction.
+
+    Facing from its first point to its second, ``in`` crosses from the left side to the right."""
+
+    id: str = Field(pattern=DEVICE_ID_PATTERN)
+    points: list[tuple[float, float]] = Field(description="its two ends, normalized [x, y], 0..1")
+    classes: list[str] = Field(default_factory=list, description="classes counted; empty: all")
+    report_interval_s: float = Field(
+        default=60.0, gt=0, description="a crossing event with the counts this often"
+    )
+
+    @field_validator("points")
+    @classmethod
+    def _points(cls, points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        if len(points) != 2:
+            raise ValueError(f"a counting line needs exactly 2 points, not {len(points)}")
+        for x, y in points:
+            if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
+                raise ValueError(f"point ({x}, {y}) is outside the image; use normalized 0..1 coordinates")
+        (x1, y1), (x2, y2) = points
+        if ((x2 - x1) ** 2 + (y2 - y1) ** 2) ** 0.5 < MIN_LINE:
+            raise ValueError(f"the line's ends are closer than {MIN_LINE} of the frame: draw it longer")
+        return points
+
+
 class TrackerConfig(Section):
     # None: whatever the model reports (its manifest's thresholds) may start a track, so detections
     # between a model's threshold and some fixed bar still reach the rules and the preview.
@@ -208,6 +237,7 @@ class CameraConfig(Section):
         "vehicles from the real-image detector, street issues from street-issues); unnamed models: all",
     )
     zones: list[ZoneConfig] = Field(default_factory=list)
+    lines: list[LineConfig] = Field(default_factory=list, description="counting lines (crossing events)")
     confidence: dict[str, float] = Field(
         default_factory=dict, description="detection threshold per class, over the manifest's"
     )
@@ -227,6 +257,16 @@ class CameraConfig(Section):
         description="retries while a stream is down are at most this far apart, so a camera that comes "
         "back is seen again within it (a connect attempt costs the camera almost nothing)",
     )
+
+    @model_validator(mode="after")
+    def _distinct_ids(self) -> CameraConfig:
+        # events name a zone or a line by its id alone (z): two of one id could not be told apart
+        seen: set[str] = set()
+        for kind, item in [("zone", z) for z in self.zones] + [("line", ln) for ln in self.lines]:
+            if item.id in seen:
+                raise ValueError(f"{kind} {item.id}: another zone or line has this id; give each its own")
+            seen.add(item.id)
+        return self
 
     @model_validator(mode="after")
     def _camera_password(self) -> CameraConfig:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from ..config.camera import LineConfig
 from .crowd import CrowdReading
 from .detections import Detections
 from .zones import Zone
@@ -56,6 +57,25 @@ def draw_zones(image: np.ndarray, zones: list[Zone], readings: dict[str, CrowdRe
                 text += f" ({reading.density:.2f}/m2)"
         x, y = pts[:, 0].min(), pts[:, 1].min()
         _label(image, text, int(x) + 2, int(y) + 18, (255, 200, 0))
+
+
+LINE_COLOUR = (60, 220, 60)
+
+
+def draw_lines(image: np.ndarray, lines: list[LineConfig], totals: dict[str, tuple[int, int]]) -> None:
+    """Counting lines with an arrow to their ``in`` side and the crossings counted so far."""
+    h, w = image.shape[:2]
+    for line in lines:
+        (x1, y1), (x2, y2) = ((round(x * w), round(y * h)) for x, y in line.points)
+        cv2.line(image, (x1, y1), (x2, y2), LINE_COLOUR, 2)
+        # "in" goes to the right of first -> second; in image coordinates (y down) that is (-dy, dx)
+        dx, dy = x2 - x1, y2 - y1
+        norm = max(1.0, float(np.hypot(dx, dy)))
+        mx, my = (x1 + x2) // 2, (y1 + y2) // 2
+        tip = (round(mx - dy / norm * 24), round(my + dx / norm * 24))
+        cv2.arrowedLine(image, (mx, my), tip, LINE_COLOUR, 2, tipLength=0.35)
+        got_in, got_out = totals.get(line.id, (0, 0))
+        _label(image, f"{line.id}  in {got_in}  out {got_out}", min(x1, x2) + 2, min(y1, y2) - 6, LINE_COLOUR)
 
 
 def draw_detections(image: np.ndarray, dets: Detections, classes: list[str]) -> None:

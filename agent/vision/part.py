@@ -18,7 +18,7 @@ from typing import Any
 
 from ..backoff import Backoff
 from ..config import GatewayConfig
-from ..config.camera import CameraConfig, VisionConfig, ZoneConfig
+from ..config.camera import CameraConfig, LineConfig, VisionConfig, ZoneConfig
 from ..config.updates import UpdatesConfig
 from ..events import ModelRef
 from ..redact import redact_url
@@ -143,28 +143,35 @@ class Vision:
             rules.issues.store.restore(rules.issues)
 
     def take_zones(self, config: GatewayConfig) -> list[str]:
-        """Run the zones ``config`` gives each camera now (set-config, the page); returns the config
-        paths taken over, ``cameras[ID].zones``. Nothing else of a camera changes until a restart."""
+        """Run the zones and counting lines ``config`` gives each camera now (set-config, the page);
+        returns the config paths taken over, ``cameras[ID].zones`` and ``cameras[ID].lines``. Nothing
+        else of a camera changes until a restart."""
         taken = []
         for cam in self.cameras:
             fresh = next((c for c in config.cameras if c.id == cam.config.id), None)
             if fresh is None:
                 continue
-            if fresh.zones != cam.config.zones:
-                self.swap_zones(cam, fresh.zones)
-            taken.append(f"cameras[{cam.config.id}].zones")
+            if fresh.zones != cam.config.zones or fresh.lines != cam.config.lines:
+                self.swap_zones(cam, fresh.zones, fresh.lines)
+            taken += [f"cameras[{cam.config.id}].zones", f"cameras[{cam.config.id}].lines"]
         return taken
 
-    def swap_zones(self, cam: Camera, zones: list[ZoneConfig]) -> None:
-        """A new pipeline with these zones on the same engines, swapped in between two frames as a
-        model update is (about a millisecond); open static issues are kept, the tracker starts afresh."""
-        config = cam.config.model_copy(update={"zones": zones})
+    def swap_zones(self, cam: Camera, zones: list[ZoneConfig], lines: list[LineConfig]) -> None:
+        """A new pipeline with these zones and lines on the same engines, swapped in between two
+        frames as a model update is (about a millisecond); open static issues are kept, the tracker
+        and the lines' counts start afresh."""
+        config = cam.config.model_copy(update={"zones": zones, "lines": lines})
         if cam.pipeline is not None:
             pipeline = CameraPipeline(config, [m.engine for m in running(cam.pipeline)])
             self.keep_issues(config.id, pipeline)
             cam.pipeline = pipeline  # the camera task reads cam.pipeline for each frame
         cam.config = config
-        log.info("camera %s: zones now %s", config.id, [z.id for z in zones] or "none (the whole frame)")
+        log.info(
+            "camera %s: zones now %s, counting lines %s",
+            config.id,
+            [z.id for z in zones] or "none (the whole frame)",
+            [ln.id for ln in lines] or "none",
+        )
 
     def health(self) -> dict[str, Any]:
         models = {

@@ -1,4 +1,5 @@
-"""A camera's rules over its detectors' outputs: tracking, zones, issues, counts and crowding.
+"""A camera's rules over its detectors' outputs: tracking, zones, issues, counts, counting lines and
+crowding.
 
 Kept apart from inference so that the rules run the same on scripted detection sequences (tests,
 replays) as on a live camera. Time comes in with each frame.
@@ -16,6 +17,7 @@ from .counts import CountRules
 from .crowd import CrowdMonitor, CrowdReading
 from .detections import DensityMap, Detections
 from .issues import FrameInfo, IssueRules
+from .lines import LineCounts
 from .tracker import Tracker
 from .zones import Zone, make_zones, membership
 
@@ -28,6 +30,7 @@ class DetectorRules:
     tracker: Tracker
     issues: IssueRules
     counts: CountRules
+    lines: LineCounts
     tracked: Detections = field(default_factory=Detections.empty)
     inside: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), bool))
 
@@ -47,6 +50,7 @@ class CameraRules:
                 Tracker(config.tracker),
                 IssueRules(config.id, ref, classes, config.issues, self.zones, config.parking_classes),
                 CountRules(config.id, ref, classes, self.zones),
+                LineCounts(config.id, ref, classes, config.lines, config.tracker.lost_s),
             )
             for ref, classes in detectors
         ]
@@ -77,6 +81,7 @@ class CameraRules:
             det.inside = membership(self.zones, det.tracked)
             events += det.issues.update(det.tracked, det.inside, det.tracker, info)
             events += det.counts.update(det.tracked, det.inside, info)
+            events += det.lines.update(det.tracked, info)
         people = self.detectors[self.person_index] if self.person_index is not None else None
         events += self.crowd.update(
             people.tracked if people else None, people.inside if people else None, density, info

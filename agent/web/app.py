@@ -242,8 +242,10 @@ async def detections(request: web.Request) -> web.Response:
 
 async def get_zones(request: web.Request) -> web.Response:
     live = _live(request)
-    zones = [z.model_dump(mode="json", exclude_none=True) for z in live.camera.config.zones]
-    return web.json_response({"camera": live.camera.config.id, "zones": zones})
+    config = live.camera.config
+    zones = [z.model_dump(mode="json", exclude_none=True) for z in config.zones]
+    lines = [ln.model_dump(mode="json", exclude_none=True) for ln in config.lines]
+    return web.json_response({"camera": config.id, "zones": zones, "lines": lines})
 
 
 async def put_zones(request: web.Request) -> web.Response:
@@ -251,12 +253,13 @@ async def put_zones(request: web.Request) -> web.Response:
     try:
         body = await request.json()
     except ValueError:
-        return _error(400, 'the body must be JSON: {"zones": [...]}')
+        return _error(400, 'the body must be JSON: {"zones": [...], "lines": [...]}')
     if not isinstance(body, dict) or "zones" not in body:
-        return _error(400, "the body must be a map with 'zones', a list of zones")
+        return _error(400, "the body must be a map with 'zones', a list of zones (and 'lines')")
     try:
         state = request.app[STATE]
-        reply = await save_zones(state.ctx, live.camera.config.id, body["zones"], state.saving)
+        camera = live.camera.config.id
+        reply = await save_zones(state.ctx, camera, body["zones"], state.saving, body.get("lines"))
     except ZoneError as exc:
         return _error(400, str(exc))
     return web.json_response(reply)

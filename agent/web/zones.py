@@ -12,12 +12,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..commands import CommandError
-from ..config.camera import ZoneConfig
+from ..config.camera import LineConfig, ZoneConfig
 from ..vision.part import Camera, Vision
 
 log = logging.getLogger(__name__)
 
 MAX_ZONES = 64
+MAX_LINES = 64
 MAX_CORNERS = 64
 
 
@@ -56,8 +57,31 @@ def checked(zones: Any) -> list[dict[str, Any]]:
     return out
 
 
-async def save_zones(ctx: Any, camera_id: str, zones: Any, lock: asyncio.Lock) -> dict[str, Any]:
-    """Write the camera's new zones through set-config and run them now; raises ZoneError.
+def checked_lines(lines: Any) -> list[dict[str, Any]]:
+    """The counting lines as the page sent them, each checked alone so a message names the line."""
+    if not isinstance(lines, list):
+        raise ZoneError("'lines' must be a list of counting lines")
+    if len(lines) > MAX_LINES:
+        raise ZoneError(f"at most {MAX_LINES} counting lines per camera")
+    out = []
+    for i, line in enumerate(lines):
+        if not isinstance(line, dict):
+            raise ZoneError(f"line {i + 1} is not a map of settings")
+        name = line.get("id") or f"number {i + 1}"
+        clean = {k: v for k, v in line.items() if v is not None}
+        try:
+            LineConfig.model_validate(clean)
+        except ValidationError as exc:
+            raise ZoneError(f"line {name}: {_problems(exc)}") from None
+        out.append(clean)
+    return out
+
+
+async def save_zones(
+    ctx: Any, camera_id: str, zones: Any, lock: asyncio.Lock, lines: Any = None
+) -> dict[str, Any]:
+    """Write the camera's new zones (and counting lines, unless None: unchanged) through set-config,
+    which runs them now; raises ZoneError.
 
     ``lock``: one save at a time, so each reads the file the previous one wrote.
     """
@@ -65,12 +89,14 @@ async def save_zones(ctx: Any, camera_id: str, zones: Any, lock: asyncio.Lock) -
     cam = next((c for c in vision.cameras if c.config.id == camera_id), None) if vision else None
     if vision is None or cam is None:
         raise ZoneError(f"no camera {camera_id!r} on this gateway")
-    new_zones = checked(zones)
+    new = {"zones": checked(zones)}
+    if lines is not None:
+        new["lines"] = checked_lines(lines)
     async with lock:
-        return await _save(ctx, cam, new_zones)
+        return await _save(ctx, cam, new)
 
 
-async def _save(ctx: Any, cam: Camera, new_zones: list[dict[str, Any]]) -> dict[str, Any]:
+async def _save(ctx: Any, cam: Camera, new: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     camera_id = cam.config.id
     if ctx.config_path is None:
         raise ZoneError("this agent was started without a config file, so zones cannot be saved")
@@ -84,12 +110,17 @@ async def _save(ctx: Any, cam: Camera, new_zones: list[dict[str, Any]]) -> dict[
     ):
         raise ZoneError(f"camera {camera_id} is not in {ctx.config_path}; add it there first")
     # merged() replaces lists whole: the patch carries every camera, this one with its new zones
-    patch = [{**c, "zones": new_zones} if c.get("id") == camera_id else c for c in cameras]
+    patch = [{**c, **new} if c.get("id") == camera_id else c for c in cameras]
     try:
         reply = await ctx.commands.get("set-config").handler({"set": {"cameras": patch}})
     except CommandError as exc:
         raise ZoneError(exc.message) from None
     # set-config ran them already (agent/vision/part.py, Vision.take_zones): the pipeline is swapped
     zones = [z.model_dump(mode="json", exclude_none=True) for z in cam.config.zones]
-    log.info("web: zones of camera %s saved and applied: %s", camera_id, [z["id"] for z in zones])
-    return {"saved": str(ctx.config_path), "zones": zones, **reply}
+    lines = [ln.model_dump(mode="json", exclude_none=True) for ln in cam.config.lines]
+    log.info(
+        "web: zones and lines of camera %s saved and applied: %s",
+        camera_id,
+        [z["id"] for z in zones + lines],
+    )
+    return {"saved": str(ctx.config_path), "zones": zones, "lines": lines, **reply}

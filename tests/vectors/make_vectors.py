@@ -85,6 +85,18 @@ def examples() -> dict[str, Event]:
             density=0.62,
             **common,
         ),
+        "crossing": Event(
+            kind=ev.CROSSING,
+            captured_ms=T0 + 60_000,
+            seq=1021,
+            event_id=bytes.fromhex("0193a1f61b0e4c2d9a8b7c6d5e4f3021"),
+            model=MODEL,
+            camera="cam-north",
+            zone="crossing-east",
+            label="person",
+            values={"in": 14.0, "out": 9.0},
+            **common,
+        ),
         "reading": Event(
             kind=ev.READING,
             captured_ms=T0 + 1_250,

@@ -70,6 +70,7 @@ def test_a_wrong_password_is_refused(gateway: Gateway, browser: Any) -> None:
 
 def _click_at(browser: Any, canvas: Any, points: list[tuple[float, float]]) -> None:
     """Clicks at normalized points of the canvas (Selenium's offsets are from the element's centre)."""
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", canvas)
     w, h = canvas.size["width"], canvas.size["height"]
     for x, y in points:
         ActionChains(browser).move_to_element_with_offset(
@@ -81,6 +82,12 @@ def _zone_ids_in_file(gateway: Gateway) -> list[str]:
     data = tomllib.loads(gateway.config_file.read_text())
     (cam,) = [c for c in data["cameras"] if c["id"] == CAMERA]
     return [z["id"] for z in cam.get("zones", [])]
+
+
+def _lines_in_file(gateway: Gateway) -> dict[str, list[list[float]]]:
+    data = tomllib.loads(gateway.config_file.read_text())
+    (cam,) = [c for c in data["cameras"] if c["id"] == CAMERA]
+    return {ln["id"]: ln["points"] for ln in cam.get("lines", [])}
 
 
 def _zone_outline_at(gateway: Gateway, live: Any, point: tuple[float, float]) -> bool:
@@ -208,6 +215,40 @@ def test_commissioning_in_the_browser(gateway: Gateway, browser: Any) -> None:
     wait_for("the refusal", lambda: "error" in message.get_attribute("class") and "3 corners" in message.text)
     assert gateway.config_file.read_bytes() == saved
     assert cam.pipeline is pipeline
+    browser.find_element(By.ID, "delete-zone").click()  # the refused zone is still selected
+
+    # a counting line: drawn with two clicks, named, saved; then an end dragged, then deleted
+    browser.find_element(By.ID, "new-line").click()
+    _click_at(browser, canvas, [(0.2, 0.7), (0.6, 0.7)])
+    name = browser.find_element(By.ID, "line-id")
+    name.clear()
+    name.send_keys("crossing")
+    browser.find_element(By.ID, "line-classes").send_keys("person")
+    _shot(browser, "zones")
+    browser.find_element(By.ID, "save-zones").click()
+    wait_for("the line saved", lambda: "counting lines: pavement-line, crossing" in message.text)
+    (line,) = [ln for ln in cam.pipeline.config.lines if ln.id == "crossing"]
+    assert line.classes == ["person"] and abs(line.points[1][0] - 0.6) < 0.03
+    assert _lines_in_file(gateway)["crossing"][0] == pytest.approx([0.2, 0.7], abs=0.03)
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", canvas)
+    w, h = canvas.size["width"], canvas.size["height"]
+    ActionChains(browser).move_to_element_with_offset(
+        canvas, int(0.1 * w), int(0.2 * h)
+    ).click_and_hold().move_by_offset(
+        int(0.2 * w), int(-0.3 * h)
+    ).release().perform()  # its second end, (0.6, 0.7)
+    browser.find_element(By.ID, "save-zones").click()
+    wait_for("the moved line saved", lambda: _lines_in_file(gateway)["crossing"][1][1] < 0.5)
+    wait_for("the moved line running", lambda: cam.pipeline.config.lines[-1].points[1][1] < 0.5)
+    assert _lines_in_file(gateway)["crossing"][1] == pytest.approx([0.8, 0.4], abs=0.03)
+    item = browser.find_element(By.CSS_SELECTOR, '#line-list li[data-line="crossing"]')
+    item.click()
+    browser.find_element(By.ID, "delete-zone").click()
+    browser.find_element(By.ID, "save-zones").click()
+    wait_for("the deletion saved", lambda: "counting lines: pavement-line." in message.text)
+    assert "crossing" not in _lines_in_file(gateway)
+    assert [ln.id for ln in cam.pipeline.config.lines] == ["pavement-line"]
+    assert _zone_ids_in_file(gateway) == ["kerb-no-parking", "pavement", "bus-stop"]
 
     # events as integrators decode them, filtered by kind
     browser.find_element(By.CSS_SELECTOR, '#tabs button[data-tab="events"]').click()

@@ -28,7 +28,7 @@ from agent.web.app import WebState, make_app
 from agent.web.auth import CHANGES_BURST, FAILURES_PER_MINUTE, PasswordFileError, Sessions, read_password
 from agent.web.feed import HealthSamples
 from agent.web.live import LiveView
-from agent.web.zones import ZoneError, checked
+from agent.web.zones import ZoneError, checked, checked_lines
 from models.pipeline.footage import OPENCV_DATA
 
 PASSWORD = "a long enough password"
@@ -143,6 +143,13 @@ def test_invalid_zones_name_the_zone() -> None:
         checked([{"id": "", "polygon": [[0.1, 0.1], [0.2, 0.2], [0.3, 0.1]]}])
     with pytest.raises(ZoneError, match="outside the image"):
         checked([{"id": "z", "polygon": [[0.1, 0.1], [1.2, 0.2], [0.3, 0.1]]}])
+    with pytest.raises(ZoneError, match="line gate: points: a counting line needs exactly 2 points, not 3"):
+        checked_lines([{"id": "gate", "points": [[0.1, 0.1], [0.2, 0.2], [0.3, 0.1]]}])
+    with pytest.raises(ZoneError, match="line number 2: id"):
+        checked_lines([{"id": "a", "points": [[0.1, 0.1], [0.5, 0.5]]}, {"points": [[0.1, 0.1], [0.5, 0.5]]}])
+    assert checked_lines([{"id": "a", "points": [[0.1, 0.1], [0.5, 0.5]], "classes": None}]) == [
+        {"id": "a", "points": [[0.1, 0.1], [0.5, 0.5]]}
+    ]
     assert checked([{"id": "z", "polygon": [[0.1, 0.1], [0.2, 0.2], [0.3, 0.1]], "area_m2": None}]) == [
         {"id": "z", "polygon": [[0.1, 0.1], [0.2, 0.2], [0.3, 0.1]]}
     ]

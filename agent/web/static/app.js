@@ -50,7 +50,8 @@ function show(name) {
 }
 
 // ----- zone editor ----------------------------------------------------------------------------------
-const editor = { zones: [], selected: -1, drawing: null, drag: null, objects: [] };
+// zones are polygons; counting lines are two points, "in" crossing to the right of first -> second
+const editor = { zones: [], selected: -1, drawing: null, drag: null, objects: [], lines: [], line: -1, drawingLine: null };
 const HIT_PX = 9;
 
 function canvasSize() {
@@ -90,6 +91,18 @@ function draw() {
     g.fillText(z.id, x * w + 6, y * h + 16);
   });
   if (editor.drawing) poly(editor.drawing, "#ffe000", false);
+  editor.lines.forEach((ln, i) => {
+    const colour = i === editor.line ? "#ff6a00" : "#3cdc3c";
+    poly(ln.points, colour, false);
+    const [[x1, y1], [x2, y2]] = ln.points.map(([x, y]) => [x * w, y * h]);
+    const len = Math.max(1, Math.hypot(x2 - x1, y2 - y1)), mx = (x1 + x2) / 2, my = (y1 + y2) / 2;
+    const tx = mx - ((y2 - y1) / len) * 22, ty = my + ((x2 - x1) / len) * 22;  // to the "in" side
+    g.beginPath(); g.moveTo(mx, my); g.lineTo(tx, ty); g.strokeStyle = colour; g.lineWidth = 2; g.stroke();
+    g.beginPath(); g.arc(tx, ty, 4, 0, 2 * Math.PI); g.fillStyle = colour; g.fill();
+    g.fillStyle = "#000"; g.font = "13px sans-serif";
+    g.fillText(`${ln.id} (in →)`, Math.min(x1, x2) + 6, Math.min(y1, y2) - 6);
+  });
+  if (editor.drawingLine) poly(editor.drawingLine, "#ffe000", false);
   g.setLineDash([4, 3]);
   g.strokeStyle = "#ffffff"; g.lineWidth = 1;
   for (const o of editor.objects || []) {
@@ -135,6 +148,15 @@ function inside([px, py], pts) {
   return hit;
 }
 
+// distance in canvas pixels from p to the segment a-b (all normalized)
+function pxToSegment(p, [a, b]) {
+  const c = $("#zone-canvas");
+  const [px, py, ax, ay, bx, by] = [p[0] * c.width, p[1] * c.height, a[0] * c.width, a[1] * c.height, b[0] * c.width, b[1] * c.height];
+  const len2 = (bx - ax) ** 2 + (by - ay) ** 2;
+  const t = len2 ? Math.min(1, Math.max(0, ((px - ax) * (bx - ax) + (py - ay) * (by - ay)) / len2)) : 0;
+  return Math.hypot(px - (ax + t * (bx - ax)), py - (ay + t * (by - ay)));
+}
+
 function onDown(event) {
   const p = toNorm(event);
   if (editor.drawing) {
@@ -143,7 +165,25 @@ function onDown(event) {
     draw();
     return;
   }
+  if (editor.drawingLine) {
+    editor.drawingLine.push(p);
+    if (editor.drawingLine.length === 2) finishLine();
+    else draw();
+    return;
+  }
   const c = $("#zone-canvas");
+  for (let li = editor.lines.length - 1; li >= 0; li--) {
+    const vi = editor.lines[li].points.findIndex(
+      ([x, y]) => Math.hypot((x - p[0]) * c.width, (y - p[1]) * c.height) < HIT_PX);
+    if (vi >= 0) { selectLine(li); editor.drag = { li, vi }; return; }
+  }
+  for (let li = editor.lines.length - 1; li >= 0; li--) {
+    if (pxToSegment(p, editor.lines[li].points) < HIT_PX) {
+      selectLine(li);
+      editor.drag = { li, from: p, start: editor.lines[li].points.map((q) => q.slice()) };
+      return;
+    }
+  }
   for (let zi = editor.zones.length - 1; zi >= 0; zi--) {
     const vi = editor.zones[zi].polygon.findIndex(
       ([x, y]) => Math.hypot((x - p[0]) * c.width, (y - p[1]) * c.height) < HIT_PX);
@@ -163,11 +203,12 @@ function onMove(event) {
   const d = editor.drag;
   if (!d) return;
   const p = toNorm(event);
-  const zone = editor.zones[d.zi];
-  if (d.vi !== undefined) zone.polygon[d.vi] = p;
+  const shape = d.li !== undefined ? editor.lines[d.li] : editor.zones[d.zi];
+  const key = d.li !== undefined ? "points" : "polygon";
+  if (d.vi !== undefined) shape[key][d.vi] = p;
   else {
     const dx = p[0] - d.from[0], dy = p[1] - d.from[1];
-    zone.polygon = d.start.map(([x, y]) => [Math.min(1, Math.max(0, x + dx)), Math.min(1, Math.max(0, y + dy))]);
+    shape[key] = d.start.map(([x, y]) => [Math.min(1, Math.max(0, x + dx)), Math.min(1, Math.max(0, y + dy))]);
   }
   draw();
 }
@@ -176,15 +217,36 @@ function round4(pts) { return pts.map(([x, y]) => [Math.round(x * 1e4) / 1e4, Ma
 
 function select(i) {
   editor.selected = i;
+  if (i >= 0) editor.line = -1;
   const zone = editor.zones[i];
   $("#zone-fields").disabled = !zone;
-  $("#delete-zone").disabled = !zone;
+  $("#delete-zone").disabled = !zone && editor.line < 0;
   for (const input of document.querySelectorAll("#zone-fields input")) {
     const v = zone ? zone[input.dataset.key] : undefined;
     input.value = v === undefined || v === null ? "" : Array.isArray(v) ? v.join(", ") : String(v);
   }
+  if (i >= 0 || editor.line < 0) fillLineFields();
   listZones();
   draw();
+}
+
+function selectLine(i) {
+  editor.line = i;
+  if (i >= 0) select(-1);
+  editor.line = i;
+  $("#delete-zone").disabled = i < 0 && editor.selected < 0;
+  fillLineFields();
+  listZones();
+  draw();
+}
+
+function fillLineFields() {
+  const line = editor.lines[editor.line];
+  $("#line-fields").disabled = !line;
+  for (const input of document.querySelectorAll("#line-fields input")) {
+    const v = line ? line[input.dataset.key] : undefined;
+    input.value = v === undefined || v === null ? "" : Array.isArray(v) ? v.join(", ") : String(v);
+  }
 }
 
 function listZones() {
@@ -205,10 +267,16 @@ function listZones() {
     item.onclick = () => select(i);
     return item;
   }));
+  $("#line-list").replaceChildren(...editor.lines.map((ln, i) => {
+    const item = el("li", { "data-line": ln.id }, `${ln.id}: counting line${ln.classes && ln.classes.length ? " of " + ln.classes.join(", ") : ""}`);
+    if (i === editor.line) item.style.fontWeight = "bold";
+    item.onclick = () => selectLine(i);
+    return item;
+  }));
 }
 
 function onField(event) {
-  const zone = editor.zones[editor.selected];
+  const zone = event.target.closest("#line-fields") ? editor.lines[editor.line] : editor.zones[editor.selected];
   if (!zone) return;
   const input = event.target, key = input.dataset.key, raw = input.value.trim();
   if (key === "classes") zone.classes = raw ? raw.split(",").map((s) => s.trim()).filter(Boolean) : [];
@@ -229,20 +297,27 @@ async function loadZones() {
   editor.drawing = null;
   editor.objects = null;
   $("#finish-zone").disabled = true;
+  editor.drawingLine = null;
   const data = await api("GET", `/api/cameras/${camera()}/zones`);
   editor.zones = data.zones;
+  editor.lines = data.lines || [];
+  editor.line = -1;
   select(-1);
   $("#zone-frame").src = `/api/cameras/${camera()}/frame.jpg?t=${Date.now()}`;
 }
 
 async function saveZones() {
   const zones = editor.zones.map((z) => ({ ...z, polygon: round4(z.polygon) }));
+  const lines = editor.lines.map((ln) => ({ ...ln, points: round4(ln.points) }));
   message("saving ...", true);
   try {
-    const reply = await api("PUT", `/api/cameras/${camera()}/zones`, { zones });
+    const reply = await api("PUT", `/api/cameras/${camera()}/zones`, { zones, lines });
     editor.zones = reply.zones;
+    editor.lines = reply.lines;
+    editor.line = -1;
     select(-1);
-    message(`Saved to ${reply.saved}; camera ${camera()} runs with zones: ${reply.zones.map((z) => z.id).join(", ") || "none"}.`, true);
+    const names = (items) => items.map((z) => z.id).join(", ") || "none";
+    message(`Saved to ${reply.saved}; camera ${camera()} runs with zones: ${names(reply.zones)}; counting lines: ${names(reply.lines)}.`, true);
   } catch (err) {
     message(err.message, false);
   }
@@ -250,6 +325,8 @@ async function saveZones() {
 
 function newZone() {
   editor.drawing = [];
+  editor.drawingLine = null;
+  selectLine(-1);
   select(-1);
   message("Click the zone's corners on the frame, then Finish zone.", true);
 }
@@ -267,9 +344,33 @@ function finishZone() {
 }
 
 function deleteZone() {
+  if (editor.line >= 0) {
+    editor.lines.splice(editor.line, 1);
+    selectLine(-1);
+    return;
+  }
   if (editor.selected < 0) return;
   editor.zones.splice(editor.selected, 1);
   select(-1);
+}
+
+function newLine() {
+  editor.drawingLine = [];
+  editor.drawing = null;
+  $("#finish-zone").disabled = true;
+  selectLine(-1);
+  select(-1);
+  message("Click the line's two ends on the frame: crossing it to the right of first -> second counts as in.", true);
+}
+
+function finishLine() {
+  const taken = new Set([...editor.zones, ...editor.lines].map((z) => z.id));
+  let n = editor.lines.length + 1;
+  while (taken.has(`line-${n}`)) n++;
+  editor.lines.push({ id: `line-${n}`, points: editor.drawingLine });
+  editor.drawingLine = null;
+  selectLine(editor.lines.length - 1);
+  message("Name the line and choose its classes, then Save zones.", true);
 }
 
 // ----- boards ---------------------------------------------------------------------------------------
@@ -387,8 +488,9 @@ async function start() {
   canvas.addEventListener("mousedown", onDown);
   window.addEventListener("mousemove", onMove);
   window.addEventListener("mouseup", () => { editor.drag = null; });
-  for (const input of document.querySelectorAll("#zone-fields input")) input.addEventListener("input", onField);
+  for (const input of document.querySelectorAll("#zone-fields input, #line-fields input")) input.addEventListener("input", onField);
   $("#new-zone").onclick = newZone;
+  $("#new-line").onclick = newLine;
   $("#finish-zone").onclick = finishZone;
   $("#delete-zone").onclick = deleteZone;
   $("#reload-frame").onclick = () => { editor.objects = null; $("#zone-frame").src = `/api/cameras/${camera()}/frame.jpg?t=${Date.now()}`; };
