@@ -69,12 +69,18 @@ def _grown(boxes: np.ndarray) -> np.ndarray:
 
 
 def withheld(image: np.ndarray, reason: str) -> np.ndarray:
-    """The whole frame pixelated beyond recognition, saying why."""
+    """The whole frame pixelated beyond recognition, saying why on a dark band at the bottom."""
     out = blur_regions(image, WHOLE, PERSON_BLOCKS)
-    size = min(0.8, max(0.4, out.shape[1] / 1600))
-    for k, text in enumerate(("view withheld:", reason[:70])):
-        y = out.shape[0] // 2 + k * int(30 * size / 0.6)
-        cv2.putText(out, text, (12, y), cv2.FONT_HERSHEY_SIMPLEX, size, (0, 0, 0), 3, cv2.LINE_AA)
+    h, w = out.shape[:2]
+    size = min(0.8, max(0.4, w / 1400))
+    step = int(26 * size / 0.5)
+    lines = ["VIEW WITHHELD: nothing vouches for this frame", reason]
+    width = int((w - 24) / (9.5 * size / 0.5))  # characters that fit a line at this size
+    lines = [lines[0]] + [reason[i : i + width] for i in range(0, min(len(reason), 3 * width), width)]
+    top = h - step * len(lines) - 10
+    cv2.rectangle(out, (0, top), (w, h), (30, 30, 30), -1)
+    for k, text in enumerate(lines):
+        y = top + step * (k + 1) - 4
         cv2.putText(out, text, (12, y), cv2.FONT_HERSHEY_SIMPLEX, size, (255, 255, 255), 1, cv2.LINE_AA)
     return out
 

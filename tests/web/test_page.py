@@ -9,12 +9,10 @@ lamp control dims the simulated board's lamp.
 from __future__ import annotations
 
 import json
-import os
 import time
 import tomllib
 import urllib.error
 import urllib.request
-from pathlib import Path
 from typing import Any
 
 import cv2
@@ -23,7 +21,7 @@ import pytest
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
-from webbench import CAMERA, PASSWORD, Gateway, login, wait_for
+from webbench import CAMERA, PASSWORD, Gateway, login, shot, wait_for
 
 from agent.vision.zones import make_zones
 
@@ -122,13 +120,6 @@ def _caught(live: Any) -> dict[str, int]:
     return out
 
 
-def _shot(browser: Any, name: str) -> None:
-    """With WEB_SCREENSHOTS=<folder>, keep a screenshot of the page (the docs' pictures come from here)."""
-    folder = os.environ.get("WEB_SCREENSHOTS")
-    if folder:
-        browser.save_screenshot(str(Path(folder) / f"web-{name}.png"))
-
-
 def _lamp_duty(gateway: Gateway) -> int:
     assert gateway.board is not None
     return gateway.board.board.hal.pwms[25].duty  # the lamp's pin in firmware/sim/street-setup.toml
@@ -154,7 +145,7 @@ def test_commissioning_in_the_browser(gateway: Gateway, browser: Any) -> None:
     look += "return c.toDataURL('image/png');"
     first = browser.execute_script(look, img)
     wait_for("the live image to change", lambda: browser.execute_script(look, img) != first, 10)
-    _shot(browser, "live")
+    shot(browser, "live")
     # the face model and the detector vouched for what is shown: blurred, not withheld
     privacy = "const done = arguments[arguments.length - 1];"
     privacy += "fetch(arguments[0]).then(r => done(r.headers.get('X-Privacy')));"
@@ -192,7 +183,7 @@ def test_commissioning_in_the_browser(gateway: Gateway, browser: Any) -> None:
     name.send_keys("bus-stop")
     browser.find_element(By.ID, "zone-area").send_keys("40")
     browser.find_element(By.ID, "zone-crowd-count").send_keys("5")
-    _shot(browser, "zones")
+    shot(browser, "zones")
     browser.find_element(By.ID, "save-zones").click()
     message = browser.find_element(By.ID, "zone-message")
     wait_for("the save", lambda: "bus-stop" in message.text and "ok" in message.get_attribute("class"))
@@ -224,7 +215,7 @@ def test_commissioning_in_the_browser(gateway: Gateway, browser: Any) -> None:
     name.clear()
     name.send_keys("crossing")
     browser.find_element(By.ID, "line-classes").send_keys("person")
-    _shot(browser, "zones")
+    shot(browser, "zones")
     browser.find_element(By.ID, "save-zones").click()
     wait_for("the line saved", lambda: "counting lines: pavement-line, crossing" in message.text)
     (line,) = [ln for ln in cam.pipeline.config.lines if ln.id == "crossing"]
@@ -277,12 +268,12 @@ def test_commissioning_in_the_browser(gateway: Gateway, browser: Any) -> None:
     wait_for("the lamp dimmed", lambda: _lamp_duty(gateway) == duty)
     result = browser.find_element(By.ID, "lamp-result-pole-0042-b1")
     wait_for("the lamp's reply", lambda: "lamp at 0.3" in result.text)
-    _shot(browser, "boards")
+    shot(browser, "boards")
 
     # health: plots drawn from the server's samples; with no viewer, no frame is encoded
     browser.find_element(By.CSS_SELECTOR, '#tabs button[data-tab="health"]').click()
     wait_for("health plots", lambda: browser.find_elements(By.CSS_SELECTOR, "#plots svg polyline"))
-    _shot(browser, "health")
+    shot(browser, "health")
     assert cam.viewers == 0
     encoded = live.encoded
     time.sleep(1.5)

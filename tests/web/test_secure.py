@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import pytest
 from selenium.webdriver.common.by import By
-from webbench import CAMERA, PASSWORD, Gateway, chromium, login, running_gateway, self_signed, wait_for
+from webbench import CAMERA, PASSWORD, Gateway, chromium, login, running_gateway, self_signed, shot, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -75,6 +75,7 @@ def test_without_the_face_model_the_live_view_is_withheld(secure: tuple[Gateway,
     browser.get(gateway.url + "/")
     img = browser.find_element(By.ID, "live-img")
     wait_for("the live image", lambda: browser.execute_script("return arguments[0].naturalWidth", img) > 0)
+    shot(browser, "withheld")
     script = """
         const done = arguments[arguments.length - 1];
         fetch(arguments[0]).then(async r => {

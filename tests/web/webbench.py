@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
 import threading
 import time
@@ -164,3 +165,15 @@ def chromium(*args: str) -> Any:
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.implicitly_wait(0)
     return driver
+
+
+def shot(browser: Any, name: str) -> None:
+    """With WEB_SCREENSHOTS=<folder>, keep a screenshot of the page (the docs' pictures come from here)."""
+    folder = os.environ.get("WEB_SCREENSHOTS")
+    if folder:
+        size = browser.get_window_size()
+        # the whole page, from its top: a window as tall as the page for the moment of the shot
+        height = browser.execute_script("window.scrollTo(0, 0); return document.body.scrollHeight")
+        browser.set_window_size(size["width"], max(size["height"], height + 120))
+        browser.save_screenshot(str(Path(folder) / f"web-{name}.png"))
+        browser.set_window_size(size["width"], size["height"])
