@@ -67,6 +67,9 @@ class Tracker:
         """Assign track ids; returns the detections that belong to a track, with ``tracker_id`` set."""
         cfg = self.config
         self.frame += 1
+        if not len(dets):  # an empty street: nothing to match, only lost tracks to forget
+            self._forget(now)
+            return Detections.empty()
         ids = np.full(len(dets), -1, np.int64)
         for class_id in np.unique(dets.class_id):
             tracks = [t for t in self.tracks.values() if t.class_id == class_id]
@@ -93,10 +96,14 @@ class Tracker:
                     self._extend(track, dets, int(d), now)
                     self.tracks[track.id] = track
                     ids[d] = track.id
-        for tid in [t.id for t in self.tracks.values() if now - t.last_seen > cfg.lost_s]:
-            del self.tracks[tid]
+        self._forget(now)
         keep = ids >= 0
         return dets[keep].with_tracker_ids(ids[keep])
+
+    def _forget(self, now: float) -> None:
+        lost_s = self.config.lost_s
+        for tid in [t.id for t in self.tracks.values() if now - t.last_seen > lost_s]:
+            del self.tracks[tid]
 
     def keep_alive(self, ids: np.ndarray, now: float) -> None:
         """A frame skipped by motion gating shows the same objects: they are still there."""

@@ -402,6 +402,17 @@ def test_tracks_start_at_the_models_threshold_unless_the_config_sets_one() -> No
     assert len(Tracker(TrackerConfig(high_confidence=0.4)).update(dets, 0.0)) == 1
 
 
+def test_empty_frames_still_forget_lost_tracks() -> None:
+    tracker = Tracker(TrackerConfig(lost_s=5.0))
+    car = Detections.of([(0.1, 0.1, 0.3, 0.3)], [0.9], [0])
+    first = int(tracker.update(car, 0.0).tracker_id[0])
+    assert len(tracker.update(Detections.empty(), 3.0)) == 0 and list(tracker.tracks) == [first]
+    assert int(tracker.update(car, 4.0).tracker_id[0]) == first  # back within lost_s: the same track
+    tracker.update(Detections.empty(), 9.5)
+    assert tracker.tracks == {}  # unseen for 5.5 s of empty frames: forgotten
+    assert int(tracker.update(car, 10.0).tracker_id[0]) != first
+
+
 def test_spinning_follows_the_number_of_cameras_unless_configured() -> None:
     assert engine_options(VisionConfig(), cameras=1).spinning
     assert not engine_options(VisionConfig(), cameras=4).spinning

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 from hypothesis import given
@@ -71,3 +72,47 @@ def test_buffers_are_reused_across_frames_of_a_new_size() -> None:
     assert prep.tensor is tensor
     np.testing.assert_allclose(prep.tensor[0, 0, 32, :], 200 / 255, rtol=1e-6)
     np.testing.assert_allclose(prep.tensor[0, 0, 0, :], 114 / 255, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("size", "spec"),
+    [
+        ((64, 48), InputSpec(width=64, height=64)),  # the input's width: split as it is, no canvas copy
+        ((90, 40), InputSpec(width=64, height=64, mean=(0.4, 0.5, 0.6), std=(0.2, 0.25, 0.3))),
+        ((30, 50), InputSpec(width=64, height=64, color="BGR", resize="area")),  # padded left and right
+        ((50, 40), InputSpec(width=64, height=64, color="GRAY")),
+    ],
+)
+def test_planes_hold_the_exact_float_arithmetic_of_the_manifest(
+    size: tuple[int, int], spec: InputSpec
+) -> None:
+    # The tables the channel planes go through must give bit for bit what (x * scale - mean) / std
+    # gives in float32, on a frame that is a strided view (a crop), as snapshots pass.
+    rng = np.random.default_rng(7)
+    big = rng.integers(0, 256, (size[1] + 10, size[0] + 10, 3), np.uint8)
+    frame = big[5 : 5 + size[1], 3 : 3 + size[0]]
+    prep = Preprocessor(spec)
+    for _ in range(2):  # the second frame takes the steady path (border already written)
+        box = prep(frame)
+    inner_w, inner_h = box.inner_size
+    image = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)[..., None] if spec.color == "GRAY" else frame
+    if (inner_w, inner_h) != size:
+        area = spec.resize == "area" and box.scale < 1
+        image = cv2.resize(
+            image, (inner_w, inner_h), interpolation=cv2.INTER_AREA if area else cv2.INTER_LINEAR
+        )
+        image = image.reshape(inner_h, inner_w, -1)
+    if spec.color == "RGB":
+        image = image[..., ::-1]
+    std = np.asarray(spec.std, np.float32)
+    mul, add = (
+        (spec.scale / std).astype(np.float32),
+        (-np.asarray(spec.mean, np.float32) / std).astype(np.float32),
+    )
+    want = image.astype(np.float32) * mul[: image.shape[2]] + add[: image.shape[2]]
+    got = prep.tensor[0][:, box.pad_y : box.pad_y + inner_h, box.pad_x : box.pad_x + inner_w]
+    np.testing.assert_array_equal(got, want.transpose(2, 0, 1))
+    border = 114 * mul[0] + add[0]
+    assert (prep.tensor[0, 0, :, : box.pad_x] == border).all() and (
+        prep.tensor[0, 0, : box.pad_y] == border
+    ).all()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
@@ -11,11 +13,37 @@ from ..preprocess import Letterbox
 from . import AdapterError
 
 
-def class_thresholds(manifest: ModelManifest) -> np.ndarray:
-    """Confidence threshold for each label id: the per-label value where the manifest gives one."""
-    base = manifest.thresholds.confidence
-    per = manifest.thresholds.per_class
-    return np.asarray([per.get(name, base) for name in manifest.labels], np.float32)
+@dataclass(frozen=True, slots=True)
+class ClassTable:
+    """A manifest's thresholds and merges as arrays: built once per manifest, not once per frame."""
+
+    n_classes: int
+    floor: float  # the lowest threshold of any label: below it no row can be kept
+    threshold: np.ndarray  # (n_classes,) float32: each model class's own threshold (its label's)
+    label_of: np.ndarray | None  # (n_classes,) int64 label id of each class; None: no merges
+
+
+_TABLES: dict[int, tuple[ModelManifest, ClassTable]] = {}
+
+
+def class_table(manifest: ModelManifest) -> ClassTable:
+    """The manifest's ``ClassTable``; manifests are frozen, so one built for it stays right."""
+    hit = _TABLES.get(id(manifest))
+    if hit is not None and hit[0] is manifest:
+        return hit[1]
+    base, per = manifest.thresholds.confidence, manifest.thresholds.per_class
+    by_label = np.asarray([per.get(name, base) for name in manifest.labels], np.float32)
+    label_of = np.asarray(manifest.label_of_class, np.int64) if manifest.merge else None
+    table = ClassTable(
+        len(manifest.classes),
+        min(base, *per.values(), 1.0),
+        by_label[label_of] if label_of is not None else by_label,
+        label_of,
+    )
+    if len(_TABLES) >= 256:  # per-camera manifests are few; this only bounds a churn of reloads
+        _TABLES.clear()
+    _TABLES[id(manifest)] = (manifest, table)  # the manifest held too, so its id is not reused
+    return table
 
 
 def single_output(outputs: list[np.ndarray], rank: int, what: str) -> np.ndarray:
@@ -47,16 +75,21 @@ def finish(
     and come back as indices of ``manifest.labels`` (merged classes share one, so a van scored as
     both car and truck is one vehicle after NMS).
     """
-    n_classes = len(manifest.classes)
-    if len(class_ids) and (class_ids.min() < 0 or class_ids.max() >= n_classes):
+    table = class_table(manifest)
+    if not len(class_ids):
+        return Detections.empty()
+    if class_ids.min() < 0 or class_ids.max() >= table.n_classes:
         raise AdapterError(
-            f"the model outputs class id {int(class_ids.max())} but the manifest lists {n_classes} classes"
+            f"the model outputs class id {int(class_ids.max())} but the manifest lists "
+            f"{table.n_classes} classes"
         )
-    if manifest.merge:
-        class_ids = np.asarray(manifest.label_of_class, np.int64)[class_ids]
-    keep = scores >= class_thresholds(manifest)[class_ids]
+    keep = scores >= table.threshold[class_ids]
+    if table.label_of is not None:
+        class_ids = table.label_of[class_ids]
     xywh, scores, class_ids = xywh[keep], scores[keep], class_ids[keep]
-    if layout and len(scores) and box.dst_w >= 32 and float(np.abs(xywh[:, :2]).max()) <= 1.0:
+    if not len(scores):
+        return Detections.empty()
+    if layout and box.dst_w >= 32 and float(np.abs(xywh[:, :2]).max()) <= 1.0:
         # Every centre within a pixel of the corner: the model gives normalized 0..1 boxes. Decoding
         # them as pixels would put every detection at the top-left corner, silently.
         raise AdapterError(

@@ -10,7 +10,7 @@ from ..detections import Detections
 from ..manifest import ModelManifest
 from ..preprocess import Letterbox
 from . import AdapterError, adapter
-from ._yolo import finish, single_output
+from ._yolo import class_table, finish, single_output
 
 
 @adapter("yolov5")
@@ -22,8 +22,8 @@ def decode(outputs: Sequence[np.ndarray], box: Letterbox, manifest: ModelManifes
             f"yolov5 layout needs {5 + n_classes} columns (4 box values, objectness, {n_classes} classes), "
             f"the model gives {out.shape[1]}"
         )
-    floor = min(manifest.thresholds.confidence, *manifest.thresholds.per_class.values(), 1.0)
-    rows = out[out[:, 4] >= floor]  # objectness bounds the final score, so this drops most rows early
+    # objectness bounds the final score, so this drops most rows early
+    rows = out[out[:, 4] >= class_table(manifest).floor]
     class_scores = rows[:, 5:] * rows[:, 4:5]
     class_ids = class_scores.argmax(axis=1)
     scores = class_scores[np.arange(len(rows)), class_ids]
