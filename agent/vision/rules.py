@@ -89,5 +89,15 @@ class CameraRules:
         return events
 
     @property
+    def line_totals(self) -> dict[str, tuple[int, int]]:
+        """Crossings (in, out) per counting line since these rules started, over all detectors."""
+        totals: dict[str, tuple[int, int]] = {}
+        for det in self.detectors:
+            for line_id, tally in det.lines.tallies.items():
+                got_in, got_out = totals.get(line_id, (0, 0))
+                totals[line_id] = (got_in + tally.total_in, got_out + tally.total_out)
+        return totals
+
+    @property
     def crowd_readings(self) -> dict[str, CrowdReading]:
         return dict(self.crowd.readings)

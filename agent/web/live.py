@@ -30,7 +30,7 @@ from ..vision.draw import annotate, draw_lines
 from ..vision.engine import ModelEngine
 from ..vision.faces import FaceDetector, load_face_detector
 from ..vision.part import Camera
-from ..vision.pipeline import CameraPipeline, FrameResult
+from ..vision.pipeline import FrameResult
 from ..vision.preprocess import Preprocessor
 from ..vision.privacy import FACE_BLOCKS, PERSON_BLOCKS, blur_regions, private_boxes
 from ..vision.sources import Frame
@@ -83,16 +83,6 @@ def withheld(image: np.ndarray, reason: str) -> np.ndarray:
         y = top + step * (k + 1) - 4
         cv2.putText(out, text, (12, y), cv2.FONT_HERSHEY_SIMPLEX, size, (255, 255, 255), 1, cv2.LINE_AA)
     return out
-
-
-def line_totals(pipeline: CameraPipeline) -> dict[str, tuple[int, int]]:
-    """Crossings (in, out) per counting line since the pipeline started, over all its detectors."""
-    totals: dict[str, tuple[int, int]] = {}
-    for det in pipeline.rules.detectors:
-        for line_id, tally in det.lines.tallies.items():
-            got_in, got_out = totals.get(line_id, (0, 0))
-            totals[line_id] = (got_in + tally.total_in, got_out + tally.total_out)
-    return totals
 
 
 class LiveView:
@@ -179,7 +169,7 @@ class LiveView:
             image = annotate(image, zones, shown.result)
             pipeline = self.camera.pipeline
             if pipeline is not None and pipeline.config.lines:
-                draw_lines(image, pipeline.config.lines, line_totals(pipeline))
+                draw_lines(image, pipeline.config.lines, pipeline.rules.line_totals)
         ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
         if not ok:
             raise RuntimeError("OpenCV could not encode the frame as JPEG")

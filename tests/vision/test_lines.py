@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from agent.config import ConfigError, parse_config
-from agent.config.camera import CameraConfig
+from agent.config.camera import CameraConfig, LineConfig
 from agent.events import CROSSING, Event, ModelRef, decode, encode
 from agent.vision.detections import Detections
+from agent.vision.draw import LINE_COLOUR, draw_lines
 from agent.vision.issues import FrameInfo
 from agent.vision.lines import crosses, side
 from agent.vision.rules import CameraRules
@@ -88,8 +89,16 @@ def test_crossings_are_reported_every_interval_zeros_included() -> None:
     street.wait(7)
     street.wait(12)  # nobody
     assert street.counts() == [{"in": 1.0, "out": 0.0}, {"in": 0.0, "out": 0.0}]
-    tally = street.rules.detectors[0].lines.tallies["gate"]
-    assert (tally.total_in, tally.total_out) == (1, 0)
+    assert street.rules.line_totals == {"gate": (1, 0)}  # what the live view and preview draw
+
+
+def test_a_line_is_drawn_with_an_arrow_to_its_in_side() -> None:
+    image = np.zeros((200, 200, 3), np.uint8)
+    draw_lines(image, [LineConfig(**GATE)], {"gate": (3, 2)})
+    green = np.all(image == LINE_COLOUR, axis=2)
+    assert green[40:160, 100].all(), "the line itself, x = 0.5 from y = 0.2 to 0.8"
+    # facing down the line, "in" is to its right: the image's left (x < 0.5), where the arrow points
+    assert green[100, 80:98].any() and not green[105:110, 102:130].any()
 
 
 def test_a_track_that_does_not_cross_is_not_counted() -> None:

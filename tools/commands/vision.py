@@ -110,7 +110,7 @@ def _progress(count: int, events: int, t: float) -> None:
 def cmd_preview(args: argparse.Namespace) -> int:
     import cv2
 
-    from agent.vision.draw import annotate
+    from agent.vision.draw import annotate, draw_lines
     from agent.vision.part import Vision
     from agent.vision.sources import SourceError, source_kind
 
@@ -138,6 +138,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
             result = pipeline.process(frame)
             events += len(result.events)
             last = annotate(frame.image, pipeline.zones, result)
+            draw_lines(last, pipeline.config.lines, pipeline.rules.line_totals)
             count += 1
             if show_progress and time.monotonic() - shown >= 0.5:
                 shown = time.monotonic()
