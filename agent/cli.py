@@ -71,7 +71,8 @@ def cmd_daemon(args: argparse.Namespace) -> int:
         print(f"edge-agent: invalid config {exc}", file=sys.stderr)
         return 2
     setup_logging(args.log_level or config.logging.level, config.logging.format)
-    from .uplink.chain import DeviceKeyError
+    from agent.trust.keys import DeviceKeyError
+
     from .uplink.outbox import OutboxError
 
     ctx = AgentContext(config=config, config_path=args.config)

@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent.trust.keys import KeyFileError, TrustList
+
 from .commands import CommandError, CommandRegistry
-from .signing import KeyFileError, TrustList
 
 CHUNK_MAX = 48 * 1024  # a command is at most 64 KiB with its envelope
 TRANSFER_MAX = 64 * 1024 * 1024  # bigger is no street model or board firmware

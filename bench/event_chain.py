@@ -21,7 +21,8 @@ sys.path.insert(0, str(ROOT / "tests" / "vectors"))
 from make_vectors import examples  # noqa: E402
 
 from agent.events import validate  # noqa: E402
-from agent.uplink.chain import DeviceKey, head_bytes, link_of  # noqa: E402
+from agent.trust.keys import DeviceKey  # noqa: E402
+from agent.uplink.chain import head_bytes, link_of  # noqa: E402
 
 N = 20_000
 ROUNDS = 7

@@ -8,7 +8,8 @@ import statistics
 import time
 
 from agent.events import ALARM, END, READING, START
-from agent.uplink.signing import command_payload, new_key
+from agent.trust.commands import command_payload
+from agent.trust.keys import new_key
 from hil_tests.bench import PREFIX, board_section, gateway_config
 
 SENSORS = {"pms5003", "sht3x", "cover", "noise", "water"}

@@ -28,7 +28,8 @@ from agent.config import (
     load_config,
 )
 from agent.redact import redact_text, redact_url
-from agent.signing import SignatureError, TrustList, verify_package
+from agent.trust.keys import TrustList
+from agent.trust.packages import SignatureError, verify_package
 
 Status = Literal["pass", "fail", "warn", "skip"]
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883, "ws": 80, "wss": 443}

@@ -17,15 +17,9 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.firmware_bundle import (
-    BUNDLE_FILE,
-    BundleError,
-    FirmwareBundle,
-    load_bundle,
-    mpy_major,
-    parse_version,
-)
-from agent.signing import TrustList, make_listing, public_key_b64, sign_document
+from agent.trust.bundle import BUNDLE_FILE, BundleError, FirmwareBundle, load_bundle, mpy_major, parse_version
+from agent.trust.keys import TrustList, public_key_b64
+from agent.trust.packages import make_listing, sign_document
 
 SOURCE_ONLY = ("boot.py", "main.py")
 # Development-only code that must not reach a board: tests and the simulated HAL.

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from agent.firmware_bundle import BUNDLE_FILE, FirmwareBundle
+from agent.trust.bundle import BUNDLE_FILE, FirmwareBundle
 
 FW_DIR = "/fw"
 LOADER = b"""# Boot loader written by edgectl: runs the current firmware, or the previous one if it fails.

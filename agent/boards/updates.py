@@ -19,8 +19,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from agent.trust.bundle import BundleError, DowngradeRefused, board_mpy_major, check_upgrade, load_bundle
+
 from ..commands import CommandError
-from ..firmware_bundle import BundleError, DowngradeRefused, board_mpy_major, check_upgrade, load_bundle
 from ..transfers import Uploads, trusted_signers
 from .install import InstallError, current_version, install
 from .session import BoardError, BoardSession

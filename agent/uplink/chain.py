@@ -10,19 +10,14 @@ verify`` runs it on a recorded stream, and docs/events.md shows how a platform d
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import itertools
-import logging
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import msgpack
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from agent.events import (
     HEALTH,
@@ -31,11 +26,9 @@ from agent.events import (
     decode_state,
     is_state,
 )
-
-from .signing import KeyFormatError, _canonical, load_private, load_public, new_key
-from .signing import verify as verify_signature
-
-log = logging.getLogger(__name__)
+from agent.trust.commands import canonical
+from agent.trust.keys import DeviceKey, key_id, load_public
+from agent.trust.keys import verify as verify_signature
 
 CHAIN_DOMAIN = "edge-chain/1"  # what a chain-head signature covers; never valid as a command's
 STATE_DOMAIN = "edge-state/1"
@@ -47,11 +40,6 @@ def link_of(payload: bytes) -> bytes:
     return hashlib.sha256(payload).digest()[:LINK_BYTES]
 
 
-def key_id(public: bytes) -> str:
-    """A short name for a device key: the first 8 bytes of its SHA-256, hex."""
-    return hashlib.sha256(public).digest()[:8].hex()
-
-
 def head_bytes(device: str, seq: int, prev: bytes | None) -> bytes:
     """The bytes a chain-head signature covers: the event's place in the chain."""
     return msgpack.packb([CHAIN_DOMAIN, device, seq, prev or b""], use_bin_type=True)
@@ -60,51 +48,7 @@ def head_bytes(device: str, seq: int, prev: bytes | None) -> bytes:
 def state_bytes(state: Mapping[str, Any]) -> bytes:
     """The bytes a state message's signature covers: the map without ``sig``, keys sorted."""
     body = {k: v for k, v in state.items() if k != "sig"}
-    return msgpack.packb([STATE_DOMAIN, _canonical(body)], use_bin_type=True)
-
-
-class DeviceKeyError(RuntimeError):
-    """The device key file cannot be used; the message names the file and what to do."""
-
-
-class DeviceKey:
-    """The device's own ed25519 key, from a file readable by the agent only (made on first start)."""
-
-    def __init__(self, private: Ed25519PrivateKey) -> None:
-        self._private = private
-        self.public = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-        self.id = key_id(self.public)
-
-    @classmethod
-    def load_or_create(cls, path: Path) -> DeviceKey:
-        try:
-            return cls._load_or_create(path)
-        except (OSError, KeyFormatError) as exc:
-            raise DeviceKeyError(f"the device key {path} cannot be used: {exc}") from None
-
-    @classmethod
-    def _load_or_create(cls, path: Path) -> DeviceKey:
-        if not path.exists():
-            private_text, _ = new_key()
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(private_text + "\n")
-            made = cls(load_private(private_text))
-            log.warning("made a new device key %s (key id %s): record it with the pole", path, made.id)
-        mode = path.stat().st_mode & 0o077
-        if mode:
-            raise PermissionError(
-                f"{path} can be read by others (mode {oct(path.stat().st_mode & 0o777)}): chmod 600 it"
-            )
-        return cls(load_private(path.read_text(encoding="utf-8")))
-
-    def sign(self, message: bytes) -> bytes:
-        return self._private.sign(message)
-
-    @property
-    def public_b64(self) -> str:
-        return base64.b64encode(self.public).decode()
+    return msgpack.packb([STATE_DOMAIN, canonical(body)], use_bin_type=True)
 
 
 def signed_state(state: dict[str, Any], key: DeviceKey) -> dict[str, Any]:

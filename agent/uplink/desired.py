@@ -28,10 +28,11 @@ from agent.commands import CommandError
 from agent.config import GatewayConfig
 from agent.events import SCHEMA_VERSION, now_ms
 from agent.logs import untrusted
+from agent.trust.commands import canonical, signed_bytes
+from agent.trust.keys import verify
 
 from .builtins import apply_patch, write_atomically
 from .gate import CommandGate, parse
-from .signing import _canonical, signed_bytes, verify
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ NAME = "desired-config"  # the command name the signature binds
 
 def config_hash(config: GatewayConfig) -> str:
     """What a fleet tool compares: the first 8 bytes of the SHA-256 of the config as it runs, hex."""
-    text = json.dumps(_canonical(config.model_dump(mode="json")), separators=(",", ":"))
+    text = json.dumps(canonical(config.model_dump(mode="json")), separators=(",", ":"))
     return hashlib.sha256(text.encode()).digest()[:8].hex()
 
 

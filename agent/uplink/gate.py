@@ -27,9 +27,10 @@ from agent.commands import CommandError, CommandRegistry
 from agent.config import CommandAuthConfig
 from agent.events import now_ms
 from agent.logs import untrusted
+from agent.trust.commands import signed_bytes
+from agent.trust.keys import KeyFormatError, load_public, verify
 
 from .nonces import NonceLedger
-from .signing import KeyFormatError, load_public, signed_bytes, verify
 
 log = logging.getLogger(__name__)
 

@@ -30,10 +30,11 @@ from typing import Any
 
 from agent.config.privacy import PrivacyConfig
 from agent.events import ALARM, HEALTH, ISSUE, START, Event, now_ms, validate, withheld
+from agent.trust.keys import DeviceKey
 from agent.uplink.seqmark import SeqMark, floor_after, seqmark_path
 
 from .atrest import SEAL_OVERHEAD, AtRestError, Sealer, is_sealed
-from .chain import DeviceKey, head_bytes, link_of
+from .chain import head_bytes, link_of
 
 log = logging.getLogger(__name__)
 

@@ -15,10 +15,10 @@ from agent import __version__, topics
 from agent.config import GatewayConfig
 from agent.events import now_ms
 from agent.transfers import Uploads
+from agent.trust.keys import DeviceKey
 
 from .atrest import AtRestError, Sealer
 from .builtins import register_builtins
-from .chain import DeviceKey
 from .desired import DesiredConfig
 from .gate import CommandGate
 from .nonces import NonceLedger

@@ -29,8 +29,9 @@ from agent import __version__, topics
 from agent.backoff import Backoff
 from agent.config import UplinkConfig
 from agent.events import encode_state, now_ms, state_to_wire
+from agent.trust.keys import DeviceKey
 
-from .chain import DeviceKey, signed_state
+from .chain import signed_state
 from .connect import client_for
 from .outbox import Outbox, Stored
 

@@ -20,10 +20,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agent.trust.packages import SignatureError, verify_package
+
 from ..clock import clock_synchronized
 from ..commands import CommandError
 from ..events import ALARM, MODEL_ROLLBACK, START, Event, now_ms
-from ..signing import SignatureError, verify_package
 from ..sink import EventSink
 from ..transfers import Uploads, trusted_signers
 from .engine import ModelRefused

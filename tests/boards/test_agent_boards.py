@@ -17,7 +17,8 @@ from paho.mqtt.properties import Properties
 from agent.config import load_config
 from agent.events import ALARM, HEALTH, READING, START, decode
 from agent.runtime import AgentContext, run_agent
-from agent.uplink.signing import command_payload, new_key
+from agent.trust.commands import command_payload
+from agent.trust.keys import new_key
 from firmware.sim.board import SimulatedBoard
 from firmware.sim.scenarios import STREET_SETUP
 from tools.board_cli.board_setup import load_setup

@@ -31,7 +31,8 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from agent import events as ev
 from agent.runtime import AgentContext, run_agent
-from agent.uplink.signing import command_payload, new_key
+from agent.trust.commands import command_payload
+from agent.trust.keys import new_key
 from tools.demo import DEMO_CONFIG, DEVICE, PREFIX, demo_config, start_board
 from tools.demo import Broker as DemoBroker
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.firmware_bundle import load_bundle
+from agent.trust.bundle import load_bundle
 from tools.edgectl import main as edgectl
 from tools.firmware_build import _MPY_FLAGS
 

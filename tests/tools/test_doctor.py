@@ -229,7 +229,8 @@ def test_board_answers_are_checked_against_the_config(pole: dict, board: StockBo
 
 
 def test_with_a_trust_list_models_must_be_signed(pole: dict, tmp_path: Path) -> None:
-    from agent.signing import generate_signing_key, public_key_b64, sign_package
+    from agent.trust.keys import generate_signing_key, public_key_b64
+    from agent.trust.packages import sign_package
 
     key = generate_signing_key(tmp_path / "ops.pem")
     public = public_key_b64(key.public_key())

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.firmware_bundle import DowngradeRefused, check_upgrade, load_bundle
+from agent.trust.bundle import DowngradeRefused, check_upgrade, load_bundle
 from tools.edgectl import main as edgectl
 from tools.errors import BYTECODE, DOWNGRADE, FAILED, SIGNATURE, USAGE
 

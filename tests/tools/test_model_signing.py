@@ -8,14 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent.signing import (
-    SignatureError,
-    TrustList,
-    generate_signing_key,
-    public_key_b64,
-    sign_package,
-    verify_package,
-)
+from agent.trust.keys import TrustList, generate_signing_key, public_key_b64
+from agent.trust.packages import SignatureError, sign_package, verify_package
 from agent.vision.synthetic import constant_model, write_manifest
 from tools.edgectl import main as edgectl
 from tools.errors import MODEL, SIGNATURE, USAGE
@@ -116,7 +110,7 @@ def test_sign_refuses_a_model_that_does_not_match_its_manifest(model: Path, tmp_
 
 
 def test_a_raw_base64_operator_key_signs_too(model: Path, tmp_path: Path, capsys) -> None:
-    from agent.uplink.signing import new_key
+    from agent.trust.keys import new_key
 
     private, public = new_key()  # the key form of signed MQTT commands
     (tmp_path / "operator.key").write_text(private + "\n")

@@ -23,7 +23,8 @@ from uplink_support import gateway_config, reading, running_uplink
 
 from agent import events as ev
 from agent.events import HEALTH, Event, now_ms
-from agent.uplink.chain import DeviceKey, link_of, verify
+from agent.trust.keys import DeviceKey
+from agent.uplink.chain import link_of, verify
 from agent.uplink.outbox import Outbox
 from tools.broker import Broker
 

@@ -23,8 +23,9 @@ from agent.commands import CommandError
 from agent.config import load_config
 from agent.events import now_ms
 from agent.runtime import AgentContext
+from agent.trust.commands import command_payload
+from agent.trust.keys import new_key
 from agent.uplink import part
-from agent.uplink.signing import command_payload, new_key
 from tools.broker import Broker
 
 DEVICE = "pole-cmd"

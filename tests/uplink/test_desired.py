@@ -14,7 +14,8 @@ import tomli_w
 from uplink_support import running_uplink
 
 from agent.config import parse_config
-from agent.uplink.signing import command_payload, new_key
+from agent.trust.commands import command_payload
+from agent.trust.keys import new_key
 from tools.broker import Broker
 
 PRIVATE, PUBLIC = new_key()

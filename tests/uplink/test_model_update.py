@@ -21,8 +21,8 @@ from parts_support import running_parts
 
 from agent.config import parse_config
 from agent.runtime import AgentContext
-from agent.signing import generate_signing_key, public_key_b64, sign_package
-from agent.uplink.signing import new_key
+from agent.trust.keys import generate_signing_key, new_key, public_key_b64
+from agent.trust.packages import sign_package
 from tools.broker import Broker
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,7 +44,7 @@ def _package(folder: Path, signer: Path, version: str, break_golden: bool = Fals
             want["box"] = [0.9, 0.0, 0.95, 0.05]
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
     key = generate_signing_key(signer) if not signer.exists() else None
-    from agent.signing import load_signing_key
+    from agent.trust.keys import load_signing_key
 
     sign_package(folder, key or load_signing_key(signer), "model", manifest["id"], version)
     return folder
@@ -54,7 +54,7 @@ def _config(
     broker: Broker, tmp_path: Path, operator_public: str, signer: Path, **updates: Any
 ) -> dict[str, Any]:
     """One camera on the demo clip with street-issues; the operator's and the model signer's keys trusted."""
-    from agent.signing import load_signing_key
+    from agent.trust.keys import load_signing_key
 
     signer_public = public_key_b64(load_signing_key(signer).public_key())
     return {
@@ -220,7 +220,7 @@ def _resigned(pkg: Path, model: Any, signer: Path) -> Path:
 
     import onnx
 
-    from agent.signing import load_signing_key
+    from agent.trust.keys import load_signing_key
 
     manifest = json.loads((pkg / "manifest.json").read_text())
     onnx.save(model, str(pkg / manifest["file"]))

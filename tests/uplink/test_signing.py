@@ -9,16 +9,9 @@ import msgpack
 import pytest
 
 from agent.commands import CommandError
+from agent.trust.commands import command_payload, signed_bytes
+from agent.trust.keys import KeyFormatError, load_public, new_key, public_of, verify
 from agent.uplink.gate import parse
-from agent.uplink.signing import (
-    KeyFormatError,
-    command_payload,
-    load_public,
-    new_key,
-    public_of,
-    signed_bytes,
-    verify,
-)
 
 
 def test_argument_order_does_not_change_the_signed_bytes() -> None:

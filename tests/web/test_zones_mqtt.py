@@ -24,7 +24,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from webbench import CAMERA, Gateway, running_gateway, wait_for
 
-from agent.uplink.signing import command_payload, new_key
+from agent.trust.commands import command_payload
+from agent.trust.keys import new_key
 from tools.demo import DEVICE, PREFIX
 
 GATE = [[0.4, 0.3], [0.6, 0.3], [0.6, 0.9], [0.4, 0.9]]

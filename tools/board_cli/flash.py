@@ -19,7 +19,7 @@ from rich.progress import (
 )
 
 from agent.boards.install import InstallError, InstallResult, current_version, install, plan_install
-from agent.firmware_bundle import (
+from agent.trust.bundle import (
     BundleError,
     DowngradeRefused,
     FirmwareBundle,
@@ -27,7 +27,7 @@ from agent.firmware_bundle import (
     check_upgrade,
     load_bundle,
 )
-from agent.signing import TrustList
+from agent.trust.keys import TrustList
 
 from ..errors import BYTECODE, DOWNGRADE, FLASH, NO_BOARD, SIGNATURE, EdgectlError
 from .connecting import Connecting

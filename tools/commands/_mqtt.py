@@ -15,8 +15,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from agent import topics
+from agent.trust.commands import command_payload
 from agent.uplink.connect import broker_address, tls_context
-from agent.uplink.signing import command_payload
 
 from ..errors import BROKER, FAILED, USAGE, EdgectlError
 

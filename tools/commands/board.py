@@ -11,7 +11,7 @@ from typing import Any
 
 from ..board_cli.ports import list_serial_ports, the_only_board
 from ..errors import BROKER, BYTECODE, FAILED, USAGE, EdgectlError
-from ..model_signing import add_key_option, add_trust_options, signing_key_from_args, trust_from_args
+from ._trust import add_key_option, add_trust_options, signing_key_from_args, trust_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -363,7 +363,7 @@ def _bundle_or_builder(args: argparse.Namespace) -> Any:
     import shutil
     import tempfile
 
-    from agent.firmware_bundle import BUNDLE_FILE
+    from agent.trust.bundle import BUNDLE_FILE
 
     from ..board_cli.flash import open_bundle
     from ..firmware_build import BuildError, BytecodeError, build_bundle

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..doctor_checks import TIME_TOPICS, DoctorOptions, Finding, run_checks
 from ..errors import FAILED
-from ..model_signing import add_trust_options, trust_from_args
+from ._trust import add_trust_options, trust_from_args
 
 CHECKS = ("model", "camera", "broker", "clock", "board", "disk")
 DEFAULT_CONFIG = Path("/etc/edge-agent/config.toml")

@@ -265,8 +265,8 @@ def _recording(path: Path) -> list[tuple[str, bytes]]:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    from agent.trust.keys import KeyFormatError, load_public
     from agent.uplink.chain import verify
-    from agent.uplink.signing import KeyFormatError, load_public
 
     trusted: dict[str, list[str]] = {}
     for spec in args.key or []:

@@ -6,18 +6,12 @@ import argparse
 import importlib.util
 from pathlib import Path
 
-from agent.firmware_bundle import BundleError, DowngradeRefused, check_upgrade, load_bundle
+from agent.trust.bundle import BundleError, DowngradeRefused, check_upgrade, load_bundle
 
 from ..errors import BYTECODE, DOWNGRADE, FAILED, SIGNATURE, USAGE, EdgectlError
 from ..firmware_build import DEFAULT_EXCLUDES, BuildError, BytecodeError, build_bundle
 from ..fwcheck import FileReport
-from ..model_signing import (
-    add_key_option,
-    add_trust_options,
-    cmd_keygen,
-    signing_key_from_args,
-    trust_from_args,
-)
+from ._trust import add_key_option, add_trust_options, cmd_keygen, signing_key_from_args, trust_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:

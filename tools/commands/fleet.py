@@ -16,7 +16,7 @@ import aiomqtt
 import msgpack
 
 from agent import topics
-from agent.uplink.signing import command_payload
+from agent.trust.commands import command_payload
 
 from ..errors import BROKER, FAILED, USAGE, EdgectlError
 from ._mqtt import Requester, add_broker_args, client_from_args

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
-from agent.signing import KeyFileError, generate_signing_key, key_id, load_signing_key, public_key_b64
+from agent.trust.keys import KeyFileError, generate_signing_key, key_id, load_signing_key, public_key_b64
 
 from ..errors import USAGE, EdgectlError
 

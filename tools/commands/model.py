@@ -1,6 +1,6 @@
 """`edgectl model`: look inside a model package and measure it on this machine.
 
-Each subcommand is a ``cmd_*`` function added in ``register``; keygen, sign and verify come from ``tools/model_signing.py``.
+Each subcommand is a ``cmd_*`` function added in ``register``; keygen, sign and verify come from ``tools/commands/_trust.py``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MODEL, USAGE, EdgectlError
-from ..model_signing import register_sign
+from ._trust import register_sign
 from .model_detect import register as register_detect
 
 

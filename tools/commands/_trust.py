@@ -1,4 +1,4 @@
-"""Signing keys, trust lists and model package signatures for edgectl (logic in agent/signing.py).
+"""Signing keys, trust lists and model package signatures for edgectl (logic in agent/trust/).
 
 ``register_sign(cmds)`` adds ``keygen``, ``sign`` and ``verify`` to the ``edgectl model`` group; the
 helpers for reading keys and trust lists are shared with ``edgectl firmware``.
@@ -13,18 +13,10 @@ from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.signing import (
-    KeyFileError,
-    SignatureError,
-    TrustedKey,
-    TrustList,
-    key_id,
-    load_signing_key,
-    sign_package,
-    verify_package,
-)
+from agent.trust.keys import KeyFileError, TrustedKey, TrustList, key_id, load_signing_key
+from agent.trust.packages import SignatureError, sign_package, verify_package
 
-from .errors import MODEL, SIGNATURE, USAGE, EdgectlError
+from ..errors import MODEL, SIGNATURE, USAGE, EdgectlError
 
 if TYPE_CHECKING:
     from agent.vision.manifest import ModelManifest
@@ -99,7 +91,7 @@ def register_sign(cmds: argparse._SubParsersAction) -> None:
 
 def cmd_keygen(args: argparse.Namespace) -> int:
     """``model keygen`` and ``firmware keygen``: the same key as ``edgectl keys new``."""
-    from .commands.keys import new_key_file
+    from .keys import new_key_file
 
     print(new_key_file(args.path))
     return 0

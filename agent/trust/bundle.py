@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .signing import SignatureError, TrustedKey, TrustList, check_listing, read_listing, verify_document
+from .keys import TrustedKey, TrustList
+from .packages import SignatureError, check_listing, read_listing, verify_document
 
 BUNDLE_FILE = "bundle.json"
 _VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")

@@ -2,9 +2,9 @@
 
 A package (a folder) is described by a listing: a JSON document naming every file with its sha256,
 plus what the package is (kind, name, version). The listing is signed, so one signature covers every
-byte of the package. Verifiers hold a trust list of public keys rather than one key, so an operator
-can add a new key, re-sign, and retire the old key later without reflashing every pole at once.
-Keys are identified by the first 16 hex digits of the sha256 of the raw 32-byte public key.
+byte of the package. Verifiers hold a trust list of public keys (``agent.trust.keys``) rather than
+one key, so an operator can add a new key, re-sign, and retire the old key later without reflashing
+every pole at once.
 """
 
 from __future__ import annotations
@@ -13,16 +13,16 @@ import base64
 import binascii
 import hashlib
 import json
-import os
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from .keys import TrustedKey, TrustList, key_id
 
 SIGNATURE_FILE = "signature.json"
 LISTING_FORMAT = 1
@@ -34,124 +34,6 @@ _UNSIGNED = ("signature",)
 
 class SignatureError(ValueError):
     """A signature or listing that cannot be trusted; the message says why and what to do."""
-
-
-class KeyFileError(ValueError):
-    """A key file that is missing or is not an ed25519 key."""
-
-
-def raw_public(public: Ed25519PublicKey) -> bytes:
-    return public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-
-
-def key_id(public: Ed25519PublicKey) -> str:
-    return hashlib.sha256(raw_public(public)).hexdigest()[:16]
-
-
-def public_key_b64(public: Ed25519PublicKey) -> str:
-    """The form trust lists and the gateway config use: base64 of the raw 32 bytes."""
-    return base64.b64encode(raw_public(public)).decode("ascii")
-
-
-def parse_public_key(text: str) -> Ed25519PublicKey:
-    """A public key given as base64 of the raw 32 bytes, or as a PEM block."""
-    text = text.strip()
-    if text.startswith("-----BEGIN"):
-        try:
-            key = serialization.load_pem_public_key(text.encode())
-        except ValueError as exc:
-            raise KeyFileError(f"not a PEM public key: {exc}") from None
-        if not isinstance(key, Ed25519PublicKey):
-            raise KeyFileError("the PEM public key is not an ed25519 key")
-        return key
-    try:
-        raw = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise KeyFileError(f"{text[:20]!r} is not base64") from None
-    if len(raw) != 32:
-        raise KeyFileError(f"an ed25519 public key is 32 bytes, this one is {len(raw)}")
-    return Ed25519PublicKey.from_public_bytes(raw)
-
-
-@dataclass(frozen=True)
-class TrustedKey:
-    key_id: str
-    public: Ed25519PublicKey = field(repr=False, compare=False)
-    label: str = ""
-
-
-@dataclass(frozen=True)
-class TrustList:
-    """Public keys whose signatures are accepted."""
-
-    keys: tuple[TrustedKey, ...] = ()
-
-    @classmethod
-    def from_strings(cls, entries: Iterable[str]) -> TrustList:
-        """Entries are ``BASE64KEY [label]``; blank lines and ``#`` comments are skipped."""
-        keys = []
-        for n, entry in enumerate(entries, 1):
-            line = entry.split("#", 1)[0].strip()
-            if not line:
-                continue
-            token, _, label = line.partition(" ")
-            try:
-                public = parse_public_key(token)
-            except KeyFileError as exc:
-                raise KeyFileError(f"trusted key {n}: {exc}") from None
-            keys.append(TrustedKey(key_id(public), public, label.strip()))
-        return cls(tuple(keys))
-
-    @classmethod
-    def from_file(cls, path: Path) -> TrustList:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise KeyFileError(f"{path}: cannot read the trust list: {exc.strerror or exc}") from None
-        try:
-            return cls.from_strings(text.splitlines())
-        except KeyFileError as exc:
-            raise KeyFileError(f"{path}: {exc}") from None
-
-    def find(self, wanted: str) -> TrustedKey | None:
-        return next((k for k in self.keys if k.key_id == wanted), None)
-
-
-def generate_signing_key(path: Path) -> Ed25519PrivateKey:
-    """A new private key written as PKCS#8 PEM readable only by its owner; never overwrites."""
-    key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(pem)
-    return key
-
-
-def load_signing_key(path: Path) -> Ed25519PrivateKey:
-    """A private key from a PKCS#8 PEM file (``edgectl model keygen``, ``openssl genpkey``) or a file
-    holding base64 of the raw 32 bytes (the form operators' command keys take)."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise KeyFileError(f"{path}: cannot read the signing key: {exc.strerror or exc}") from None
-    if not data.lstrip().startswith(b"-----BEGIN"):
-        try:
-            raw = base64.b64decode(data.strip(), validate=True)
-        except (binascii.Error, ValueError):
-            raw = b""
-        if len(raw) != 32:
-            raise KeyFileError(f"{path}: neither a PEM private key nor base64 of a raw 32-byte ed25519 key")
-        return Ed25519PrivateKey.from_private_bytes(raw)
-    try:
-        key = serialization.load_pem_private_key(data, password=None)
-    except (ValueError, TypeError) as exc:
-        raise KeyFileError(f"{path}: not an unencrypted PEM private key ({exc})") from None
-    if not isinstance(key, Ed25519PrivateKey):
-        raise KeyFileError(f"{path}: the key is not an ed25519 key")
-    return key
 
 
 def canonical(doc: dict[str, Any]) -> bytes:
