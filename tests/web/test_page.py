@@ -291,3 +291,22 @@ def test_changes_need_the_csrf_token(gateway: Gateway, browser: Any, header: str
             .then(r => done(r.status));
     """
     assert browser.execute_async_script(script, header) == 403
+
+
+def test_crossing_counts_arrive_in_the_events_list(gateway: Gateway, browser: Any) -> None:
+    """The demo's counting line sends its counts every 10 s; the page lists them as decoded."""
+    browser.get(gateway.url + "/")
+    if browser.current_url.endswith("/login"):
+        login(browser, gateway, PASSWORD)
+    wait_for("the page", lambda: "demo-pole" in browser.find_element(By.ID, "device").text)
+    browser.find_element(By.CSS_SELECTOR, '#tabs button[data-tab="events"]').click()
+    Select(browser.find_element(By.ID, "event-kind")).select_by_visible_text("crossing")
+    rows = wait_for(
+        "a crossing event listed",
+        lambda: browser.find_elements(By.CSS_SELECTOR, "#events-table tr.kind-crossing pre"),
+        30,
+    )
+    event = json.loads(rows[0].text)
+    assert event["k"] == "crossing" and event["cam"] == CAMERA and event["z"] == "pavement-line"
+    assert event["c"] == "person" and set(event["val"]) == {"in", "out"}
+    assert event["m"][0] in {m.engine.manifest.id for m in gateway.ctx.vision.cameras[0].pipeline.detectors}
