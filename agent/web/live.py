@@ -29,11 +29,11 @@ from ..vision.detections import Detections
 from ..vision.draw import annotate, draw_lines
 from ..vision.engine import ModelEngine
 from ..vision.faces import FaceDetector, load_face_detector
+from ..vision.frames import Frame
 from ..vision.part import Camera
 from ..vision.pipeline import FrameResult
 from ..vision.preprocess import Preprocessor
 from ..vision.privacy import FACE_BLOCKS, PERSON_BLOCKS, blur_regions, private_boxes
-from ..vision.sources import Frame
 from ..vision.zones import Zone
 
 log = logging.getLogger(__name__)
@@ -228,15 +228,17 @@ class LiveView:
         )
         if not detectors:
             raise Unvouched(f"no model of camera {self.camera.config.id} detects people")
-        # The pipeline's own detections vouch for a frame it inferred with every private label kept;
-        # otherwise (the motion gate skipped inference, or model_labels drop people) they run here.
+        # The pipeline's own detections vouch for a frame it inferred with every private label kept
+        # and every detection tracked; otherwise (the motion gate skipped inference, model_labels
+        # drop people, or tracker.high_confidence leaves weak ones untracked) the detectors run here.
         kept_all = all(
             m.keep is None
             or wanted & set(m.engine.manifest.labels) <= {m.engine.manifest.labels[i] for i in m.keep}
             for m in detectors
         )
+        all_tracked = self.camera.config.tracker.high_confidence is None
         people = [shown.private]
-        if not (shown.result.inferred and kept_all):
+        if not (shown.result.inferred and kept_all and all_tracked):
             for m in detectors:
                 try:
                     dets = m.engine.infer(image, self._prep(m.engine), m.manifest)

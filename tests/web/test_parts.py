@@ -21,9 +21,9 @@ from agent.config import ConfigError, parse_config
 from agent.config.camera import CameraConfig
 from agent.vision.detections import Detections
 from agent.vision.engine import ModelEngine, load_engine
+from agent.vision.frames import Frame
 from agent.vision.part import Camera
 from agent.vision.pipeline import CameraPipeline, FrameResult
-from agent.vision.sources import Frame
 from agent.web.app import WebState, make_app
 from agent.web.auth import CHANGES_BURST, FAILURES_PER_MINUTE, PasswordFileError, Sessions, read_password
 from agent.web.feed import HealthSamples
@@ -163,9 +163,9 @@ def nanodet() -> ModelEngine:
     return load_engine(ROOT / "models" / "nanodet-coco")
 
 
-def _camera(nanodet: ModelEngine | None, **snapshots: Any) -> Camera:
+def _camera(nanodet: ModelEngine | None, camera: dict[str, Any] | None = None, **snapshots: Any) -> Camera:
     """A real camera with nanodet-coco's pipeline (or none) and the shipped face model by default."""
-    config = CameraConfig(id="cam-1", source="x.mp4", models=["m"], snapshots=snapshots)
+    config = CameraConfig(id="cam-1", source="x.mp4", models=["m"], snapshots=snapshots, **(camera or {}))
     return Camera(config, CameraPipeline(config, [nanodet]) if nanodet is not None else None)
 
 
@@ -225,19 +225,27 @@ def _street_frame() -> np.ndarray:
     return image
 
 
-async def test_a_frame_the_pipeline_did_not_infer_is_vouched_for_by_the_detector_here(
-    nanodet: ModelEngine,
+@pytest.mark.parametrize(
+    ("inferred", "camera"),
+    [
+        (False, {}),  # the motion gate let the frame through uninferred: its detections are stale
+        (True, {"model_labels": {"nanodet-coco": ["vehicle"]}}),  # the camera's rules take no people
+        (True, {"tracker": {"high_confidence": 0.9}}),  # weak people are not tracked, so not given
+    ],
+)
+async def test_people_the_pipeline_cannot_vouch_for_are_found_by_the_detector_here(
+    nanodet: ModelEngine, inferred: bool, camera: dict[str, Any]
 ) -> None:
-    """The motion gate let the frame through uninferred: its detections are stale, so none are
-    given; the live view runs the detector on the frame itself and blurs whom it finds."""
+    """No people are given with the frame, and the pipeline's detections cannot vouch for it; the
+    live view runs the detector on the frame itself and blurs whom it finds."""
     image = _street_frame()
     dets = nanodet.infer(image, nanodet.preprocessor())
     assert isinstance(dets, Detections)
     people = [dets.xyxy[i] for i in range(len(dets)) if int(dets.class_id[i]) == 0]
     assert len(people) >= 3, "the detector must see people on the square, or this test proves nothing"
     frame = Frame(image, 1, 0.0, 0)
-    stale = FrameResult(frame, False, [], [(Detections.empty(), nanodet.manifest.labels)], None, {})
-    live = LiveView(_camera(nanodet), ThreadPoolExecutor(1), width=960, unblurred=False)
+    stale = FrameResult(frame, inferred, [], [(Detections.empty(), nanodet.manifest.labels)], None, {})
+    live = LiveView(_camera(nanodet, camera), ThreadPoolExecutor(1), width=960, unblurred=False)
     out, privacy, _ = await _shown(live, (frame, stale))
     assert privacy == "blurred"
     h, w = out.shape[:2]
@@ -247,6 +255,18 @@ async def test_a_frame_the_pipeline_did_not_infer_is_vouched_for_by_the_detector
         assert _detail(out[b:d, a:c]) < before / 2, (x1, y1, x2, y2)
     # the pavement far from anyone keeps its detail
     assert abs(_detail(out[-40:, :80]) - _detail(image[-40:, :80])) < 3
+
+
+async def test_an_inferred_frame_is_vouched_for_by_its_own_detections(nanodet: ModelEngine) -> None:
+    """The pipeline inferred this frame with people kept and tracked: the detector does not run
+    again, so what it was given decides (here: nobody, on a frame full of people)."""
+    image = _street_frame()
+    frame = Frame(image, 1, 0.0, 0)
+    given = FrameResult(frame, True, [], [(Detections.empty(), nanodet.manifest.labels)], None, {})
+    live = LiveView(_camera(nanodet), ThreadPoolExecutor(1), width=960, unblurred=False)
+    runs = nanodet.stats.runs
+    _, privacy, _ = await _shown(live, (frame, given))
+    assert privacy == "blurred" and nanodet.stats.runs == runs
 
 
 @pytest.mark.parametrize("problem", ["missing", "broken"])
