@@ -56,8 +56,9 @@ sys.path.insert(0, str(ROOT))
 
 from agent.config.camera import CameraConfig  # noqa: E402
 from agent.vision.engine import EngineOptions, load_engine  # noqa: E402
+from agent.vision.frames import Frame  # noqa: E402
 from agent.vision.pipeline import CameraPipeline, FrameInfo  # noqa: E402
-from agent.vision.sources import Frame, offline_frames  # noqa: E402
+from agent.vision.sources import offline_frames  # noqa: E402
 
 
 def default_session(path: Path) -> ort.InferenceSession:

@@ -37,9 +37,10 @@ sys.path.insert(0, str(ROOT))
 
 from agent.config import load_config  # noqa: E402
 from agent.vision.engine import ModelEngine, ModelPool  # noqa: E402
+from agent.vision.frames import Frame  # noqa: E402
 from agent.vision.pipeline import CameraPipeline  # noqa: E402
 from agent.vision.preprocess import Letterbox  # noqa: E402
-from agent.vision.sources import Frame, offline_frames  # noqa: E402
+from agent.vision.sources import offline_frames  # noqa: E402
 
 
 def naive_step(frame: np.ndarray, engines: list[ModelEngine]) -> str:

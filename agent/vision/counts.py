@@ -9,7 +9,7 @@ import numpy as np
 
 from ..events import END, ISSUE, START, UPDATE, Event, ModelRef, box_to_wire, confidence_to_wire
 from .detections import Detections
-from .issues import FrameInfo
+from .frames import FrameInfo
 from .zones import WHOLE_FRAME, Zone
 
 

@@ -17,7 +17,7 @@ import numpy as np
 from ..config.camera import CrowdConfig
 from ..events import ALARM, CROWD, CROWDING, END, START, THRESHOLD_SUFFIX, Event, ModelRef
 from .detections import DensityMap, Detections
-from .issues import FrameInfo
+from .frames import FrameInfo
 from .zones import WHOLE_FRAME, Zone
 
 

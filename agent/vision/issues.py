@@ -17,6 +17,7 @@ import numpy as np
 from ..config.camera import IssueRule
 from ..events import END, ISSUE, START, UPDATE, Event, ModelRef, box_to_wire, confidence_to_wire
 from .detections import Detections, box_iou
+from .frames import FrameInfo
 from .tracker import Track, Tracker
 from .zones import WHOLE_FRAME, Zone
 
@@ -50,15 +51,6 @@ class Candidate:
 
     since: float
     last_seen: float
-
-
-@dataclass(frozen=True)
-class FrameInfo:
-    """When a frame was captured: ``now`` drives the rules, ``captured_ms`` goes on the events."""
-
-    now: float
-    captured_ms: int
-    clock_synced: bool
 
 
 class IssueRules:

@@ -17,7 +17,7 @@ import numpy as np
 from ..config.camera import LineConfig
 from ..events import CROSSING, Event, ModelRef
 from .detections import Detections
-from .issues import FrameInfo
+from .frames import FrameInfo
 
 IN, OUT = "in", "out"
 

@@ -25,10 +25,11 @@ from ..redact import redact_url
 from ..sink import EventSink
 from ..transfers import Uploads
 from .engine import EngineOptions, ModelEngine, ModelPool, ModelRefused
+from .frames import Frame
 from .issue_store import IssueStore
 from .pipeline import CameraPipeline, FrameResult
 from .probation import FrameRateRule
-from .sources import Frame, LiveSource
+from .sources import LiveSource
 from .updates import ModelUpdates, running
 
 log = logging.getLogger(__name__)

@@ -21,12 +21,12 @@ from .crowd import CrowdReading
 from .detections import DensityMap, Detections
 from .engine import ModelEngine
 from .faces import load_face_detector
-from .issues import FrameInfo
+from .frames import Frame, FrameInfo
 from .manifest import ModelManifest
+from .motion import MotionGate
 from .preprocess import Letterbox, Preprocessor
 from .privacy import Found, SnapshotTaker
 from .rules import CameraRules
-from .sources import Frame, MotionGate
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,8 @@ from ..events import Event, ModelRef
 from .counts import CountRules
 from .crowd import CrowdMonitor, CrowdReading
 from .detections import DensityMap, Detections
-from .issues import FrameInfo, IssueRules
+from .frames import FrameInfo
+from .issues import IssueRules
 from .lines import LineCounts
 from .tracker import Tracker
 from .zones import Zone, make_zones, membership

@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -21,6 +21,7 @@ import numpy as np
 
 from ..backoff import Backoff
 from ..events import now_ms
+from .frames import Frame
 
 log = logging.getLogger(__name__)
 
@@ -30,14 +31,6 @@ STREAM_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "tcp:
 
 class SourceError(RuntimeError):
     """A source that cannot be opened; the message names it and says what to check."""
-
-
-@dataclass(frozen=True, slots=True)
-class Frame:
-    image: np.ndarray  # BGR
-    seq: int  # frames read from the source so far
-    t: float  # rules clock, seconds: monotonic for live sources, media time for offline ones
-    captured_ms: int  # UTC capture time, ms
 
 
 @dataclass
@@ -341,36 +334,3 @@ class LiveSource:
             if not self.replay:
                 self._stop.wait(period)
         return True
-
-
-@dataclass
-class MotionGate:
-    """Skips frames that barely differ from the last one inferred (mean abs diff of grey thumbnails)."""
-
-    threshold: float = 1.5
-    width: int = 64
-    max_skip_s: float = 30.0
-    enabled: bool = True
-    skipped: int = 0
-    _last: np.ndarray | None = field(default=None, repr=False)
-    _last_t: float = 0.0
-
-    def should_infer(self, image: np.ndarray, t: float) -> bool:
-        if not self.enabled:
-            return True
-        h, w = image.shape[:2]
-        thumb = cv2.resize(
-            image, (self.width, max(1, round(h * self.width / w))), interpolation=cv2.INTER_AREA
-        )
-        if thumb.ndim == 3:
-            thumb = cv2.cvtColor(thumb, cv2.COLOR_BGR2GRAY)
-        if (
-            self._last is None
-            or self._last.shape != thumb.shape
-            or t - self._last_t >= self.max_skip_s
-            or float(cv2.absdiff(thumb, self._last).mean()) > self.threshold
-        ):
-            self._last, self._last_t = thumb, t
-            return True
-        self.skipped += 1
-        return False

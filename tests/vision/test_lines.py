@@ -13,7 +13,7 @@ from agent.config.camera import CameraConfig, LineConfig
 from agent.events import CROSSING, Event, ModelRef, decode, encode
 from agent.vision.detections import Detections
 from agent.vision.draw import LINE_COLOUR, draw_lines
-from agent.vision.issues import FrameInfo
+from agent.vision.frames import FrameInfo
 from agent.vision.lines import crosses, side
 from agent.vision.rules import CameraRules
 

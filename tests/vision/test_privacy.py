@@ -22,6 +22,7 @@ from agent.events import BOX_SCALE, ISSUE, START, decode, encode
 from agent.vision.detections import Detections
 from agent.vision.engine import ModelEngine, load_engine
 from agent.vision.faces import FaceDetector, load_face_detector
+from agent.vision.frames import Frame
 from agent.vision.part import Camera
 from agent.vision.pipeline import CameraPipeline
 from agent.vision.privacy import (
@@ -36,7 +37,6 @@ from agent.vision.privacy import (
     issue_region,
     render,
 )
-from agent.vision.sources import Frame
 from agent.vision.synthetic import yolov8_rows
 from models.pipeline.footage import OPENCV_DATA, load_footage
 

@@ -10,7 +10,7 @@ import pytest
 from agent.config.camera import CameraConfig
 from agent.events import ALARM, CROWD, END, ISSUE, START, UPDATE, Event, ModelRef, decode, encode
 from agent.vision.detections import DensityMap, Detections
-from agent.vision.issues import FrameInfo
+from agent.vision.frames import FrameInfo
 from agent.vision.rules import CameraRules
 
 REF = ModelRef("street-issues", "1.0.0", bytes(8))

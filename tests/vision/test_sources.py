@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from conftest import moving_square_frames, write_video
 
-from agent.vision.sources import LiveSource, MotionGate, SourceError, offline_frames, source_kind
+from agent.vision.motion import MotionGate
+from agent.vision.sources import LiveSource, SourceError, offline_frames, source_kind
 
 
 def test_source_kinds_and_clear_errors(tmp_path: Path) -> None:
