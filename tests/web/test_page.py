@@ -183,6 +183,9 @@ def test_commissioning_in_the_browser(gateway: Gateway, browser: Any) -> None:
     name.send_keys("bus-stop")
     browser.find_element(By.ID, "zone-area").send_keys("40")
     browser.find_element(By.ID, "zone-crowd-count").send_keys("5")
+    browser.find_element(By.ID, "zone-pileup-more").send_keys("3")  # bikes piling up at the stop
+    browser.find_element(By.ID, "zone-pileup-label").send_keys("bicycle")
+    browser.find_element(By.ID, "zone-pileup-dwell").send_keys("60")
     shot(browser, "zones")
     browser.find_element(By.ID, "save-zones").click()
     message = browser.find_element(By.ID, "zone-message")
@@ -194,6 +197,8 @@ def test_commissioning_in_the_browser(gateway: Gateway, browser: Any) -> None:
     corners = running["bus-stop"].polygon
     assert corners.shape == (4, 2) and abs(corners[0][0] - 0.55) < 0.03 and abs(corners[2][1] - 0.9) < 0.03
     assert running["bus-stop"].config.area_m2 == 40 and running["bus-stop"].config.crowd_alarm_count == 5
+    (rule,) = running["bus-stop"].config.count_rules
+    assert (rule.label, rule.more_than, rule.dwell_s) == ("bicycle", 3, 60)
     assert _zone_outline_at(gateway, live, (0.85, 0.72)), "the next live frame draws the new zone"
 
     # an invalid zone (two corners) is refused with its reason, and nothing changes

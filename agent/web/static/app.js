@@ -222,7 +222,9 @@ function select(i) {
   $("#zone-fields").disabled = !zone;
   $("#delete-zone").disabled = !zone && editor.line < 0;
   for (const input of document.querySelectorAll("#zone-fields input")) {
-    const v = zone ? zone[input.dataset.key] : undefined;
+    // data-rule fields edit the zone's first count rule (a pile-up); any further ones are kept
+    const from = input.dataset.rule ? (zone && zone.count_rules && zone.count_rules[0]) : zone;
+    const v = from ? from[input.dataset.rule || input.dataset.key] : undefined;
     input.value = v === undefined || v === null ? "" : Array.isArray(v) ? v.join(", ") : String(v);
   }
   if (i >= 0 || editor.line < 0) fillLineFields();
@@ -279,12 +281,26 @@ function onField(event) {
   const zone = event.target.closest("#line-fields") ? editor.lines[editor.line] : editor.zones[editor.selected];
   if (!zone) return;
   const input = event.target, key = input.dataset.key, raw = input.value.trim();
+  if (input.dataset.rule) {
+    onRuleField(zone, input.dataset.rule, raw);
+    return;
+  }
   if (key === "classes") zone.classes = raw ? raw.split(",").map((s) => s.trim()).filter(Boolean) : [];
   else if (raw === "") delete zone[key];
   else if (input.hasAttribute("data-number")) zone[key] = Number.isFinite(Number(raw)) ? Number(raw) : raw;
   else zone[key] = raw;
   listZones();
   draw();
+}
+
+function onRuleField(zone, key, raw) {
+  const rules = zone.count_rules || (zone.count_rules = []);
+  const rule = rules[0] || (rules[0] = {});
+  if (raw === "") delete rule[key];
+  else if (key === "label") rule[key] = raw;
+  else rule[key] = Number.isFinite(Number(raw)) ? Number(raw) : raw;
+  if (!Object.keys(rule).length) rules.shift();  // all three emptied: no pile-up rule
+  if (!rules.length) delete zone.count_rules;
 }
 
 function message(text, ok) {
