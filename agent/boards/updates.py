@@ -1,12 +1,13 @@
 """Board firmware over the air: a signed bundle sent to the gateway (agent/transfers.py) is installed
 on one of its boards through the serial protocol, with the same guarantees as ``edgectl board flash``.
 
-The signed ``board-firmware-install`` command names the staged transfer, the archive's SHA-256 and
-the board. The gateway checks the bundle's signature against ``updates.firmware_signers``, its file
-hashes, its bytecode version against the board's and that it is no downgrade; then the install of
-agent/boards/install.py writes every file under a temporary name, checks it by a SHA-256 the board
-computes, and switches versions by one final rename: a board cut off before that keeps booting its
-firmware, and the next attempt reuses the files already verified. After the reboot the board must
+The signed ``board-firmware-install`` command names the staged transfer (or an HTTPS URL and the
+size to fetch it from), the archive's SHA-256 and the board. The gateway checks the bundle's
+signature against ``updates.firmware_signers``, its file hashes, its bytecode version against the
+board's and that it is no downgrade; then the install of agent/boards/install.py writes every file
+under a temporary name, checks it by a SHA-256 the board computes, and switches versions by one
+final rename: a board cut off before that keeps booting its firmware, and the next attempt reuses
+the files already verified. After the reboot the board must
 say HELLO with the new version; its loader falls back to the previous one if the new one fails.
 """
 
@@ -89,6 +90,8 @@ class FirmwareUpdates:
     async def install(self, args: dict[str, Any]) -> dict[str, Any]:
         session = self.get_session(args.get("board"))
         transfer = args.get("transfer")
+        if args.get("url") is not None:  # fetched from the HTTPS URL the signed command names
+            transfer = await self.uploads.fetch(args.get("url"), args.get("sha256"), args.get("size"))
         allow_downgrade = args.get("allow_downgrade") is True
         loop = asyncio.get_running_loop()
         try:

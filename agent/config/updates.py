@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 
 from .base import Section
@@ -43,4 +45,9 @@ class UpdatesConfig(Section):
         gt=0,
         description="the frame rate is counted over this sliding window, and must stay low for one "
         "more window before a rollback: a short stall of a busy machine rolls nothing back",
+    )
+    fetch_ca_file: Path | None = Field(
+        default=None,
+        description="CA certificates (PEM) that the HTTPS servers of packages fetched by URL "
+        "(model-install, board-firmware-install with url) may chain to, besides the system's",
     )

@@ -55,7 +55,7 @@ async def setup(ctx: Any) -> None:
     outbox.privacy = config.privacy
     ctx.sink = outbox
     # packages sent in chunks (model updates, board firmware): staged beside the outbox
-    ctx.uploads = Uploads(config.outbox.path.parent / "uploads")
+    ctx.uploads = Uploads(config.outbox.path.parent / "uploads", config.updates.fetch_ca_file)
     ctx.uploads.register(ctx.commands)
     nonces = NonceLedger(config.outbox.path.with_name("command-nonces.sqlite"))
     gate = CommandGate(ctx.commands, config.uplink.commands, device, config.uplink.topic_prefix, nonces)

@@ -1,10 +1,10 @@
 """Model updates over MQTT: a signed model package (sent in chunks, agent/transfers.py) is checked
 and replaces a camera's model without restarting the agent; the previous version stays for a rollback.
 
-The signed ``model-install`` command names the staged transfer, the whole archive's SHA-256 and the
-camera; the gateway then verifies the package's signature against ``updates.model_signers``, loads
-it (manifest schema, file hashes, golden self-test) and only then swaps the camera's pipeline. What a
-camera runs is recorded in ``models.json`` beside the installed models, so a restart keeps it; for
+The signed ``model-install`` command names the staged transfer (or an HTTPS URL and the size to
+fetch it from), the whole archive's SHA-256 and the camera; the gateway then verifies the
+package's signature against ``updates.model_signers``, loads it (manifest schema, file hashes,
+golden self-test) and only then swaps the camera's pipeline. What a camera runs is recorded in ``models.json`` beside the installed models, so a restart keeps it; for
 ``updates.probation_s`` a camera that crashes on the new model, or runs too slowly on it
 (agent/vision/probation.py), goes back to the previous one.
 """
@@ -101,6 +101,8 @@ class ModelUpdates:
     async def install(self, args: dict[str, Any]) -> dict[str, Any]:
         transfer, digest, camera_id = args.get("transfer"), args.get("sha256"), args.get("camera")
         camera = self._camera(camera_id)
+        if args.get("url") is not None:  # fetched from the HTTPS URL the signed command names
+            transfer = await self.uploads.fetch(args.get("url"), digest, args.get("size"))
         crashes = camera.restarts
         assert camera.pipeline is not None
         # measured before the new model loads: its warm-up and self-test take CPU from the camera

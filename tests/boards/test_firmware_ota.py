@@ -263,3 +263,55 @@ def test_a_gateway_stopped_in_the_middle_of_the_serial_transfer_leaves_the_board
                 assert session.info.firmware == "1.2.0" and board.boots == 2
 
         asyncio.run(restarted())
+
+
+@pytest.mark.timeout(300)
+def test_board_firmware_fetched_over_https_is_installed_and_a_forged_one_refused(
+    mosquitto: Broker, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from https_support import PackageServer, make_ca, server_tls
+
+    from tools.commands.fleet import pack
+
+    signer_public = _key(tmp_path / "fw-signer.pem", capsys)
+    _key(tmp_path / "stranger.pem", capsys)
+    operator_public = _key(tmp_path / "operator.pem", capsys)
+    good = _bundle(tmp_path, "1.2.0", tmp_path / "fw-signer.pem")
+    forged = _bundle(tmp_path, "1.3.0", tmp_path / "stranger.pem")
+    server = PackageServer({"good.tar": pack(good, "bundle.json"), "forged.tar": pack(forged, "bundle.json")})
+    ca_path, ca_key, ca_cert = make_ca(tmp_path, "city-ca")
+    setup = load_setup(STREET_SETUP).document()
+    with SimulatedBoard(setup, flash=tmp_path / "flash") as board:
+        config = {
+            "device": {"id": DEVICE},
+            "uplink": {"url": mosquitto.url, "reconnect_min_s": 0.05, "reconnect_max_s": 0.5,
+                       "commands": {"trusted_keys": [operator_public]}},
+            "outbox": {"path": str(tmp_path / "state" / "outbox.sqlite")},
+            "updates": {"firmware_signers": [signer_public], "fetch_ca_file": str(ca_path)},
+            "boards": [{"id": setup["board_id"], "port": board.port}],
+        }  # fmt: skip
+        operator = tmp_path / "operator.pem"
+
+        async def go() -> None:
+            (port,) = await server.start([server_tls(tmp_path, ca_key, ca_cert, "pkg")])
+            url = f"https://127.0.0.1:{port}/pkg"
+            try:
+                async with _agent(config) as ctx:
+                    session = ctx.boards.sessions[setup["board_id"]]
+                    refused = await asyncio.to_thread(
+                        _fleet, mosquitto, operator, forged, "--from-url", f"{url}/forged.tar"
+                    )
+                    assert refused.returncode == 1 and "bad-signature" in refused.stderr, refused.stderr
+                    assert session.info.firmware == "1.0.0" and board.boots == 1
+                    done = await asyncio.to_thread(
+                        _fleet, mosquitto, operator, good, "--from-url", f"{url}/good.tar"
+                    )
+                    assert done.returncode == 0, done.stdout + done.stderr
+                    assert f"board {setup['board_id']} runs 1.2.0 (was 1.0.0)" in done.stdout
+                    assert session.info.firmware == "1.2.0" and board.boots == 2
+                    assert server.ranges == [None, None], "each package fetched once, whole"
+                    assert ctx.uploads.transfers == {}, "nothing left staged"
+            finally:
+                await server.runner.cleanup()
+
+        asyncio.run(go())

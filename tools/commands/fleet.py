@@ -87,6 +87,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_deploy_options(fw, wait_s=120.0)
     fw.set_defaults(func=cmd_firmware)
 
+    packed = cmds.add_parser(
+        "pack",
+        help="write a model folder or firmware bundle as the tar the gateways fetch with --from-url",
+        description="Writes FOLDER (a signed model folder, or a firmware bundle) as a tar with stable "
+        "names and times: the same bytes `fleet model|firmware` sends. Put it on an HTTPS server and "
+        "run `fleet model|firmware FOLDER ... --from-url URL`: the gateways fetch it themselves.",
+    )
+    packed.add_argument("folder", type=Path, help="the signed model folder or firmware bundle")
+    packed.add_argument("out", type=Path, help="the tar to write")
+    packed.set_defaults(func=cmd_pack)
+
 
 def add_deploy_options(parser: argparse.ArgumentParser, wait_s: float) -> None:
     """What every package deployment takes: the operator's key, the topics, waiting and chunking."""
@@ -102,6 +113,12 @@ def add_deploy_options(parser: argparse.ArgumentParser, wait_s: float) -> None:
         choices=range(1, 48),
         metavar="KIB",
         help="chunk size (default 40; smaller for a broker with a small maximum packet size)",
+    )
+    parser.add_argument(
+        "--from-url",
+        metavar="URL",
+        help="the gateways fetch the package from this https:// URL (where `edgectl fleet pack` put "
+        "it) instead of receiving it over MQTT; the signed command names the URL, SHA-256 and size",
     )
     parser.add_argument(
         "--stop-after", type=int, metavar="N", help=argparse.SUPPRESS
@@ -251,6 +268,10 @@ async def _send(
     request = Requester(client, args.prefix, device, key, args.wait)
     await client.subscribe(request.reply_topic, qos=1)
     try:
+        if args.from_url:
+            print(f"edgectl: {device}: fetches {len(archive):,} bytes from {args.from_url}", file=sys.stderr)
+            fetch = {"url": args.from_url, "sha256": digest, "size": len(archive)}
+            return await request.result(install, {**fetch, **install_args})
         staged = (await request.result("upload-status", {}))["transfers"].get(transfer)
         todo = staged["missing"] if staged else list(range(len(chunks)))
         print(
@@ -272,6 +293,14 @@ async def _send(
         return await request.result(install, {"transfer": transfer, "sha256": digest, **install_args})
     finally:
         await client.unsubscribe(request.reply_topic)
+
+
+def cmd_pack(args: argparse.Namespace) -> int:
+    marker = "bundle.json" if (args.folder / "bundle.json").is_file() else "manifest.json"
+    archive = pack(args.folder, marker=marker)
+    args.out.write_bytes(archive)
+    print(f"{args.out}: {len(archive)} bytes, sha256 {hashlib.sha256(archive).hexdigest()}")
+    return 0
 
 
 async def _deploy(
