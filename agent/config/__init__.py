@@ -178,6 +178,7 @@ def file_problems(config: GatewayConfig) -> list[tuple[str, str]]:
     up = config.uplink
     for name in ("password_file", "ca_file", "cert_file", "key_file"):
         need(f"uplink.{name}", getattr(up, name), "file")
+    need("updates.fetch_ca_file", config.updates.fetch_ca_file, "file")
     for i, cam in enumerate(config.cameras):
         need(f"cameras[{i}].password_file", cam.password_file, "file")
         for j, model in enumerate(cam.models):

@@ -124,3 +124,23 @@ def test_a_model_fetched_over_https_is_verified_capped_resumed_and_checked(
             await server.runner.cleanup()
 
     asyncio.run(go())
+
+
+def test_a_missing_fetch_ca_file_is_named_by_config_check_and_by_the_fetch(tmp_path: Path) -> None:
+    from agent.commands import CommandError
+    from agent.config import file_problems, load_config
+    from agent.transfers import Uploads
+
+    path = tmp_path / "gateway.toml"
+    path.write_text('[device]\nid = "p1"\n[updates]\nfetch_ca_file = "city-ca.pem"\n')
+    config = load_config(path)
+    assert config.updates.fetch_ca_file == tmp_path / "city-ca.pem", "from the config file's folder"
+    assert ("updates.fetch_ca_file", f"file {tmp_path / 'city-ca.pem'} does not exist") in file_problems(
+        config
+    )
+
+    uploads = Uploads(tmp_path / "uploads", config.updates.fetch_ca_file)
+    with pytest.raises(CommandError) as refused:
+        asyncio.run(uploads.fetch("https://127.0.0.1:9/p.tar", "ab" * 32, 1000))
+    assert refused.value.code == "no-trust" and "updates.fetch_ca_file" in refused.value.message
+    assert uploads.transfers == {} and not any((tmp_path / "uploads").iterdir()), "nothing staged"
