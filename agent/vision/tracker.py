@@ -70,35 +70,40 @@ class Tracker:
         if not len(dets):  # an empty street: nothing to match, only lost tracks to forget
             self._forget(now)
             return Detections.empty()
-        ids = np.full(len(dets), -1, np.int64)
-        for class_id in np.unique(dets.class_id):
-            tracks = [t for t in self.tracks.values() if t.class_id == class_id]
-            idx = np.nonzero(dets.class_id == class_id)[0]
-            bar = 0.0 if cfg.high_confidence is None else cfg.high_confidence
-            high = idx[dets.confidence[idx] >= bar]
-            low = idx[(dets.confidence[idx] >= cfg.low_confidence) & (dets.confidence[idx] < bar)]
+        # Python values once, not a numpy scalar per detection and track: a busy street has dozens.
+        boxes = list(dets.xyxy.copy())  # rows of the tracker's own copy, one for each track taking it
+        scores, classes = dets.confidence.tolist(), dets.class_id.tolist()
+        ids = [-1] * len(dets)
+        bar = 0.0 if cfg.high_confidence is None else cfg.high_confidence
+        high = np.flatnonzero(dets.confidence >= bar).tolist()
+        low = np.flatnonzero((dets.confidence >= cfg.low_confidence) & (dets.confidence < bar)).tolist()
+        tracks = list(self.tracks.values())
+        if tracks:
+            # One IoU matrix for every class at once, pairs of different classes ruled out: the same
+            # matches as class by class, without a pass over the tracks and an IoU per class.
+            iou = box_iou(dets.xyxy, np.concatenate([t.box for t in tracks]).reshape(-1, 4))
+            iou[dets.class_id[:, None] != np.asarray([t.class_id for t in tracks])[None, :]] = -1.0
             free = list(range(len(tracks)))
             for group in (high, low):
-                if not free or not len(group):
+                if not free or not group:
                     continue
-                boxes = np.stack([tracks[i].box for i in free])
-                pairs = _greedy_match(box_iou(dets.xyxy[group], boxes), cfg.match_iou)
-                taken = set()
+                pairs = _greedy_match(iou[np.ix_(group, free)], cfg.match_iou)
                 for r, c in pairs:
-                    track = tracks[free[c]]
-                    self._extend(track, dets, int(group[r]), now)
-                    ids[group[r]] = track.id
-                    taken.add(c)
-                free = [t for j, t in enumerate(free) if j not in taken]
-            for d in high:
-                if ids[d] < 0:
-                    track = Track(next(self._ids), int(class_id), dets.xyxy[d].copy(), now, now)
-                    self._extend(track, dets, int(d), now)
-                    self.tracks[track.id] = track
+                    track, d = tracks[free[c]], group[r]
+                    self._extend(track, boxes[d], scores[d], now)
                     ids[d] = track.id
+                taken = {c for _, c in pairs}
+                free = [t for j, t in enumerate(free) if j not in taken]
+        # New tracks for the confident ones left, numbered class by class as they come.
+        for d in sorted((d for d in high if ids[d] < 0), key=classes.__getitem__):
+            track = Track(next(self._ids), classes[d], boxes[d], now, now)
+            self._extend(track, boxes[d], scores[d], now)
+            self.tracks[track.id] = track
+            ids[d] = track.id
         self._forget(now)
-        keep = ids >= 0
-        return dets[keep].with_tracker_ids(ids[keep])
+        kept = np.asarray(ids, np.int64)
+        keep = kept >= 0
+        return dets[keep].with_tracker_ids(kept[keep])
 
     def _forget(self, now: float) -> None:
         lost_s = self.config.lost_s
@@ -112,8 +117,8 @@ class Tracker:
             if track is not None:
                 track.last_seen = now
 
-    def _extend(self, track: Track, dets: Detections, d: int, now: float) -> None:
-        track.box = dets.xyxy[d].copy()
+    def _extend(self, track: Track, box: np.ndarray, score: float, now: float) -> None:
+        track.box = box
         track.last_seen = now
-        track.scores.append(float(dets.confidence[d]))
+        track.scores.append(score)
         track.frames.append(self.frame)
