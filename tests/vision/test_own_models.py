@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from synthetic_models import constant_model, identity_model, write_manifest
 
 from agent.config.camera import TrackerConfig, VisionConfig
 from agent.vision.detections import Detections
@@ -16,7 +17,6 @@ from agent.vision.engine import EngineOptions, ModelRefused, load_engine, open_s
 from agent.vision.manifest import InputSpec, sha256_file
 from agent.vision.part import engine_options
 from agent.vision.preprocess import Preprocessor
-from agent.vision.synthetic import constant_model, identity_model, write_manifest
 from agent.vision.tracker import Tracker
 
 NAMES = ["person", "bicycle", "garbage"]
@@ -332,9 +332,8 @@ def test_pose_output_under_a_detection_manifest_is_named(make_model) -> None:
 
 
 def test_segmentation_outputs_without_metadata_are_named(tmp_path: Path) -> None:
+    import synthetic_models as synthetic
     from onnx import TensorProto, helper
-
-    from agent.vision import synthetic
 
     nodes = [
         helper.make_node("Identity", ["images"], ["output1"]),
@@ -400,6 +399,22 @@ def test_tracks_start_at_the_models_threshold_unless_the_config_sets_one() -> No
     dets = Detections.of([(0.1, 0.1, 0.3, 0.3), (0.5, 0.5, 0.7, 0.7)], [0.3, 0.45], [0, 0])
     assert len(Tracker().update(dets, 0.0)) == 2
     assert len(Tracker(TrackerConfig(high_confidence=0.4)).update(dets, 0.0)) == 1
+
+
+def test_tracks_match_only_their_own_class() -> None:
+    # A cyclist: person and bicycle boxes almost the same, matched all classes at once.
+    tracker = Tracker()
+    first = tracker.update(
+        Detections.of([(0.1, 0.1, 0.3, 0.5), (0.1, 0.2, 0.3, 0.5)], [0.9, 0.8], [0, 1]), 0.0
+    )
+    person, bike = first.tracker_id.tolist()
+    # next frame: the bicycle listed first and its box closer to where the person was
+    then = tracker.update(
+        Detections.of([(0.11, 0.1, 0.31, 0.5), (0.12, 0.12, 0.32, 0.5)], [0.8, 0.9], [1, 0]), 0.1
+    )
+    assert then.tracker_id.tolist() == [bike, person]
+    moved = tracker.update(Detections.of([(0.12, 0.1, 0.32, 0.5)], [0.9], [2]), 0.2)  # a third class there
+    assert moved.tracker_id.tolist() == [max(person, bike) + 1]
 
 
 def test_empty_frames_still_forget_lost_tracks() -> None:
