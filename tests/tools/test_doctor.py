@@ -12,8 +12,8 @@ import cv2
 import numpy as np
 import paho.mqtt.publish as publish
 import pytest
+from synthetic_models import constant_model, write_manifest
 
-from agent.vision.synthetic import constant_model, write_manifest
 from tools.board_cli.repl_sim import StockBoard
 from tools.edgectl import main as edgectl
 from tools.errors import FAILED

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from synthetic_models import constant_model, write_manifest
 
 from agent.trust.keys import TrustList, generate_signing_key, public_key_b64
 from agent.trust.packages import SignatureError, sign_package, verify_package
-from agent.vision.synthetic import constant_model, write_manifest
 from tools.edgectl import main as edgectl
 from tools.errors import MODEL, SIGNATURE, USAGE
 

@@ -9,11 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from pki_support import make_test_pki
 from uplink_support import gateway_config, reading
 
 from agent.uplink.outbox import Outbox
 from agent.uplink.publisher import Publisher
-from tools.broker import Broker, BrokerTLS, make_test_pki
+from tools.broker import Broker, BrokerTLS
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -9,8 +9,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-
-from agent.vision.synthetic import constant_model, write_manifest
+from synthetic_models import constant_model, write_manifest
 
 ModelFactory = Callable[..., Path]
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from synthetic_models import yolov8_rows
 
 from agent.vision.adapters import AdapterError, get_adapter
 from agent.vision.detections import DensityMap, Detections
 from agent.vision.engine import ModelRefused, load_engine
-from agent.vision.synthetic import yolov8_rows
 
 CLASSES = ["person", "street_stall", "garbage"]
 # A 128x64 frame in a 64x64 input: scale 0.5, 16 rows of padding above and below.

@@ -7,10 +7,10 @@ import json
 import cv2
 import numpy as np
 import pytest
+from synthetic_models import yolov8_rows
 
 from agent.vision.engine import EngineOptions, ModelPool, ModelRefused, load_engine
 from agent.vision.manifest import MANIFEST_NAME, sha256_file
-from agent.vision.synthetic import yolov8_rows
 
 CLASSES = ["person", "street_stall", "garbage"]
 STALL = yolov8_rows([(16, 16, 32, 48)], [[0.0, 0.9, 0.0]])  # frame box 0.25..0.5 x 0..1 on a 2:1 image

@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 from conftest import write_video
+from synthetic_models import yolov8_rows
 
-from agent.vision.synthetic import yolov8_rows
 from models.pipeline.footage import ROOT, opencv_data
 from tools.edgectl import main as edgectl
 from tools.errors import MODEL, USAGE

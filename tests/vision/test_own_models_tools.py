@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import moving_square_frames, write_video
+from synthetic_models import constant_model, yolov8_rows
 
 from agent.cli import main as edge_agent
 from agent.config.camera import CameraConfig
 from agent.vision.engine import load_engine
 from agent.vision.pipeline import CameraPipeline
 from agent.vision.sources import offline_frames
-from agent.vision.synthetic import constant_model, yolov8_rows
 from tools.edgectl import main as edgectl
 from tools.errors import MODEL
 

@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import moving_square_frames, write_video
+from synthetic_models import yolov8_rows
 
 from agent.config import parse_config
 from agent.events import ISSUE, START, decode, encode
 from agent.runtime import AgentContext
 from agent.sink import MemorySink
 from agent.vision import part
-from agent.vision.synthetic import yolov8_rows
 
 CLASSES = ["person", "street_stall", "garbage"]
 STALL = yolov8_rows([(40, 30, 56, 60)], [[0.0, 0.9, 0.0]])

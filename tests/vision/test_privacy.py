@@ -16,6 +16,7 @@ import cv2
 import msgpack
 import numpy as np
 import pytest
+from synthetic_models import yolov8_rows
 
 from agent.config.camera import CameraConfig, SnapshotConfig
 from agent.events import BOX_SCALE, ISSUE, START, decode, encode
@@ -37,7 +38,6 @@ from agent.vision.privacy import (
     issue_region,
     render,
 )
-from agent.vision.synthetic import yolov8_rows
 from models.pipeline.footage import OPENCV_DATA, load_footage
 
 ROOT = Path(__file__).resolve().parents[2]

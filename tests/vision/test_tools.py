@@ -9,9 +9,9 @@ import cv2
 import numpy as np
 import pytest
 from conftest import moving_square_frames, write_video
+from synthetic_models import yolov8_rows
 
 from agent.vision.draw import colour
-from agent.vision.synthetic import yolov8_rows
 from tools.edgectl import main as edgectl
 from tools.errors import MODEL, USAGE
 

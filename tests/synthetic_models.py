@@ -1,4 +1,4 @@
-"""Small synthetic ONNX models in each adapter's layout, for tests, benchmarks and dry runs.
+"""Small synthetic ONNX models in each adapter's layout, for the tests (test support, not shipped).
 
 They let the whole pipeline run before the shipped models exist: a constant-output model gives a
 known answer for every frame; a small random convolutional network costs real compute. Needs the
@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .manifest import MANIFEST_NAME, sha256_file
+from agent.vision.manifest import MANIFEST_NAME, sha256_file
 
 OPSET = 17
 
