@@ -66,11 +66,15 @@ class FrameRateWatch:
         self._samples: deque[tuple[float, int, int]] = deque()
         self._slow_since: float | None = None
 
+    def restart(self) -> None:
+        """Count from the next sample on: the counters are new (a new pipeline, a reopened source)."""
+        self._samples.clear()
+        self._slow_since = None
+
     def sample(self, now: float, processed: int, delivered: int) -> SlowCamera | None:
         """Add one sample; the verdict once the camera has been slow for a whole window."""
         if self._samples and (processed < self._samples[-1][1] or delivered < self._samples[-1][2]):
-            self._samples.clear()  # counters started again (the camera's source was reopened)
-            self._slow_since = None
+            self.restart()  # counters started again
         self._samples.append((now, processed, delivered))
         window = self.rule.window_s
         # Keep the newest sample at least a window old, so the rate spans a whole window.

@@ -135,12 +135,17 @@ class ModelUpdates:
         """Roll back by itself when the camera crashes, or is too slow, on the new model within the
         probation time."""
         new, old = (" ".join(installed[k]) for k in ("installed", "previous"))
+        engines = [id(m.engine) for m in running(pipeline)]
+        counters: tuple[object, object] = (pipeline, cam.source)
         deadline = time.monotonic() + self.probation_s
         values: dict[str, float] = {}
         while time.monotonic() < deadline:
             await asyncio.sleep(PROBATION_TICK_S)
-            if cam.pipeline is not pipeline:
-                return  # swapped again (another update, a rollback): not this watch's business any more
+            # New zones swap the pipeline but keep its engines: the watch goes on (its counters
+            # start again); another update or a rollback changes them and ends it.
+            now = cam.pipeline
+            if now is None or [id(m.engine) for m in running(now)] != engines:
+                return
             if cam.restarts > crashes:
                 why = (
                     f"camera {cam.config.id} failed {cam.restarts - crashes} times within "
@@ -150,7 +155,10 @@ class ModelUpdates:
                 break
             source = cam.source
             if fps is not None and source is not None:
-                slow = fps.sample(time.monotonic(), pipeline.stats.frames, source.counters.sampled)
+                if now is not counters[0] or source is not counters[1]:
+                    counters = (now, source)
+                    fps.restart()
+                slow = fps.sample(time.monotonic(), now.stats.frames, source.counters.sampled)
                 if slow is not None:
                     why = _slow_words(cam.config.id, slow, new, old, self.fps.window_s)
                     values = _slow_values(slow)

@@ -80,3 +80,15 @@ def test_the_previous_models_rate_needs_a_whole_window() -> None:
         stats.count(True, now=100.0 + i * 0.25)
     assert rate_before(stats, 10.0, now=105.0) is None, "5 s of history is no baseline"
     assert rate_before(stats, 5.0, now=110.0) == 4.0
+
+
+def test_new_counters_named_by_the_caller_start_the_count_again() -> None:
+    watch = FrameRateWatch(RULE, before=4.0)
+    assert _feed(watch, 19.0, 1.0, 4.0) == []  # slow for 9 s of a counted window: a verdict is near
+    watch.restart()  # a new pipeline (new zones) whose counters look like the old ones
+    assert watch.sample(1019.5, 19, 78) is None
+    assert watch.sample(1021.0, 21, 84) is None, "no verdict before a new window is counted"
+    fresh = FrameRateWatch(RULE, before=4.0)
+    _feed(fresh, 19.0, 1.0, 4.0)
+    fresh.sample(1019.5, 19, 78)
+    assert fresh.sample(1021.0, 21, 84) is not None, "the same counters without a restart: the verdict"
