@@ -325,6 +325,8 @@ async def run(ctx: Any) -> None:
     if vision is None:
         await ctx.stopping.wait()
         return
+    if vision.updates is not None:
+        vision.updates.resume()  # a model's probation cut by a restart goes on
     await vision.run(ctx.events(), ctx.stopping)
 
 
@@ -332,5 +334,7 @@ async def close(ctx: Any) -> None:
     vision = _vision(ctx)
     if vision is None:
         return
+    if vision.updates is not None:
+        vision.updates.closed()  # a clean stop: not the crash a probation watches for
     for cam in vision.cameras:
         cam.executor.shutdown(wait=False, cancel_futures=True)

@@ -15,6 +15,7 @@ import asyncio
 import json
 import logging
 import shutil
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -39,6 +40,10 @@ log = logging.getLogger(__name__)
 
 REFUSED_FOR_GOOD = ("bad-package", "bad-signature", "model-refused")
 PROBATION_TICK_S = 0.5
+PROBATION_SAVE_S = 5.0  # how often the time left is written down, for a restart to go on from
+# A model that kills the agent (a crash in native code) does it again at once after each restart;
+# a pole's power cut does not. Twice without closing within the probation: back to the old model.
+UNCLEAN_EXITS_MAX = 2
 
 
 def running(pipeline: CameraPipeline) -> list[Any]:
@@ -65,6 +70,13 @@ class ModelUpdates:
         self.sink: EventSink | None = None  # where a model_rollback alarm goes (the vision part sets it)
         self._watches: set[asyncio.Task[None]] = set()
         self.on_change: Callable[[], Awaitable[None]] | None = None  # the uplink re-announces the models
+        self._ends: dict[str, float] = {}  # camera -> monotonic end of its probation in this run
+        self._resumed: list[str] = []  # cameras whose probation goes on from the last run
+        self._start_alarms: list[tuple[str, str, dict[str, float]]] = []  # rollbacks made at start
+        # models.json is read, changed and written by installs, rollbacks and probation saves, in
+        # worker threads: one at a time, and none after a clean stop wrote it for the last time
+        self._lock = threading.RLock()
+        self._closing = False
 
     # ----- what cameras run, across restarts ---------------------------------------------------
     @property
@@ -84,9 +96,65 @@ class ModelUpdates:
         tmp.replace(self.record_path)
 
     def models_for(self, camera: str, configured: list[str]) -> list[str]:
-        """The camera's model folders: the configured ones, with installed updates in place."""
-        mine = self.record().get(camera, {})
-        return [mine.get("current", {}).get(str(m), str(m)) for m in configured]
+        """The camera's model folders: the configured ones, with installed updates in place. A
+        probation cut by a restart goes on; after too many exits without closing it rolls back."""
+        with self._lock:
+            record = self.record()
+            mine = record.get(camera, {})
+            probation = mine.get("probation")
+            if isinstance(probation, dict) and mine.get("previous"):
+                if probation.get("open"):  # the last run on it ended without closing
+                    probation["unclean"] = int(probation.get("unclean", 0)) + 1
+                new, old = (" ".join(probation.get(k, ["?"])) for k in ("installed", "previous"))
+                if probation["unclean"] >= UNCLEAN_EXITS_MAX:
+                    why = (
+                        f"the agent ended {probation['unclean']} times without closing within "
+                        f"{self.probation_s:g} s of camera {camera} running {new}; back to {old}"
+                    )
+                    log.error("%s", why)
+                    _back(mine)
+                    self._start_alarms.append((camera, why, {"unclean_exits": float(probation["unclean"])}))
+                else:
+                    probation["open"] = True
+                    self._resumed.append(camera)
+                self._write_record(record)
+            return [mine.get("current", {}).get(str(m), str(m)) for m in configured]
+
+    def resume(self) -> None:
+        """Once the cameras run: go on with probations cut by a restart, and report rollbacks made
+        at the start (the sink exists only now)."""
+        record = self.record()
+        for camera in self._resumed:
+            cam = next((c for c in self.vision.cameras if c.config.id == camera), None)
+            probation = record.get(camera, {}).get("probation")
+            if cam is None or cam.pipeline is None or not isinstance(probation, dict):
+                continue
+            left = max(0.0, float(probation.get("left_s", 0.0)))
+            log.warning(
+                "camera %s: probation of %s goes on, %.0f s left", camera, probation["installed"], left
+            )
+            fps = FrameRateWatch(self.fps, None) if self.fps.active else None  # the old model's rate is gone
+            self._watch(cam, cam.restarts, cam.pipeline, probation, fps, left)
+        self._resumed.clear()
+        for camera, why, values in self._start_alarms:
+            self._watches.add(asyncio.create_task(self._alarm(camera, why, values)))
+        self._start_alarms.clear()
+
+    def closed(self) -> None:
+        """The agent stops cleanly: a probation is not an unclean exit, and goes on at the next start."""
+        for task in self._watches:
+            task.cancel()
+        with self._lock:
+            self._closing = True
+            record = self.record()
+            now = time.monotonic()
+            for camera, end in self._ends.items():
+                probation = record.get(camera, {}).get("probation")
+                if isinstance(probation, dict):
+                    probation["open"] = False
+                    probation["left_s"] = max(0.0, end - now)
+            if self._ends:
+                self._write_record(record)
 
     async def status(self, args: dict[str, Any]) -> dict[str, Any]:
         cameras = {}
@@ -116,13 +184,54 @@ class ModelUpdates:
         await self._changed()
         if self.probation_s > 0:
             fps = FrameRateWatch(self.fps, before) if self.fps.active else None
-            watch = asyncio.create_task(self._probation(camera, crashes, camera.pipeline, result, fps))
-            self._watches.add(watch)
-            watch.add_done_callback(self._watches.discard)
+            probation = {"installed": result["installed"], "previous": result["previous"]}
+            await asyncio.to_thread(self._save_probation, camera.config.id, probation, self.probation_s)
+            self._watch(camera, crashes, camera.pipeline, probation, fps, self.probation_s)
             result["probation_s"] = self.probation_s
             result["fps_before"] = None if before is None else round(before, 2)
             result["fps_threshold"] = round(fps.threshold, 2) if fps is not None else 0.0
         return result
+
+    def _watch(
+        self,
+        cam: Camera,
+        crashes: int,
+        pipeline: CameraPipeline | None,
+        installed: dict[str, Any],
+        fps: FrameRateWatch | None,
+        left_s: float,
+    ) -> None:
+        assert pipeline is not None
+        self._ends[cam.config.id] = time.monotonic() + left_s
+        task = asyncio.create_task(self._probation(cam, crashes, pipeline, installed, fps, left_s))
+        self._watches.add(task)
+        task.add_done_callback(self._watches.discard)
+
+    def _save_probation(self, camera: str, probation: dict[str, Any], left_s: float) -> None:
+        """Write down the camera's probation (what it is on, the time left) for a restart."""
+        with self._lock:
+            record = self.record()
+            mine = record.get(camera)
+            if mine is None or self._closing:
+                return
+            before = mine.get("probation", {})
+            same = before.get("installed") == probation["installed"]
+            mine["probation"] = {
+                "installed": probation["installed"],
+                "previous": probation["previous"],
+                "left_s": round(left_s, 1),
+                "open": True,
+                "unclean": before.get("unclean", 0) if same else 0,
+            }
+            self._write_record(record)
+
+    def _end_probation(self, camera: str, installed: list[str]) -> None:
+        with self._lock:
+            record = self.record()
+            probation = record.get(camera, {}).get("probation")
+            if isinstance(probation, dict) and probation.get("installed") == installed:
+                del record[camera]["probation"]
+                self._write_record(record)
 
     async def _probation(
         self,
@@ -131,16 +240,21 @@ class ModelUpdates:
         pipeline: CameraPipeline,
         installed: dict[str, Any],
         fps: FrameRateWatch | None,
+        left_s: float,
     ) -> None:
         """Roll back by itself when the camera crashes, or is too slow, on the new model within the
         probation time."""
         new, old = (" ".join(installed[k]) for k in ("installed", "previous"))
         engines = [id(m.engine) for m in running(pipeline)]
         counters: tuple[object, object] = (pipeline, cam.source)
-        deadline = time.monotonic() + self.probation_s
+        deadline = time.monotonic() + left_s
+        saved = time.monotonic()
         values: dict[str, float] = {}
         while time.monotonic() < deadline:
             await asyncio.sleep(PROBATION_TICK_S)
+            if time.monotonic() - saved >= PROBATION_SAVE_S:
+                saved = time.monotonic()
+                await asyncio.to_thread(self._save_probation, cam.config.id, installed, deadline - saved)
             # New zones swap the pipeline but keep its engines: the watch goes on (its counters
             # start again); another update or a rollback changes them and ends it.
             now = cam.pipeline
@@ -164,7 +278,9 @@ class ModelUpdates:
                     values = _slow_values(slow)
                     break
         else:
-            return
+            self._ends.pop(cam.config.id, None)
+            await asyncio.to_thread(self._end_probation, cam.config.id, installed["installed"])
+            return  # passed
         log.error("%s", why)
         try:
             await asyncio.to_thread(self._rollback, cam)
@@ -172,6 +288,9 @@ class ModelUpdates:
             log.error("camera %s could not roll back: %s", cam.config.id, exc.message)
             return
         await self._changed()
+        await self._alarm(cam.config.id, why, values)
+
+    async def _alarm(self, camera: str, why: str, values: dict[str, float]) -> None:
         if self.sink is not None:
             await self.sink.submit(
                 Event(
@@ -181,7 +300,7 @@ class ModelUpdates:
                     phase=START,
                     label=MODEL_ROLLBACK,
                     severity="warning",
-                    camera=cam.config.id,
+                    camera=camera,
                     values=values,
                     units={k: "1/s" for k in values if k.startswith("fps")} or None,
                     extra={"why": why},
@@ -234,13 +353,14 @@ class ModelUpdates:
         pipeline = CameraPipeline(cam.config, engines)
         self.vision.keep_issues(cam.config.id, pipeline)
         cam.pipeline = pipeline  # the next frame runs on it; the capture thread is not touched
-        record = self.record()
-        mine = record.setdefault(cam.config.id, {"current": {}, "previous": {}})
-        configured = self._configured_folder(cam, old_engine.manifest.id)
-        before = mine["current"].get(configured, configured)
-        mine["previous"][configured] = before
-        mine["current"][configured] = str(target)
-        self._write_record(record)
+        with self._lock:
+            record = self.record()
+            mine = record.setdefault(cam.config.id, {"current": {}, "previous": {}})
+            configured = self._configured_folder(cam, old_engine.manifest.id)
+            before = mine["current"].get(configured, configured)
+            mine["previous"][configured] = before
+            mine["current"][configured] = str(target)
+            self._write_record(record)
         self.uploads.done(str(transfer))
         log.warning(
             "camera %s now runs %s %s (was %s %s)",
@@ -272,6 +392,10 @@ class ModelUpdates:
         return result
 
     def _rollback(self, cam: Camera) -> dict[str, Any]:
+        with self._lock:
+            return self._rollback_locked(cam)
+
+    def _rollback_locked(self, cam: Camera) -> dict[str, Any]:
         record = self.record()
         mine = record.get(cam.config.id, {})
         if not mine.get("previous"):
@@ -286,10 +410,18 @@ class ModelUpdates:
         pipeline = CameraPipeline(cam.config, engines)
         self.vision.keep_issues(cam.config.id, pipeline)
         cam.pipeline = pipeline
-        mine["current"], mine["previous"] = dict(mine["previous"]), {}
+        _back(mine)
+        self._ends.pop(cam.config.id, None)
         self._write_record(record)
         log.warning("camera %s rolled back to %s", cam.config.id, ", ".join(folders))
         return {"camera": cam.config.id, "models": [[e.manifest.id, e.manifest.version] for e in engines]}
+
+
+def _back(mine: dict[str, Any]) -> None:
+    """A camera's record back to the models it ran before its last update."""
+    mine["current"] = {**mine.get("current", {}), **mine.get("previous", {})}
+    mine["previous"] = {}
+    mine.pop("probation", None)
 
 
 def _slow_words(camera: str, slow: SlowCamera, new: str, old: str, window_s: float) -> str:
