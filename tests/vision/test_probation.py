@@ -92,3 +92,13 @@ def test_new_counters_named_by_the_caller_start_the_count_again() -> None:
     _feed(fresh, 19.0, 1.0, 4.0)
     fresh.sample(1019.5, 19, 78)
     assert fresh.sample(1021.0, 21, 84) is not None, "the same counters without a restart: the verdict"
+
+
+def test_a_rollback_undoes_only_the_last_update_of_a_camera() -> None:
+    from agent.vision.updates import _back
+
+    # detector updated earlier (kept), then the density model (rolled back), on probation
+    mine = {"current": {"models/det": "/s/det-2", "models/crowd": "/s/crowd-2"},
+            "previous": {"models/crowd": "models/crowd"}, "probation": {"left_s": 100.0}}  # fmt: skip
+    _back(mine)
+    assert mine == {"current": {"models/det": "/s/det-2", "models/crowd": "models/crowd"}, "previous": {}}
