@@ -21,9 +21,6 @@ class Health:
         """Register the figures of one part under ``section`` (e.g. ``outbox``, ``cam.north``)."""
         self._providers[section] = provider
 
-    def unregister(self, section: str) -> None:
-        self._providers.pop(section, None)
-
     def snapshot(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for section, provider in list(self._providers.items()):

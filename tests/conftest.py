@@ -36,6 +36,8 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     """Run ``async def`` tests on a fresh event loop, with a liveness bound."""
     if not inspect.iscoroutinefunction(pyfuncitem.obj):
         return None
-    kwargs = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
+    # the test's own parameters, by its signature (pytest's funcargs also hold autouse fixtures)
+    names = inspect.signature(pyfuncitem.obj).parameters
+    kwargs = {name: pyfuncitem.funcargs[name] for name in names if name in pyfuncitem.funcargs}
     asyncio.run(asyncio.wait_for(pyfuncitem.obj(**kwargs), 120))
     return True

@@ -326,7 +326,7 @@ def check_board(board: BoardConfig, timeout_s: float) -> Finding:
     port.close()
     from .board_cli.probe import probe
 
-    answer = probe(board.port, board.baud)
+    answer = probe(board.port, board.baud, hello_timeout_s=min(timeout_s, 1.5))
     if not answer.answered:
         return Finding(
             "board",

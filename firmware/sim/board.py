@@ -25,6 +25,8 @@ from typing import Any
 from firmware.streetfw.app import CONFIG_PATH, Board, load_config
 from tools.board_cli.micropython_repl import BANNER, MicroPythonRepl
 
+from .dials import SimReset
+
 
 class LineFaults:
     """Bit flips and dropped bytes on one direction of the line."""
@@ -267,9 +269,9 @@ class SimulatedBoard:
             )
             try:
                 self._loop(self.board)
+            except SimReset:
+                continue  # a reboot command: the firmware starts again, with a new boot nonce
             except Exception as exc:
-                if type(exc).__name__ == "SimReset":
-                    continue  # a reboot command: the firmware starts again, with a new boot nonce
                 self.error = exc
                 raise
             if self.board.to_repl:

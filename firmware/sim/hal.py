@@ -18,6 +18,8 @@ from typing import Any
 from firmware.streetfw.drivers.sht3x import crc8
 from firmware.streetfw.hal import _bus_id
 
+from .dials import SimReset
+
 TICKS_PERIOD = 1 << 30  # MicroPython's ticks_ms wraps here
 MIC_OFFSET_DB = 30.0  # the simulated microphone: SPL = 20·log10(rms counts) + 30 (set db_offset = 30)
 
@@ -35,10 +37,6 @@ class World:
     noise_db: float = 62.0
     water_level_cm: float = 2.0
     mount_cm: float = 100.0  # where the ultrasonic sensor hangs above the dry bottom
-
-
-class SimReset(Exception):
-    """machine.reset() on the simulated board: the firmware starts again."""
 
 
 def nack() -> OSError:

@@ -34,13 +34,13 @@ class BoardAnswer:
         return ", ".join(parts)
 
 
-def probe(port: str, baud: int = 115200) -> BoardAnswer:
+def probe(port: str, baud: int = 115200, hello_timeout_s: float = 1.5) -> BoardAnswer:
     """Who is on the port: a board running our firmware answers HELLO without being interrupted;
     otherwise its program is briefly interrupted through the raw REPL, and restarted."""
     from .proto import probe_hello
 
     try:
-        hello = probe_hello(port, baud)
+        hello = probe_hello(port, baud, hello_timeout_s)
     except EdgectlError as exc:
         return BoardAnswer(False, detail="port busy" if "in use" in exc.message else "error")
     if hello is not None:
