@@ -2,6 +2,11 @@
 that produce the bytes the real ones do (PMS5003 frames with checksums, SHT3x words with CRC-8,
 ADXL345 and MPU-6050 registers, a microphone's samples, an ultrasonic echo), from a World whose
 physical quantities a scenario changes while the firmware runs. CPython only.
+
+Contents, by ``# --`` section: ``World`` (the quantities); PMS5003 (UART frames); I2C devices (SHT3x,
+ADXL345, MPU-6050 and the bus that routes to them); analog, pins, PWM (microphone, level ADC, pins,
+PWM, watchdog); the HAL (``SimHAL``, what the firmware calls). One module because generated driver
+tests import its device classes by this path (tools/driver_template.py).
 """
 
 from __future__ import annotations

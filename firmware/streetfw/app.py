@@ -4,6 +4,17 @@
 # One loop, no threads: each pass reads what the link received, answers it, samples the sensors that
 # are due, retransmits unacknowledged alarms, and feeds the watchdog. Everything is timed with
 # ticks_ms/ticks_diff, which survive the tick counter wrapping.
+#
+# Contents (one file on the board: a MicroPython import costs RAM), in Board's "# --" sections:
+#   _Slot                one sensor's schedule and alarm states
+#   sending              frames out: HELLO, READING, LOG, timestamps
+#   alarms               raise, clear and retransmit until acknowledged
+#   sampling             read due sensors, count faults
+#   receiving            frames in: ACK, PING, TIME, HELLO, CMD; the _op_* commands (lamp, config, ...)
+#   files                fs_* commands for `edgectl board flash` over the protocol
+#   file transfer        FILE_OPEN/DATA/CLOSE for firmware updates (PATH.part, sha256, rename)
+#   the loop             step() and run()
+#   module functions     file helpers, config loading, main()
 import json
 
 from . import VERSION, wire
@@ -484,6 +495,7 @@ class Board:
             self.hal.kbd_intr(3)
 
 
+# -- module functions: file helpers, config loading, main() -----------------------------------
 def _public(body):
     """An alarm body as sent: the internal capture tick stays on the board."""
     out = dict(body)

@@ -14,6 +14,11 @@ progress and interruption can be practised; without one it runs at USB speed, as
 Two behaviours of real boards are simulated because tools stumble on them: after a reset the board
 ignores input while it boots (a tool must pause before its Ctrl-C), and a ``main.py`` that runs keeps
 printing until interrupted.
+
+Where its parts are: this file is the board (pseudo-terminal, boot, reset, unplug); the REPL's byte
+protocol is ``micropython_repl.py``, the built-in modules it lays over the flash folder
+(``os``, ``machine``, ``sys``, ...) ``repl_sim_modules.py``, running code and imports
+``repl_sim_runtime.py``.
 """
 
 from __future__ import annotations
