@@ -1,28 +1,24 @@
 """Fixtures for the edgectl tests: a real Mosquitto (plain and TLS) and a test certificate authority.
 
-The broker is ``tools/broker.py``'s launcher with a TLS listener whose certificate the test CA signed.
+The broker is ``tools/broker.py``'s launcher with a TLS listener whose certificate the test CA
+(``tests/pki_support.py``) signed.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from pki_support import make_test_pki
 
 from tools.broker import Broker, BrokerTLS
 
 
 @dataclass(frozen=True)
-class TestPKI:
+class BrokerPKI:
     ca_file: Path
     cert_file: Path
     key_file: Path
@@ -35,66 +31,15 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-
-
-def _ca(name: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
-        )
-        .sign(key, hashes.SHA256())
-    )
-    return key, cert
-
-
 @pytest.fixture(scope="session")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> TestPKI:
+def pki(tmp_path_factory: pytest.TempPathFactory) -> BrokerPKI:
     folder = tmp_path_factory.mktemp("pki")
-    ca_key, ca_cert = _ca("edgectl test CA")
-    _, other_cert = _ca("some other CA")
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    pem = serialization.Encoding.PEM
-    (folder / "ca.pem").write_bytes(ca_cert.public_bytes(pem))
-    (folder / "other-ca.pem").write_bytes(other_cert.public_bytes(pem))
-    (folder / "broker.pem").write_bytes(cert.public_bytes(pem))
-    (folder / "broker.key").write_bytes(_pem_key(key))
-    return TestPKI(folder / "ca.pem", folder / "broker.pem", folder / "broker.key", folder / "other-ca.pem")
+    ours, other = make_test_pki(folder / "ours"), make_test_pki(folder / "other")
+    return BrokerPKI(ours.ca_file, ours.server_cert, ours.server_key, other.ca_file)
 
 
 @pytest.fixture(scope="session")
-def broker(tmp_path_factory: pytest.TempPathFactory, pki: TestPKI) -> Iterator[Broker]:
+def broker(tmp_path_factory: pytest.TempPathFactory, pki: BrokerPKI) -> Iterator[Broker]:
     """A real mosquitto with a plain and a TLS listener (certificate for localhost from ``pki``)."""
     server = Broker(
         tmp_path_factory.mktemp("mosquitto-tls"), tls=BrokerTLS(pki.ca_file, pki.cert_file, pki.key_file)
