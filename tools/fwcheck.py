@@ -95,6 +95,8 @@ def mypy_check(files: list[Path], port: str) -> dict[Path, list[str]]:
         sys.executable,
         "-m",
         "mypy",
+        "--config-file",
+        "",  # the board checks' own settings: not the project's [tool.mypy], nor an integrator's
         "--custom-typeshed-dir",
         str(stubs),
         "--no-site-packages",
