@@ -270,10 +270,15 @@ def main() -> int:
     times, own = one_camera(args.model, frames, args.rounds, args.baseline)
     bare = statistics.median(times["bare"])
     width = max(map(len, times))
-    print(f"one camera: {'variant':<{width}} {'median ms':>10} {'fps':>7} {'vs bare':>8}")
+    print(
+        f"one camera: {'variant':<{width}} {'median ms':>10} {'fps':>7} {'vs bare':>8} {'vs same settings':>17}"
+    )
     for name, values in times.items():
         med = statistics.median(values)
-        print(f"            {name:<{width}} {med:>10.2f} {1000 / med:>7.1f} {bare / med:>7.3f}x")
+        # a pipeline against bare session.run on a session with its own spinning setting
+        same = "bare, no spin" if name.endswith("no spin") else "bare, engine's spin"
+        versus = f"{statistics.median(times[same]) / med:>16.3f}x" if name in own else ""
+        print(f"            {name:<{width}} {med:>10.2f} {1000 / med:>7.1f} {bare / med:>7.3f}x {versus}")
     for name, values in own.items():
         p95 = statistics.quantiles(values, n=20)[-1]
         print(f"own code per frame ({name}): median {statistics.median(values):.2f} ms, p95 {p95:.2f} ms")
