@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -40,7 +41,7 @@ class CountRules:
             )
             count = int(mask.sum()) if mask is not None else 0
             st = self.state[(zone.id, rule.issue_label)]
-            common = {
+            common: dict[str, Any] = {  # the fields every event of this rule shares
                 "kind": ISSUE,
                 "captured_ms": frame.captured_ms,
                 "clock_synced": frame.clock_synced,

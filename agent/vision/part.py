@@ -252,8 +252,10 @@ class Vision:
                 if stalled:
                     log.info("camera %s: frames again", cfg.id)
                     stalled = False
-                # cam.pipeline each frame: a model update swaps it between two frames
-                result = await loop.run_in_executor(cam.executor, cam.pipeline.process, frame)
+                # cam.pipeline each frame: a model update or a zone edit swaps it between two frames
+                pipeline = cam.pipeline
+                assert pipeline is not None  # swapped, never cleared, while the camera runs
+                result = await loop.run_in_executor(cam.executor, pipeline.process, frame)
                 if cam.viewers and cam.show is not None:
                     cam.show(frame, result)
                 for event in result.events:
