@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tools.board_cli.repl_sim import StockBoard  # noqa: E402
+from firmware.sim.stock_board import StockBoard  # noqa: E402
 from tools.edgectl import main as edgectl  # noqa: E402
 
 BAUD = 115200

@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from firmware.streetfw.app import CONFIG_PATH, Board, load_config
-from tools.board_cli.micropython_repl import BANNER, MicroPythonRepl
 
 from .dials import SimReset
+from .micropython_repl import BANNER, MicroPythonRepl
 
 
 class LineFaults:

@@ -82,7 +82,7 @@ def test_permission_denied_names_the_group_fix() -> None:
 
 
 def test_probe_says_who_answers(tmp_path, pty: str, capsys) -> None:
-    from tools.board_cli.repl_sim import StockBoard
+    from firmware.sim.stock_board import StockBoard
 
     with StockBoard(tmp_path / "flash") as board:
         (board.flash / "fw").mkdir()

@@ -14,7 +14,7 @@ import paho.mqtt.publish as publish
 import pytest
 from synthetic_models import constant_model, write_manifest
 
-from tools.board_cli.repl_sim import StockBoard
+from firmware.sim.stock_board import StockBoard
 from tools.edgectl import main as edgectl
 from tools.errors import FAILED
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from agent.boards.install import LOADER
+from firmware.sim.stock_board import StockBoard
 from tools.board_cli import repl_link
-from tools.board_cli.repl_sim import StockBoard
 from tools.edgectl import main as edgectl
 from tools.errors import BYTECODE, DOWNGRADE, FLASH, NO_BOARD, USAGE
 

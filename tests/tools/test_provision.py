@@ -14,9 +14,9 @@ import pytest
 
 from firmware.sim.board import SimulatedBoard
 from firmware.sim.scenarios import STREET_SETUP
+from firmware.sim.stock_board import StockBoard
 from tools.board_cli.board_setup import load_setup
 from tools.board_cli.proto import probe_hello
-from tools.board_cli.repl_sim import StockBoard
 from tools.edgectl import main as edgectl
 from tools.errors import FAILED, USAGE
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import serial
 
-from tools.board_cli.repl_sim import StockBoard
+from firmware.sim.stock_board import StockBoard
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -333,7 +333,8 @@ def cmd_sim(args: argparse.Namespace) -> int:
 def _stock_sim(args: argparse.Namespace) -> int:
     import time
 
-    from ..board_cli.repl_sim import StockBoard
+    from firmware.sim.stock_board import StockBoard
+
     from ..board_cli.sim_registry import announced
 
     if args.baud <= 0:

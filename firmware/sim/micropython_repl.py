@@ -1,7 +1,7 @@
 """MicroPython's REPL over a byte line, as a board runs it: the friendly REPL (echoed values, compound
 statements continued with auto-indent, paste mode), the raw REPL and its raw-paste mode with flow
-control, soft reboot, and code run by ``repl_sim_runtime``. The line and what a reset does are the
-owner's: the simulated stock board (``repl_sim.StockBoard``) and our firmware's simulated board when
+control, soft reboot, and code run by ``stock_runtime``. The line and what a reset does are the
+owner's: the simulated stock board (``stock_board.StockBoard``) and our firmware's simulated board when
 its firmware hands the REPL back.
 """
 
@@ -12,8 +12,8 @@ import struct
 import threading
 from pathlib import Path
 
-from .repl_sim_modules import Reboot
-from .repl_sim_runtime import BoardRuntime
+from .stock_modules import Reboot
+from .stock_runtime import BoardRuntime
 
 BANNER = b'MicroPython v1.27.0 on 2025-12-09; Generic ESP32 module with ESP32\r\nType "help()" for more information.\r\n'
 RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n>"

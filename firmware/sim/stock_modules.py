@@ -59,7 +59,7 @@ class Reboot(Exception):
 
 
 class Flash(Protocol):
-    """What the modules need from the board's runtime (repl_sim_runtime.BoardRuntime)."""
+    """What the modules need from the board's runtime (stock_runtime.BoardRuntime)."""
 
     flash: Path
     capacity: int

@@ -19,7 +19,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from .repl_sim_modules import Reboot, board_modules, help_text
+from .stock_modules import Reboot, board_modules, help_text
 
 POLLIN = 1
 KEYBOARD_INTERRUPT = (

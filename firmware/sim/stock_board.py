@@ -17,8 +17,8 @@ printing until interrupted.
 
 Where its parts are: this file is the board (pseudo-terminal, boot, reset, unplug); the REPL's byte
 protocol is ``micropython_repl.py``, the built-in modules it lays over the flash folder
-(``os``, ``machine``, ``sys``, ...) ``repl_sim_modules.py``, running code and imports
-``repl_sim_runtime.py``.
+(``os``, ``machine``, ``sys``, ...) ``stock_modules.py``, running code and imports
+``stock_runtime.py``.
 """
 
 from __future__ import annotations
