@@ -26,6 +26,7 @@ import json
 import statistics
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import cv2
@@ -35,7 +36,7 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from agent.config import load_config  # noqa: E402
+from agent.config import parse_config  # noqa: E402
 from agent.vision.engine import ModelEngine, ModelPool  # noqa: E402
 from agent.vision.frames import Frame  # noqa: E402
 from agent.vision.pipeline import CameraPipeline  # noqa: E402
@@ -78,7 +79,9 @@ def main() -> int:
     args = parser.parse_args()
 
     rss0 = psutil.Process().memory_info().rss
-    config = load_config(ROOT / "demo" / "agent.toml")
+    # as the demo reads it: its paths are the repository's, not the config folder's
+    path = ROOT / "demo" / "agent.toml"
+    config = parse_config(tomllib.loads(path.read_text(encoding="utf-8")), str(path))
     camera = config.cameras[0]
     pool = ModelPool()
     engines = [pool.get(ROOT / m) for m in camera.models]
