@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -188,7 +189,7 @@ def open_session(path: Path, options: EngineOptions) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), so, providers=resolve_providers(options.providers))
 
 
-def locate_model(path: Path) -> tuple[Path, dict | None]:
+def locate_model(path: Path) -> tuple[Path, dict[str, Any] | None]:
     """The ONNX file and the manifest that describes it (None for a bare export)."""
     if path.is_file() and path.suffix.lower() == ".onnx":
         beside = path.parent / MANIFEST_NAME
@@ -215,14 +216,17 @@ def locate_model(path: Path) -> tuple[Path, dict | None]:
     return where.parent / data["file"], data
 
 
-def manifest_for(onnx_path: Path, given: dict | None, session: ort.InferenceSession) -> ModelManifest:
+def manifest_for(
+    onnx_path: Path, given: dict[str, Any] | None, session: ort.InferenceSession
+) -> ModelManifest:
     """The manifest as given, completed from the file's metadata and layout where it is silent."""
     where = onnx_path.parent / MANIFEST_NAME if given is not None else onnx_path
     if given is not None and not needs_description(given):
         return validate_manifest(given, where)
     digest = sha256_file(onnx_path)
     given = given or {}
-    spec = given.get("input") if isinstance(given.get("input"), dict) else {}
+    given_input = given.get("input")
+    spec: dict[str, Any] = given_input if isinstance(given_input, dict) else {}
     size = (spec["width"], spec["height"]) if "width" in spec and "height" in spec else None
     try:
         fields = describe(OnnxFacts.of(session), onnx_path, digest, given.get("adapter"), size)

@@ -27,6 +27,7 @@ from .motion import MotionGate
 from .preprocess import Letterbox, Preprocessor
 from .privacy import Found, SnapshotTaker
 from .rules import CameraRules
+from .zones import Zone
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +160,7 @@ class CameraPipeline:
         return found
 
     @property
-    def zones(self):
+    def zones(self) -> list[Zone]:
         return self.rules.zones
 
     def process(self, frame: Frame) -> FrameResult:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -99,14 +100,16 @@ def finish(
     if nms and len(scores) > 1:
         corner = xywh.copy()
         corner[:, :2] -= xywh[:, 2:] / 2  # NMSBoxes wants x, y, w, h with x, y the top-left corner
-        idx = cv2.dnn.NMSBoxesBatched(
+        # OpenCV's stubs ask for sequences; its binding takes the arrays as they are, with no copy.
+        nms_boxes: Any = cv2.dnn.NMSBoxesBatched
+        found = nms_boxes(
             corner.astype(np.float64),
             scores.astype(np.float64),
             class_ids.astype(np.int32),
             0.0,
             manifest.thresholds.iou,
         )
-        idx = np.asarray(idx, np.int64).reshape(-1)
+        idx = np.asarray(found, np.int64).reshape(-1)
         xywh, scores, class_ids = xywh[idx], scores[idx], class_ids[idx]
     xyxy = np.empty_like(xywh, dtype=np.float32)
     xyxy[:, :2] = xywh[:, :2] - xywh[:, 2:] / 2
