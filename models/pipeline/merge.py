@@ -28,7 +28,7 @@ import onnxruntime as ort
 from onnx import compose, helper
 
 from agent.vision.engine import EngineOptions, load_engine
-from agent.vision.manifest import MANIFEST_NAME, sha256_file
+from agent.vision.manifest import MANIFEST_NAME, InputSpec, sha256_file
 from models.pipeline import evaluate
 from models.pipeline.footage import opencv_data
 from models.pipeline.footage_report import measure as measure_footage
@@ -216,7 +216,7 @@ def write_manifest(
     graph) replace them. NMS overlap is nanodet-coco's, tuned for people on real footage."""
     coco = json.loads((COCO_DIR / MANIFEST_NAME).read_text())
     iss = json.loads((ISSUES_DIR / MANIFEST_NAME).read_text())
-    if coco["input"] != iss["input"]:
+    if InputSpec.model_validate(coco["input"]) != InputSpec.model_validate(iss["input"]):
         raise SystemExit(
             "nanodet-coco and street-issues-rw take different inputs; they cannot share a backbone"
         )

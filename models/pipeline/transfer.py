@@ -1,6 +1,6 @@
 """street-issues-rw: the five street-issue classes on NanoDet's real-image-pretrained backbone.
 
-    python -m models.pipeline.transfer            # full build (about 45 min on 2 cores)
+    python -m models.pipeline.transfer            # full build (about 25 min on 2 cores)
     python -m models.pipeline.transfer --smoke    # the whole pipeline in about a minute (tests)
 
 ``models/street-issues`` learnt from flat-shaded renders only and fires on real footage. Here the
@@ -49,13 +49,24 @@ RAW = ROOT / "models" / "nanodet-coco" / "nanodet-coco-fp32.onnx"
 SCORE_OUTPUTS = ["Identity:0", "Identity_1:0", "Identity_2:0"]  # NanoDet's class scores, strides 8/16/32
 TARGET = ROOT / "models" / "street-issues-rw"
 DATA = Path("/usr/share/doc/opencv-doc/examples/data")
-VERSION = "1.0.0"
+VERSION = "1.1.0"
 ISSUES = CLASSES[:5]
 FRAME_LONG = 640  # backgrounds are scaled to this long side before painting (the renderer's width)
 VTEST_TRAIN_END = 400  # vtest frames from here on are never trained on (false-alarm measurement)
 VTEST_VAL_START = 350  # vtest 350..399 are backgrounds of the validation and test composites only
 TRAIN_SEED, VAL_SEED, TEST_SEED, STYLE_SEED = 1_000_000, 5_000_000, 6_000_000, 9_000_000
 TARGET_PRECISION = 0.92  # tuned a little above the 0.90 goal, which the held-out test must still meet
+# Real stills never trained on, kept to measure false alarms on cameras other than the training ones:
+# OpenCV's scene-text street photos, its segmentation sample photos, and the data folder's people.
+EXAMPLES = DATA.parent
+REAL_STILLS = (
+    "data/basketball1.png",
+    "data/basketball2.png",
+    "data/messi5.jpg",
+    "text/scenetext0*.jpg",
+    "hfs/data/*.jpg",
+)
+TRAIN_NEGATIVES = 0.35  # share of issue-free training composites (1.0.0: 0.2, and it fired on real signs)
 
 
 # -- real backgrounds ---------------------------------------------------------------------------------
@@ -93,7 +104,9 @@ def backgrounds(held: bool, smoke: bool = False) -> list[np.ndarray]:
     for name in ("tree.avi", "Megamind.avi"):
         other += video_frames(name, lambda i: i % 6 == 0 and ((i // 6) % 5 == 0) == held, lim)
     photos = []
-    for k, path in enumerate(sorted(DATA.glob("*.jpg"))):
+    stills = {p for pattern in REAL_STILLS for p in EXAMPLES.glob(pattern)}
+    files = sorted(p for p in [*DATA.glob("*.jpg"), *DATA.glob("*.png")] if p not in stills)
+    for k, path in enumerate(files):
         if (k % 5 == 0) != held:
             continue
         img = cv2.imread(str(path), cv2.IMREAD_COLOR)
@@ -141,8 +154,10 @@ def composite(bg: np.ndarray, rng: np.random.Generator, pool: list[np.ndarray], 
     if rng.random() < 0.5:
         img = img[:, ::-1].copy()
     h, w = img.shape[:2]
-    if rng.random() < 0.5:  # a random zoom into the frame: more distinct backgrounds
-        s = rng.uniform(0.55, 1.0)
+    # a random zoom into the frame: more distinct backgrounds; issue-free frames zoom further, so that
+    # windows, signs and textures are also seen at the scale issues are painted at
+    if rng.random() < (0.8 if negative else 0.5):
+        s = rng.uniform(0.3 if negative else 0.55, 1.0)
         cw, ch = int(w * s), int(h * s)
         x0, y0 = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
         img = cv2.resize(img[y0 : y0 + ch, x0 : x0 + cw], (w, h), interpolation=cv2.INTER_LINEAR)
@@ -706,7 +721,7 @@ class Plan:
     calibration: int
 
 
-FULL = Plan(train=8000, val=500, test=500, style=300, budget_s=1900.0, calibration=64)
+FULL = Plan(train=5000, val=500, test=500, style=300, budget_s=1500.0, calibration=64)
 SMOKE = Plan(train=24, val=12, test=12, style=4, budget_s=4.0, calibration=4)
 
 
@@ -730,7 +745,7 @@ def build(out: Path, plan: Plan, log: Callable[[str], None] = print, old_model: 
     smoke = plan is SMOKE
     bg_train, bg_held = backgrounds(False, smoke), backgrounds(True, smoke)
     log(f"backgrounds: {len(bg_train)} for training, {len(bg_held)} held out")
-    train = make_set(TRAIN_SEED, plan.train, bg_train)
+    train = make_set(TRAIN_SEED, plan.train, bg_train, TRAIN_NEGATIVES)
     log(
         f"{plan.train} training composites ({train.negatives} issue-free), {sum(map(len, train.boxes))} objects"
     )
