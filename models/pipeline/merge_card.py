@@ -124,7 +124,7 @@ Issue detections per frame on those frames (the clip shows no street issue):
 
 street-issues-rw's own measurement sets, both models through the agent's engine at their manifests'
 thresholds, boxes in frame pixels (boxes under 16 px on the longer side are "difficult"):
-held-out composites ({issues["test_images"]} painted issues on real frames never trained on, seeds
+held-out composites ({issues["test_images"]} images of issues painted on real frames never trained on, seeds
 6000000+) and the unseen style (the renderer's own flat-shaded streets, {issues["style_images"]} scenes,
 seeds 9000000+, a style street-issues-rw never saw).
 
