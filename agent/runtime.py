@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from .backoff import Backoff
 from .commands import CommandRegistry
@@ -104,11 +105,17 @@ async def run_agent(ctx: AgentContext, parts: list[ModuleType] | None = None) ->
         await ctx.stopping.wait()
     finally:
         log.info("stopping")
-        for task in reversed(tasks):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        for part in reversed(parts):
-            close = getattr(part, "close", None)
-            if close is not None:
-                await close(ctx)
+        await stop_parts(ctx, parts, tasks)
+
+
+async def stop_parts(ctx: AgentContext, parts: list[ModuleType], tasks: list[asyncio.Task[Any]]) -> None:
+    """Cancel the parts' tasks and close the parts, last started first."""
+    ctx.stopping.set()
+    for task in reversed(tasks):
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    for part in reversed(parts):
+        close = getattr(part, "close", None)
+        if close is not None:
+            await close(ctx)

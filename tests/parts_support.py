@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from types import ModuleType
 from typing import Any
 
-from agent.runtime import AgentContext
+from agent.runtime import AgentContext, stop_parts
 
 
 @contextlib.asynccontextmanager
@@ -31,12 +31,4 @@ async def running_parts(
             await asyncio.sleep(0.3)  # the command subscription follows the birth message
         yield ctx
     finally:
-        ctx.stopping.set()
-        for task in tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        for part in reversed(parts):
-            close = getattr(part, "close", None)
-            if close is not None:
-                await close(ctx)
+        await stop_parts(ctx, parts, tasks)

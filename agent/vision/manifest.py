@@ -6,12 +6,13 @@ model, so a folder that does not describe its model completely is refused before
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+
+from ..trust.packages import sha256_file as sha256_file  # one file hash for manifests and packages
 
 MANIFEST_NAME = "manifest.json"
 
@@ -138,14 +139,6 @@ class ModelManifest(_Strict):
 
 class ManifestError(ValueError):
     """A model folder or manifest that cannot be used; the message says what is wrong."""
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def load_manifest(folder: str | Path) -> ModelManifest:

@@ -100,24 +100,12 @@ def split_tune(footage) -> tuple[list, list]:
     return train, rule
 
 
-def _video(name: str, pick: Callable[[int], bool], limit: int | None) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(DATA / name))
-    out, i = [], 0
-    while limit is None or len(out) < limit:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        if pick(i):
-            out.append(frame)
-        i += 1
-    cap.release()
-    return out
-
-
 def backgrounds(held: bool, tune_train: list, smoke: bool = False) -> list[RealFrame]:
     """Real frames to paint on. Training: the training tune frames of vtest with their people, the
     median of those frames (the street corner with nobody in it), tree.avi and the training photos.
     Held-out composites: other tree.avi frames and photos, and the same empty street corner."""
+    from models.pipeline.transfer import video_frames
+
     lim = 3 if smoke else None
     out: list[RealFrame] = []
     if tune_train:
@@ -126,7 +114,9 @@ def backgrounds(held: bool, tune_train: list, smoke: bool = False) -> list[RealF
         if not held:
             for f in tune_train:
                 out.append(replace(_fit(f.image, person_heads(f)), name=f"vtest-{f.index}"))
-    for k, frame in enumerate(_video("tree.avi", lambda i: i % 6 == 0 and ((i // 6) % 5 == 0) == held, lim)):
+    for k, frame in enumerate(
+        video_frames("tree.avi", lambda i: i % 6 == 0 and ((i // 6) % 5 == 0) == held, lim)
+    ):
         out.append(replace(_fit(frame), name=f"tree-{k}"))
     for name in (HELD_PHOTOS if held else TRAIN_PHOTOS)[: lim or None]:
         img = cv2.imread(str(DATA / name), cv2.IMREAD_COLOR)
@@ -301,10 +291,9 @@ SMOKE = Plan(train=16, held=8, style=6, steps=3, batch=2, lr=2e-3, calibration=4
 def train(data: datasets.CrowdSet, plan: Plan, log=_log, threads: int = 2):
     """The counter's density/count loss (as 1.2.0), under bfloat16 autocast with channels-last."""
     import torch
-    from torch.nn import functional as F
 
     from models.pipeline.nets import Counter
-    from models.pipeline.train import TrainConfig, _lr_at
+    from models.pipeline.train import TrainConfig, _lr_at, density_loss
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -332,13 +321,7 @@ def train(data: datasets.CrowdSet, plan: Plan, log=_log, threads: int = 2):
         t = torch.from_numpy(np.ascontiguousarray(dens))[:, None]
         with torch.autocast("cpu", dtype=torch.bfloat16):
             pred = model(x)
-        pred = pred.float()
-        pix = F.mse_loss(pred, t, reduction="sum") / len(idx)
-        count_p, count_t = pred.sum((1, 2, 3)), t.sum((1, 2, 3))
-        cnt = (
-            F.smooth_l1_loss(count_p, count_t, reduction="none") / (count_t + Counter.DENSITY_SCALE * 5)
-        ).mean()
-        loss = pix / 100.0 + cnt * 10.0
+        loss, count_p, count_t = density_loss(pred.float(), t)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)

@@ -117,7 +117,11 @@ def _rename_output(model: onnx.ModelProto, old: str, new: str) -> None:
 
 
 def graft(
-    coco: onnx.ModelProto, issues: onnx.ModelProto, pairs: list[tuple[str, str]], n_coco: int
+    coco: onnx.ModelProto,
+    issues: onnx.ModelProto,
+    pairs: list[tuple[str, str]],
+    n_coco: int,
+    n_issue: int,
 ) -> onnx.ModelProto:
     """One graph: ``coco`` whole, plus ``issues``' head fed from ``coco``'s feature maps."""
     typed = onnx.shape_inference.infer_shapes(issues)  # the extractor needs the cut tensors' types
@@ -140,7 +144,6 @@ def graft(
         outputs=["coco/output0", "issues/" + head.graph.output[0].name],
     )
     g = merged.graph
-    n_issue = issues_classes(issues)
     ints = [
         helper.make_tensor("merge/pad_coco", onnx.TensorProto.INT64, [6], [0, 0, 0, 0, n_issue, 0]),
         helper.make_tensor("merge/pad_issue", onnx.TensorProto.INT64, [6], [0, n_coco, 0, 0, 0, 0]),
@@ -177,12 +180,6 @@ def graft(
     merged.graph.name = MODEL_ID
     onnx.checker.check_model(merged)
     return merged
-
-
-def issues_classes(issues: onnx.ModelProto) -> int:
-    """Class count of the issue head: its exported output shape is symbolic, the manifest says."""
-    del issues
-    return len(json.loads((ISSUES_DIR / MANIFEST_NAME).read_text())["classes"])
 
 
 def equivalence(merged: Path, coco: Path, issues: Path, frames: list[np.ndarray]) -> dict[str, float]:
@@ -392,12 +389,14 @@ def build(out: Path = TARGET, *, smoke: bool = False, log=print) -> dict:
     pairs = match_features(
         COCO_DIR / "nanodet-coco-fp32.onnx", ISSUES_DIR / "street-issues-rw-fp32.onnx", frames
     )
+    # the classes' counts from the manifests: the exported output shapes may be symbolic
     n_coco = len(json.loads((COCO_DIR / MANIFEST_NAME).read_text())["classes"])
+    n_issue = len(json.loads((ISSUES_DIR / MANIFEST_NAME).read_text())["classes"])
     same: dict[str, dict[str, float]] = {}
     for p in ("fp32", "int8"):
         coco, iss = COCO_DIR / f"nanodet-coco-{p}.onnx", ISSUES_DIR / f"street-issues-rw-{p}.onnx"
         path = out / f"{MODEL_ID}-{p}.onnx"
-        onnx.save(graft(onnx.load(str(coco)), onnx.load(str(iss)), pairs, n_coco), str(path))
+        onnx.save(graft(onnx.load(str(coco)), onnx.load(str(iss)), pairs, n_coco, n_issue), str(path))
         same[p] = equivalence(path, coco, iss, frames)
         log(f"{p}: largest difference to the separate models {same[p]}")
     # FP32 must be the two models exactly; INT8's COCO half too (same nodes, same calibration). The

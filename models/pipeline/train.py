@@ -227,6 +227,18 @@ def train_detector(
     return model, (ema.model.to(memory_format=torch.contiguous_format) if ema is not None else None)
 
 
+def density_loss(pred: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The counter's loss on a batch of density maps (scaled by ``Counter.DENSITY_SCALE``): per-pixel
+    squared error plus a relative error on each image's count. Returns it with the predicted and true
+    counts, for the training log."""
+    pix = F.mse_loss(pred, t, reduction="sum") / len(pred)
+    count_p, count_t = pred.sum((1, 2, 3)), t.sum((1, 2, 3))
+    cnt = (
+        F.smooth_l1_loss(count_p, count_t, reduction="none") / (count_t + Counter.DENSITY_SCALE * 5)
+    ).mean()
+    return pix / 100.0 + cnt * 10.0, count_p, count_t
+
+
 def train_counter(model: Counter, data: CrowdSet, cfg: TrainConfig, log=print) -> Counter:
     gen = _setup(cfg)
     rng = np.random.default_rng(cfg.seed)
@@ -255,12 +267,7 @@ def train_counter(model: Counter, data: CrowdSet, cfg: TrainConfig, log=print) -
         x = torch.from_numpy(np.ascontiguousarray(imgs.transpose(0, 3, 1, 2)))
         t = torch.from_numpy(np.ascontiguousarray(dens))[:, None]
         pred = model(x)
-        pix = F.mse_loss(pred, t, reduction="sum") / len(idx)
-        count_p, count_t = pred.sum((1, 2, 3)), t.sum((1, 2, 3))
-        cnt = (
-            F.smooth_l1_loss(count_p, count_t, reduction="none") / (count_t + Counter.DENSITY_SCALE * 5)
-        ).mean()
-        loss = pix / 100.0 + cnt * 10.0
+        loss, count_p, count_t = density_loss(pred, t)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
