@@ -46,7 +46,10 @@ log = logging.getLogger(__name__)
 # 1e-3 a HELLO exchange gets through about one time in four.
 HELLO_TIMEOUT_S = 1.0
 HELLO_TRIES = 10
-DESCRIBE_TRIES = 6  # per sensor; each describe is a small frame, so noise costs only a retry
+# Per sensor. A describe is a small frame the board answers in milliseconds, so on a noisy line many
+# quick tries beat a few patient ones (a retry reuses the id: the board answers it from its cache).
+DESCRIBE_TRIES = 12
+DESCRIBE_TIMEOUT_S = 0.5
 PING_INTERVAL_S = 5.0
 SILENCE_S = 20.0  # nothing from the board for this long: the link is considered dead and reopened
 COMMAND_TIMEOUT_S = 2.0
@@ -262,7 +265,10 @@ class BoardSession:
                 continue  # a full HELLO (older firmware) already said
             try:
                 details = await self.request(
-                    wire.CMD, {"op": "describe", "a": {"sensor": name}}, tries=DESCRIBE_TRIES
+                    wire.CMD,
+                    {"op": "describe", "a": {"sensor": name}},
+                    timeout=DESCRIBE_TIMEOUT_S,
+                    tries=DESCRIBE_TRIES,
                 )
             except BoardError as exc:
                 if "unknown command" in str(exc):
