@@ -30,6 +30,7 @@ from onnx import compose, helper
 from agent.vision.engine import EngineOptions, load_engine
 from agent.vision.manifest import MANIFEST_NAME, InputSpec, sha256_file
 from models.pipeline import evaluate
+from models.pipeline.camera_conditions import measure as measure_conditions
 from models.pipeline.footage import opencv_data
 from models.pipeline.footage_report import measure as measure_footage
 from models.pipeline.import_detector import preprocess
@@ -439,6 +440,9 @@ def build(out: Path = TARGET, *, smoke: bool = False, log=print) -> dict:
         "ms_per_frame_2_threads": speed(out, 5 if smoke else 60),
         "build_s": 0.0,
     }
+    if not smoke:  # about half a minute of real frames under eight conditions; tests build smoke models
+        log("measuring real footage under camera conditions")
+        metrics["camera_conditions"] = measure_conditions(out)
     metrics["build_s"] = round(time.time() - started, 1)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     from models.pipeline.merge_card import write_card
