@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -20,9 +20,6 @@ from .detections import Detections, box_iou
 from .frames import FrameInfo
 from .tracker import Track, Tracker
 from .zones import WHOLE_FRAME, Zone
-
-if TYPE_CHECKING:
-    from .issue_store import IssueStore
 
 PARKING = "illegal_parking"
 
@@ -43,6 +40,12 @@ class Issue:
     sent_confidence: float = 0.0
     last_sent: float = 0.0
     ended: float | None = None
+
+
+class IssueKeeper(Protocol):
+    """Where open issues are written whenever they change (agent/vision/issue_store.py)."""
+
+    def save(self, rules: IssueRules) -> None: ...
 
 
 @dataclass
@@ -74,7 +77,7 @@ class IssueRules:
         self.closed: list[Issue] = []  # ended issues, remembered for their cooldown
         self._by_track: dict[tuple[int, str, str], Issue] = {}
         self.restored: list[Issue] = []  # open before a restart: their clocks start at the next frame
-        self.store: IssueStore | None = None  # keeps open static issues across restarts
+        self.store: IssueKeeper | None = None  # keeps open static issues across restarts
 
     def _rule_for(self, label: str, zone: Zone) -> tuple[str, IssueRule, float] | None:
         if zone.config.parking_limit_s is not None and label in self.parking_classes:

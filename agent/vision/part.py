@@ -11,8 +11,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +22,13 @@ from ..events import ModelRef
 from ..redact import redact_url
 from ..sink import EventSink
 from ..transfers import Uploads
+from .camera import Camera
 from .engine import EngineOptions, ModelEngine, ModelPool, ModelRefused
-from .frames import Frame
 from .issue_store import IssueStore
-from .pipeline import CameraPipeline, FrameResult
+from .pipeline import CameraPipeline
 from .probation import FrameRateRule
 from .sources import LiveSource
-from .updates import ModelUpdates, running
+from .updates import ModelUpdates
 
 log = logging.getLogger(__name__)
 
@@ -48,34 +46,6 @@ def engine_options(config: VisionConfig, cameras: int = 1) -> EngineOptions:
         self_test=config.self_test,
         spinning=spinning,
     )
-
-
-@dataclass
-class Camera:
-    """One configured camera: its pipeline once its models loaded, or why it is disabled."""
-
-    config: CameraConfig
-    pipeline: CameraPipeline | None = None
-    disabled: str = ""
-    source: LiveSource | None = None
-    restarts: int = 0
-    executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1))
-    # The commissioning page's live view (agent/web): while viewers > 0, each frame and its result
-    # go to ``show``; with none, the camera does nothing extra.
-    viewers: int = 0
-    show: Callable[[Frame, FrameResult], None] | None = None
-
-    def health(self) -> dict[str, Any]:
-        if self.pipeline is None:
-            return {"state": "disabled", "reason": self.disabled}
-        out: dict[str, Any] = {"state": "running", **self.pipeline.stats.as_dict()}
-        out["motion_skipped"] = self.pipeline.motion.skipped
-        if self.pipeline.snapshots is not None:
-            out["snapshots"] = asdict(self.pipeline.snapshots.counts)
-        out["restarts"] = self.restarts
-        if self.source is not None:
-            out.update(self.source.counters.as_dict())
-        return out
 
 
 class Vision:
@@ -100,7 +70,14 @@ class Vision:
                 updates.probation_fps_ratio, updates.probation_fps_floor, updates.probation_fps_window_s
             )
             self.updates = ModelUpdates(
-                self, state_dir / "models", uploads, list(updates.model_signers), updates.probation_s, fps
+                self.cameras,
+                self.pool,
+                self.keep_issues,
+                state_dir / "models",
+                uploads,
+                list(updates.model_signers),
+                updates.probation_s,
+                fps,
             )
 
     def load(self) -> None:
@@ -127,7 +104,7 @@ class Vision:
         refs: dict[ModelRef, None] = {}
         for cam in self.cameras:
             if cam.pipeline is not None:
-                for m in running(cam.pipeline):
+                for m in cam.pipeline.running():
                     refs[m.engine.ref] = None
         return list(refs)
 
@@ -163,7 +140,7 @@ class Vision:
         and the lines' counts start afresh."""
         config = cam.config.model_copy(update={"zones": zones, "lines": lines})
         if cam.pipeline is not None:
-            pipeline = CameraPipeline(config, [m.engine for m in running(cam.pipeline)])
+            pipeline = CameraPipeline(config, [m.engine for m in cam.pipeline.running()])
             self.keep_issues(config.id, pipeline)
             cam.pipeline = pipeline  # the camera task reads cam.pipeline for each frame
         cam.config = config

@@ -163,6 +163,10 @@ class CameraPipeline:
     def zones(self) -> list[Zone]:
         return self.rules.zones
 
+    def running(self) -> list[_Model]:
+        """The models in the order the camera's config lists them (detectors, then density)."""
+        return [*self.detectors, *([self.density] if self.density is not None else [])]
+
     def process(self, frame: Frame) -> FrameResult:
         started = time.perf_counter()
         inferred = self.motion.should_infer(frame.image, frame.t)

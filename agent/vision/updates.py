@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from agent.trust.packages import SignatureError, verify_package
 
@@ -28,12 +28,10 @@ from ..commands import CommandError
 from ..events import ALARM, MODEL_ROLLBACK, START, Event, now_ms
 from ..sink import EventSink
 from ..transfers import Uploads, trusted_signers
-from .engine import ModelRefused
+from .camera import Camera
+from .engine import ModelPool, ModelRefused
 from .pipeline import CameraPipeline
 from .probation import FrameRateRule, FrameRateWatch, SlowCamera, rate_before
-
-if TYPE_CHECKING:
-    from .part import Camera, Vision
 
 log = logging.getLogger(__name__)
 
@@ -46,22 +44,21 @@ PROBATION_SAVE_S = 5.0  # how often the time left is written down, for a restart
 UNCLEAN_EXITS_MAX = 2
 
 
-def running(pipeline: CameraPipeline) -> list[Any]:
-    """The pipeline's models in the order the camera's config lists them (detectors, then density)."""
-    return [*pipeline.detectors, *([pipeline.density] if pipeline.density is not None else [])]
-
-
 class ModelUpdates:
     def __init__(
         self,
-        vision: Vision,
+        cameras: list[Camera],
+        pool: ModelPool,
+        adopt: Callable[[str, CameraPipeline], None],
         root: Path,
         uploads: Uploads,
         signers: list[str],
         probation_s: float = 300.0,
         fps: FrameRateRule | None = None,
     ) -> None:
-        self.vision = vision
+        self.cameras = cameras
+        self.pool = pool
+        self.adopt = adopt  # makes a new pipeline the gateway's (sealed snapshots, kept issues)
         self.root = root  # <state>/models: installed/, models.json
         self.uploads = uploads
         self.signers = signers
@@ -125,7 +122,7 @@ class ModelUpdates:
         at the start (the sink exists only now)."""
         record = self.record()
         for camera in self._resumed:
-            cam = next((c for c in self.vision.cameras if c.config.id == camera), None)
+            cam = next((c for c in self.cameras if c.config.id == camera), None)
             probation = record.get(camera, {}).get("probation")
             if cam is None or cam.pipeline is None or not isinstance(probation, dict):
                 continue
@@ -158,10 +155,10 @@ class ModelUpdates:
 
     async def status(self, args: dict[str, Any]) -> dict[str, Any]:
         cameras = {}
-        for cam in self.vision.cameras:
+        for cam in self.cameras:
             if cam.pipeline is not None:
                 cameras[cam.config.id] = [
-                    [m.engine.manifest.id, m.engine.manifest.version] for m in running(cam.pipeline)
+                    [m.engine.manifest.id, m.engine.manifest.version] for m in cam.pipeline.running()
                 ]
         return {"cameras": cameras, "installed": self.record()}
 
@@ -245,7 +242,7 @@ class ModelUpdates:
         """Roll back by itself when the camera crashes, or is too slow, on the new model within the
         probation time."""
         new, old = (" ".join(installed[k]) for k in ("installed", "previous"))
-        engines = [id(m.engine) for m in running(pipeline)]
+        engines = [id(m.engine) for m in pipeline.running()]
         counters: tuple[object, object] = (pipeline, cam.source)
         deadline = time.monotonic() + left_s
         saved = time.monotonic()
@@ -258,7 +255,7 @@ class ModelUpdates:
             # New zones swap the pipeline but keep its engines: the watch goes on (its counters
             # start again); another update or a rollback changes them and ends it.
             now = cam.pipeline
-            if now is None or [id(m.engine) for m in running(now)] != engines:
+            if now is None or [id(m.engine) for m in now.running()] != engines:
                 return
             if cam.restarts > crashes:
                 why = (
@@ -312,14 +309,14 @@ class ModelUpdates:
             await self.on_change()
 
     def _camera(self, camera_id: Any) -> Camera:
-        for cam in self.vision.cameras:
+        for cam in self.cameras:
             if cam.config.id == camera_id:
                 if cam.pipeline is None:
                     raise CommandError(
                         "camera-disabled", f"camera {camera_id} runs no pipeline: {cam.disabled}"
                     )
                 return cam
-        known = ", ".join(c.config.id for c in self.vision.cameras)
+        known = ", ".join(c.config.id for c in self.cameras)
         raise CommandError("unknown-camera", f"no camera {camera_id!r}; cameras: {known}")
 
     def _install(self, transfer: Any, digest: Any, cam: Camera) -> dict[str, Any]:
@@ -334,24 +331,24 @@ class ModelUpdates:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copytree(folder, target)
         try:
-            engine = self.vision.pool.get(target)  # manifest, file hashes, session, golden self-test
+            engine = self.pool.get(target)  # manifest, file hashes, session, golden self-test
         except ModelRefused as exc:
             raise CommandError(
                 "model-refused", f"the new model failed its checks, nothing changed: {exc}"
             ) from None
         old_pipeline = cam.pipeline
         assert old_pipeline is not None
-        replaced = [m for m in running(old_pipeline) if m.engine.manifest.id == engine.manifest.id]
+        replaced = [m for m in old_pipeline.running() if m.engine.manifest.id == engine.manifest.id]
         if not replaced:
-            ids = ", ".join(m.engine.manifest.id for m in running(old_pipeline))
+            ids = ", ".join(m.engine.manifest.id for m in old_pipeline.running())
             raise CommandError(
                 "no-such-model",
                 f"camera {cam.config.id} runs no model {engine.manifest.id!r} to replace ({ids})",
             )
         old_engine = replaced[0].engine
-        engines = [engine if m.engine is old_engine else m.engine for m in running(old_pipeline)]
+        engines = [engine if m.engine is old_engine else m.engine for m in old_pipeline.running()]
         pipeline = CameraPipeline(cam.config, engines)
-        self.vision.keep_issues(cam.config.id, pipeline)
+        self.adopt(cam.config.id, pipeline)
         cam.pipeline = pipeline  # the next frame runs on it; the capture thread is not touched
         with self._lock:
             record = self.record()
@@ -380,7 +377,7 @@ class ModelUpdates:
         record = self.record().get(cam.config.id, {})
         for folder in cam.config.models:
             current = record.get("current", {}).get(str(folder), str(folder))
-            engine = self.vision.pool.engines.get(Path(current).resolve())
+            engine = self.pool.engines.get(Path(current).resolve())
             if engine is not None and engine.manifest.id == model_id:
                 return str(folder)
         raise CommandError("no-such-model", f"camera {cam.config.id} has no configured model {model_id!r}")
@@ -404,11 +401,11 @@ class ModelUpdates:
             mine["previous"].get(str(f), mine["current"].get(str(f), str(f))) for f in cam.config.models
         ]
         try:
-            engines = [self.vision.pool.get(f) for f in folders]
+            engines = [self.pool.get(f) for f in folders]
         except ModelRefused as exc:
             raise CommandError("model-refused", f"the previous model does not load any more: {exc}") from None
         pipeline = CameraPipeline(cam.config, engines)
-        self.vision.keep_issues(cam.config.id, pipeline)
+        self.adopt(cam.config.id, pipeline)
         cam.pipeline = pipeline
         _back(mine)
         self._ends.pop(cam.config.id, None)

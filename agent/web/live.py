@@ -25,12 +25,12 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..vision.camera import Camera
 from ..vision.detections import Detections
 from ..vision.draw import annotate, draw_lines
 from ..vision.engine import ModelEngine
 from ..vision.faces import FaceDetector, load_face_detector
 from ..vision.frames import Frame
-from ..vision.part import Camera
 from ..vision.pipeline import FrameResult
 from ..vision.preprocess import Preprocessor
 from ..vision.privacy import FACE_BLOCKS, PERSON_BLOCKS, blur_regions, private_boxes

@@ -13,7 +13,8 @@ from pydantic import ValidationError
 
 from ..commands import CommandError
 from ..config.camera import LineConfig, ZoneConfig
-from ..vision.part import Camera, Vision
+from ..vision.camera import Camera
+from ..vision.part import Vision
 
 log = logging.getLogger(__name__)
 

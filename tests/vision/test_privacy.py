@@ -20,11 +20,11 @@ from synthetic_models import yolov8_rows
 
 from agent.config.camera import CameraConfig, SnapshotConfig
 from agent.events import BOX_SCALE, ISSUE, START, decode, encode
+from agent.vision.camera import Camera
 from agent.vision.detections import Detections
 from agent.vision.engine import ModelEngine, load_engine
 from agent.vision.faces import FaceDetector, load_face_detector
 from agent.vision.frames import Frame
-from agent.vision.part import Camera
 from agent.vision.pipeline import CameraPipeline
 from agent.vision.privacy import (
     FACE_BLOCKS,

@@ -19,10 +19,10 @@ from webbench import self_signed
 from agent.commands import CommandRegistry
 from agent.config import ConfigError, parse_config
 from agent.config.camera import CameraConfig
+from agent.vision.camera import Camera
 from agent.vision.detections import Detections
 from agent.vision.engine import ModelEngine, load_engine
 from agent.vision.frames import Frame
-from agent.vision.part import Camera
 from agent.vision.pipeline import CameraPipeline, FrameResult
 from agent.web.app import WebState, make_app
 from agent.web.auth import CHANGES_BURST, FAILURES_PER_MINUTE, PasswordFileError, Sessions, read_password
