@@ -269,7 +269,8 @@ def test_a_gateway_stopped_in_the_middle_of_the_serial_transfer_leaves_the_board
 def test_board_firmware_fetched_over_https_is_installed_and_a_forged_one_refused(
     mosquitto: Broker, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from https_support import PackageServer, make_ca, server_tls
+    from https_support import PackageServer, server_tls
+    from pki_support import make_ca
 
     from tools.commands.fleet import pack
 

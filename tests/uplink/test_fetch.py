@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from https_support import PackageServer, make_ca, server_tls
+from https_support import PackageServer, server_tls
+from pki_support import make_ca
 from test_model_update import DEVICE, ENV, _agent, _config, _fleet, _package, _running
 
 from agent.trust.keys import new_key
