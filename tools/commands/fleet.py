@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import hashlib
 import json
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,41 +54,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     conf.add_argument("--wait", type=float, default=60.0, help="seconds to watch the reports (default 60)")
     conf.set_defaults(func=cmd_config)
 
-    model = cmds.add_parser(
-        "model",
-        help="send a signed model package to a gateway's camera, resumably, and install it",
-        description="Packs FOLDER (a model folder signed with `edgectl model sign`), sends it to each DEVICE in "
-        "signed chunks (a cut transfer resumes: run the same command again), then installs it on "
-        "--camera in place of the model with the same id. The gateway checks the package's hash and "
-        "signature (updates.model_signers) and the model's golden self-test before it swaps; the "
-        "previous version stays (`edgectl cmd send DEVICE model-rollback`). Devices go one after the "
-        "other; a table says how each went. Exit 0: installed on every device.",
-    )
-    add_broker_args(model)
-    model.add_argument("folder", type=Path, help="the signed model folder")
-    model.add_argument("devices", nargs="*", metavar="DEVICE", help="device ids (or --match)")
-    add_match_option(model)
-    model.add_argument("--camera", required=True, help="camera id on each device")
-    add_deploy_options(model, wait_s=60.0)
-    model.set_defaults(func=cmd_model)
-
-    fw = cmds.add_parser(
-        "firmware",
-        help="send a signed firmware bundle to gateways, which install it on a board over the serial link",
-        description="Packs BUNDLE (`edgectl firmware build --key`), sends it to each DEVICE in signed chunks "
-        "(resumable), then the gateway checks its signature (updates.firmware_signers), hashes, "
-        "bytecode version and downgrade, installs it on the board over the serial protocol with the "
-        "same verified, switched-in-one-rename install as `edgectl board flash`, reboots the board and "
-        "waits for its HELLO with the new version. A board cut off mid-install keeps its firmware.",
-    )
-    add_broker_args(fw)
-    fw.add_argument("bundle", type=Path, help="the firmware bundle folder")
-    fw.add_argument("devices", nargs="*", metavar="DEVICE", help="device ids (or --match)")
-    add_match_option(fw)
-    fw.add_argument("--board", help="board id on each gateway (may be left out where it has one board)")
-    fw.add_argument("--allow-downgrade", action="store_true", help="install an older version")
-    add_deploy_options(fw, wait_s=120.0)
-    fw.set_defaults(func=cmd_firmware)
+    for deployment in (MODEL, FIRMWARE):
+        add_deployment(cmds, deployment)
 
     packed = cmds.add_parser(
         "pack",
@@ -322,35 +292,108 @@ async def _deploy(
     return results
 
 
-def cmd_model(args: argparse.Namespace) -> int:
+@dataclass(frozen=True)
+class Deployment:
+    """What `fleet model` and `fleet firmware` each deploy; one flow (pack, send, install, a table of
+    how each device went) serves both."""
+
+    command: str  # the `fleet` subcommand
+    help: str
+    description: str
+    folder: str  # the package folder's argument
+    folder_help: str
+    marker: str  # the file that says the folder is this kind of package
+    install: str  # the gateway command that installs it
+    wait_s: float
+    options: Callable[[argparse.ArgumentParser], None]  # this kind's own options
+    install_args: Callable[[argparse.Namespace], dict[str, Any]]
+    installed: Callable[[dict[str, Any]], str]  # an installed device's row, after its id and "ok"
+
+
+def add_deployment(cmds: argparse._SubParsersAction, deployment: Deployment) -> None:
+    parser = cmds.add_parser(deployment.command, help=deployment.help, description=deployment.description)
+    add_broker_args(parser)
+    parser.add_argument(deployment.folder, type=Path, help=deployment.folder_help)
+    parser.add_argument("devices", nargs="*", metavar="DEVICE", help="device ids (or --match)")
+    add_match_option(parser)
+    deployment.options(parser)
+    add_deploy_options(parser, wait_s=deployment.wait_s)
+    parser.set_defaults(func=functools.partial(cmd_deploy, deployment=deployment))
+
+
+def cmd_deploy(args: argparse.Namespace, deployment: Deployment) -> int:
     key = read_private(args.key)
-    results = asyncio.run(_deploy(args, pack(args.folder), key, "model-install", {"camera": args.camera}))
+    archive = pack(getattr(args, deployment.folder), marker=deployment.marker)
+    results = asyncio.run(_deploy(args, archive, key, deployment.install, deployment.install_args(args)))
     for device, result in results.items():
         if isinstance(result, dict):
-            print(
-                f"{device:<20} ok       {' '.join(result['installed'])} on {result['camera']} "
-                f"(was {' '.join(result['previous'])})"
-            )
+            print(f"{device:<20} ok       {deployment.installed(result)}")
         else:
             print(f"{device:<20} FAILED   {result}")
     return 0 if all(isinstance(r, dict) for r in results.values()) else FAILED
 
 
-def cmd_firmware(args: argparse.Namespace) -> int:
-    key = read_private(args.key)
-    archive = pack(args.bundle, marker="bundle.json")
+def _camera_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--camera", required=True, help="camera id on each device")
+
+
+def _model_installed(result: dict[str, Any]) -> str:
+    return f"{' '.join(result['installed'])} on {result['camera']} (was {' '.join(result['previous'])})"
+
+
+MODEL = Deployment(
+    command="model",
+    help="send a signed model package to a gateway's camera, resumably, and install it",
+    description="Packs FOLDER (a model folder signed with `edgectl model sign`), sends it to each DEVICE in "
+    "signed chunks (a cut transfer resumes: run the same command again), then installs it on "
+    "--camera in place of the model with the same id. The gateway checks the package's hash and "
+    "signature (updates.model_signers) and the model's golden self-test before it swaps; the "
+    "previous version stays (`edgectl cmd send DEVICE model-rollback`). Devices go one after the "
+    "other; a table says how each went. Exit 0: installed on every device.",
+    folder="folder",
+    folder_help="the signed model folder",
+    marker="manifest.json",
+    install="model-install",
+    wait_s=60.0,
+    options=_camera_option,
+    install_args=lambda args: {"camera": args.camera},
+    installed=_model_installed,
+)
+
+
+def _board_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--board", help="board id on each gateway (may be left out where it has one board)")
+    parser.add_argument("--allow-downgrade", action="store_true", help="install an older version")
+
+
+def _firmware_install_args(args: argparse.Namespace) -> dict[str, Any]:
     install_args: dict[str, Any] = {"board": args.board} if args.board else {}
     if args.allow_downgrade:
         install_args["allow_downgrade"] = True
-    results = asyncio.run(_deploy(args, archive, key, "board-firmware-install", install_args))
-    for device, result in results.items():
-        if isinstance(result, dict):
-            was = result.get("previous") or "(none)"
-            reused = result.get("files_reused")
-            resumed = f", {reused} files already on the board" if reused and result.get("files_sent") else ""
-            print(
-                f"{device:<20} ok       board {result['board']} runs {result['installed']} (was {was}){resumed}"
-            )
-        else:
-            print(f"{device:<20} FAILED   {result}")
-    return 0 if all(isinstance(r, dict) for r in results.values()) else FAILED
+    return install_args
+
+
+def _firmware_installed(result: dict[str, Any]) -> str:
+    was = result.get("previous") or "(none)"
+    reused = result.get("files_reused")
+    resumed = f", {reused} files already on the board" if reused and result.get("files_sent") else ""
+    return f"board {result['board']} runs {result['installed']} (was {was}){resumed}"
+
+
+FIRMWARE = Deployment(
+    command="firmware",
+    help="send a signed firmware bundle to gateways, which install it on a board over the serial link",
+    description="Packs BUNDLE (`edgectl firmware build --key`), sends it to each DEVICE in signed chunks "
+    "(resumable), then the gateway checks its signature (updates.firmware_signers), hashes, "
+    "bytecode version and downgrade, installs it on the board over the serial protocol with the "
+    "same verified, switched-in-one-rename install as `edgectl board flash`, reboots the board and "
+    "waits for its HELLO with the new version. A board cut off mid-install keeps its firmware.",
+    folder="bundle",
+    folder_help="the firmware bundle folder",
+    marker="bundle.json",
+    install="board-firmware-install",
+    wait_s=120.0,
+    options=_board_options,
+    install_args=_firmware_install_args,
+    installed=_firmware_installed,
+)
