@@ -7,7 +7,8 @@ import asyncio
 from typing import Any
 
 from ..commands import CommandError
-from .session import BoardError, BoardSession
+from .client import BoardError
+from .session import BoardSession
 from .updates import FirmwareUpdates
 
 # Board operations an operator may ask for over MQTT, and whether they change the board.

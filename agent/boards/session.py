@@ -5,6 +5,9 @@ Alarms are acknowledged to the board only after the outbox has made their event 
 is never lost between the board and the outbox: until then the board keeps retransmitting it. A
 retransmitted alarm that was already committed (its ACK was corrupted on the way back) is recognised
 by the board's boot nonce and alarm id, and only acknowledged again.
+
+The protocol itself (framing, request ids, HELLO, file transfer) is BoardClient's (client.py), which
+edgectl speaks through too; the session decides what the board's frames mean.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import math
 import random
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -38,6 +42,7 @@ from ..events import (
 )
 from ..logs import untrusted
 from ..sink import EventSink
+from .client import BoardClient, BoardError, Frame
 from .link import LinkClosed, SerialLink
 
 log = logging.getLogger(__name__)
@@ -101,10 +106,6 @@ def alarm_fields(
     return threshold_alarm_code(key), values or None, units or None
 
 
-class BoardError(Exception):
-    """A board command that failed: not connected, no answer, or refused by the board."""
-
-
 @dataclass
 class LinkStats:
     connected: bool = False
@@ -146,20 +147,20 @@ class BoardSession:
         self.sink = sink
         self.stats = LinkStats()
         self.info: BoardInfo | None = None
-        self._early: list[tuple[int, int, Any]] = []
+        self._early: list[Frame] = []
         self._link: SerialLink | None = None
-        self._seq = 0
-        self._req_id = random.randrange(1 << 20)
-        self._results: dict[int, asyncio.Future[dict[str, Any]]] = {}
-        self._acks: dict[int, asyncio.Future[None]] = {}
-        self._hello: asyncio.Event = asyncio.Event()
+        self._client = BoardClient(
+            f"board {config.id}",
+            on_frames=self._queue,
+            on_retry=self._retried,
+            timeout_s=COMMAND_TIMEOUT_S,
+            tries=COMMAND_TRIES,
+        )
         self._seen: OrderedDict[tuple[int, int, str], bytes] = OrderedDict()
-        self._last_rx = 0.0
         self._pings: dict[int, float] = {}
         self.connected = asyncio.Event()
-        self._deframer = wire.Deframer()
-        self._backlog: deque[tuple[int, int, Any]] = deque()
-        self._urgent: deque[tuple[int, int, Any]] = deque()
+        self._backlog: deque[Frame] = deque()
+        self._urgent: deque[Frame] = deque()
         self._work = asyncio.Event()
 
     # -- the connection loop ---------------------------------------------------------------------------
@@ -196,23 +197,15 @@ class BoardSession:
         self._link = None
         self.stats.connected = False
         self.connected.clear()
-        self._hello.clear()
         self._early.clear()
         self._backlog.clear()
         self._urgent.clear()
-        pending: list[asyncio.Future[Any]] = [*self._results.values(), *self._acks.values()]
-        for fut in pending:
-            if not fut.done():
-                fut.set_exception(BoardError(f"board {self.config.id} disconnected"))
-        self._results.clear()
-        self._acks.clear()
+        self._client.detach(BoardError(f"board {self.config.id} disconnected"))
 
     async def _serve(self, link: SerialLink) -> None:
         self._link = link
-        self._deframer.n = 0  # a half frame from the last connection is not the start of a new one
-        self._deframer.overflow = False
-        self._last_rx = time.monotonic()
-        reader = asyncio.create_task(self._read(link))
+        self._client.attach(link)
+        reader = asyncio.create_task(self._client.receive())
         worker = asyncio.create_task(self._process())
         try:
             await self._handshake()
@@ -241,20 +234,14 @@ class BoardSession:
                     await task
 
     async def _handshake(self) -> None:
-        for _ in range(HELLO_TRIES):
-            self._hello.clear()
-            # brief: the board names its sensors only; their details come by "describe" below
-            self._send(wire.HELLO, {"gw": self.config.id, "proto": wire.PROTOCOL, "brief": True})
-            try:
-                await asyncio.wait_for(self._hello.wait(), HELLO_TIMEOUT_S)
-            except TimeoutError:
-                continue
-            try:
-                await self.sync_time()
-            except BoardError as exc:  # the link works; the clock is set again at the next sync
-                self._note_error(str(exc))
-            return
-        raise TimeoutError(f"no HELLO from the board on {self.config.port} (is our firmware running?)")
+        # brief: the board names its sensors only; their details come by "describe" below
+        brief = {"gw": self.config.id, "proto": wire.PROTOCOL, "brief": True}
+        if await self._client.hello(brief, HELLO_TIMEOUT_S, HELLO_TRIES) is None:
+            raise TimeoutError(f"no HELLO from the board on {self.config.port} (is our firmware running?)")
+        try:
+            await self.sync_time()
+        except BoardError as exc:  # the link works; the clock is set again at the next sync
+            self._note_error(str(exc))
 
     async def _describe_sensors(self) -> None:
         """Each sensor's type, units, interval and thresholds, asked one by one after a brief HELLO."""
@@ -281,12 +268,7 @@ class BoardSession:
 
     async def _full_hello(self) -> None:
         """Firmware without "describe": the whole HELLO, as before."""
-        for _ in range(HELLO_TRIES):
-            self._hello.clear()
-            self._send(wire.HELLO, {"gw": self.config.id, "proto": wire.PROTOCOL})
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._hello.wait(), HELLO_TIMEOUT_S)
-                return
+        await self._client.hello({"gw": self.config.id, "proto": wire.PROTOCOL}, HELLO_TIMEOUT_S, HELLO_TRIES)
 
     async def _keepalive(self, reader: asyncio.Task[None]) -> None:
         next_sync = time.monotonic() + self.config.time_sync_interval_s
@@ -295,7 +277,7 @@ class BoardSession:
             if done:
                 reader.result()  # raises LinkClosed
                 raise LinkClosed("reader stopped")
-            if time.monotonic() - self._last_rx > SILENCE_S:
+            if time.monotonic() - self._client.last_rx > SILENCE_S:
                 raise TimeoutError(f"the board has been silent for {SILENCE_S:.0f} s")
             stamp = random.randrange(1 << 30)
             self._pings[stamp] = time.monotonic()
@@ -309,29 +291,30 @@ class BoardSession:
                 with contextlib.suppress(BoardError):
                     await self.sync_time()
 
-    async def _read(self, link: SerialLink) -> None:
-        """Bytes → frames, as fast as they come; the frames wait for ``_process`` in two queues."""
-        while True:
-            data = await link.read()
-            frames = self._deframer.feed(data)
-            self.stats.frames_good = self._deframer.good
-            if self._deframer.corrupt != self.stats.frames_corrupt:
-                self.stats.frames_corrupt = self._deframer.corrupt
-                log.debug("board %s: corrupt frame: %s", self.config.id, self._deframer.last_error)
-            for frame in frames:
-                self._last_rx = time.monotonic()
-                if frame[0] == wire.READING:
-                    if len(self._backlog) >= READING_BACKLOG:
-                        self._backlog.popleft()
-                        self.stats.readings_dropped += 1
-                    self._backlog.append(frame)
-                else:
-                    if len(self._urgent) >= URGENT_BACKLOG:
-                        self._urgent.popleft()
-                        self.stats.frames_dropped += 1
-                    self._urgent.append(frame)
-            if frames:
-                self._work.set()
+    def _queue(self, frames: list[Frame]) -> None:
+        """Frames as fast as they come (replies are the client's): they wait for ``_process`` in two
+        queues."""
+        deframer = self._client.deframer
+        self.stats.frames_good = deframer.good
+        if deframer.corrupt != self.stats.frames_corrupt:
+            self.stats.frames_corrupt = deframer.corrupt
+            log.debug("board %s: corrupt frame: %s", self.config.id, deframer.last_error)
+        for frame in frames:
+            if frame[0] == wire.READING:
+                if len(self._backlog) >= READING_BACKLOG:
+                    self._backlog.popleft()
+                    self.stats.readings_dropped += 1
+                self._backlog.append(frame)
+            else:
+                if len(self._urgent) >= URGENT_BACKLOG:
+                    self._urgent.popleft()
+                    self.stats.frames_dropped += 1
+                self._urgent.append(frame)
+        if frames:
+            self._work.set()
+
+    def _retried(self) -> None:
+        self.stats.command_retries += 1
 
     async def _process(self) -> None:
         """Frames into events and replies: alarms and replies before any waiting reading."""
@@ -357,16 +340,12 @@ class BoardSession:
 
     # -- frames from the board -------------------------------------------------------------------------
     def _send(self, ftype: int, body: Any) -> int:
-        if self._link is None:
-            raise BoardError(f"board {self.config.id} is not connected")
-        self._seq = (self._seq + 1) & 0xFFFF
-        self._link.write(wire.encode_frame(ftype, self._seq, body))
-        return self._seq
+        return self._client.send(ftype, body)
 
     async def _handle(self, ftype: int, seq: int, body: Any) -> None:
         if ftype in MAP_BODIES and not isinstance(body, dict):
             raise ValueError(f"the body must be a map, not {type(body).__name__}")
-        if ftype in (wire.READING, wire.ALARM) and not self._hello.is_set():
+        if ftype in (wire.READING, wire.ALARM) and not self._client.greeted:
             # Sent before this connection's HELLO (buffered in the line while the agent was away):
             # kept until the HELLO says which sensors and units they belong to.
             if len(self._early) < EARLY_MAX:
@@ -376,14 +355,8 @@ class BoardSession:
             await self._reading(body)
         elif ftype == wire.ALARM:
             await self._alarm(seq, body)
-        elif ftype == wire.RESULT:
-            fut = self._results.pop(body["id"], None)
-            if fut is not None and not fut.done():
-                fut.set_result(body)
-        elif ftype == wire.ACK:
-            ack = self._acks.pop(body, None)
-            if ack is not None and not ack.done():
-                ack.set_result(None)
+        elif ftype in (wire.RESULT, wire.ACK):  # the client keeps every reply with a usable id
+            raise ValueError(f"no request can have the id {untrusted(body, 40)}")
         elif ftype == wire.PONG:
             sent = self._pings.pop(body["t"], None)
             if sent is not None:
@@ -436,7 +409,7 @@ class BoardSession:
         for error in info.errors:
             log.error("board %s: %s", self.config.id, untrusted(error))
         self.info = info
-        self._hello.set()
+        self._client.said_hello(body)
 
     def _captured(self, body: dict[str, Any]) -> tuple[int, bool]:
         """The sample's wall-clock time: the board's own once we set its clock, else now minus its age."""
@@ -533,61 +506,32 @@ class BoardSession:
     # -- requests to the board -------------------------------------------------------------------------
     async def sync_time(self) -> None:
         """Set the board's clock to the gateway's."""
-        for _ in range(COMMAND_TRIES):
-            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            seq = self._send(wire.TIME, {"t": now_ms()})
-            self._acks[seq] = fut
-            try:
-                await asyncio.wait_for(fut, COMMAND_TIMEOUT_S)
-                return
-            except TimeoutError:
-                self._acks.pop(seq, None)
-                self.stats.command_retries += 1
-        raise BoardError(f"board {self.config.id} did not acknowledge the time")
+        if not await self._client.acknowledged(
+            wire.TIME, lambda: {"t": now_ms()}, COMMAND_TIMEOUT_S, COMMAND_TRIES
+        ):
+            raise BoardError(f"board {self.config.id} did not acknowledge the time")
 
-    async def request(
-        self, ftype: int, body: dict[str, Any], timeout: float = COMMAND_TIMEOUT_S, tries: int = COMMAND_TRIES
-    ) -> Any:
-        """Send a request (CMD or file frame) and wait for its RESULT, retrying with the same id (the
-        board answers a repeated id from its cache, so a retry never runs a command twice)."""
+    def _connected_client(self) -> BoardClient:
         if not self.connected.is_set():
             raise BoardError(
                 f"board {self.config.id} is not connected ({self.stats.last_error or 'starting'})"
             )
-        self._req_id = (self._req_id + 1) & 0x7FFFFFFF
-        req_id = self._req_id
-        body = {**body, "id": req_id}
-        for attempt in range(tries):
-            fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-            self._results[req_id] = fut
-            self._send(ftype, body)
-            try:
-                result = await asyncio.wait_for(fut, timeout)
-            except TimeoutError:
-                self._results.pop(req_id, None)
-                if attempt + 1 < tries:
-                    self.stats.command_retries += 1
-                continue
-            if not result.get("ok"):
-                raise BoardError(str(result.get("e", "refused")))
-            return result.get("r")
-        raise BoardError(f"board {self.config.id} did not answer ({tries} tries)")
+        return self._client
+
+    async def request(
+        self, ftype: int, body: dict[str, Any], timeout: float = COMMAND_TIMEOUT_S, tries: int = COMMAND_TRIES
+    ) -> Any:
+        """A request (CMD or file frame) answered by its RESULT; see BoardClient.request."""
+        return await self._connected_client().request(ftype, body, timeout, tries)
 
     async def command(self, op: str, **args: Any) -> Any:
         return await self.request(wire.CMD, {"op": op, "a": args})
 
-    async def send_file(self, path: str, data: bytes, chunk: int = 512) -> None:
-        """Write a file on the board: chunks, then the board checks size and sha256 before renaming."""
-        await self.request(
-            wire.FILE_OPEN, {"p": path, "n": len(data), "h": hashlib.sha256(data).digest()}, timeout=5.0
-        )
-        offset = 0
-        while offset < len(data):
-            got = await self.request(wire.FILE_DATA, {"o": offset, "d": data[offset : offset + chunk]})
-            if not isinstance(got, int) or got <= offset:
-                raise BoardError(f"the board stalled at byte {offset} of {path}")
-            offset = got
-        await self.request(wire.FILE_CLOSE, {}, timeout=10.0)
+    async def send_file(
+        self, path: str, data: bytes, chunk: int = 512, progress: Callable[[int], None] | None = None
+    ) -> None:
+        """Write a file on the board, verified by the board before it lands; see BoardClient.send_file."""
+        await self._connected_client().send_file(path, data, progress, chunk)
 
     def health(self) -> dict[str, Any]:
         out = asdict(self.stats)

@@ -17,66 +17,37 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from agent.trust.bundle import BundleError, DowngradeRefused, board_mpy_major, check_upgrade, load_bundle
 
 from ..commands import CommandError
 from ..transfers import Uploads, trusted_signers
+from .client import BoardError
 from .install import InstallError, current_version, install
-from .session import BoardError, BoardSession
+from .protocol_files import ProtocolFiles, Run
+from .session import BoardSession
 
 log = logging.getLogger(__name__)
 
-CALL_TIMEOUT_S = 60.0  # one file operation on the board, retries included
+CALL_TIMEOUT_S = 60.0  # one file operation on the board (a whole file's transfer), retries included
 HELLO_TIMEOUT_S = 60.0  # the reboot and the new firmware's first HELLO
 REFUSED_FOR_GOOD = ("bad-package", "bad-signature")
 
 
-class SessionFiles:
-    """install.BoardFiles over the agent's own session with the board, for a worker thread: each call
-    runs on the event loop that owns the serial link, while readings and alarms keep flowing."""
+def in_loop(loop: asyncio.AbstractEventLoop) -> Run:
+    """ProtocolFiles' ``run`` for a worker thread: each call runs on the event loop that owns the
+    serial link, while readings and alarms keep flowing."""
 
-    def __init__(self, session: BoardSession, loop: asyncio.AbstractEventLoop) -> None:
-        self.session = session
-        self.loop = loop
-
-    def _call(self, op: str, **args: Any) -> Any:
-        future = asyncio.run_coroutine_threadsafe(self.session.command(op, **args), self.loop)
+    def run(what: str, call: Coroutine[Any, Any, Any]) -> Any:
+        future = asyncio.run_coroutine_threadsafe(call, loop)
         try:
             return future.result(CALL_TIMEOUT_S)
         except BoardError as exc:
-            raise InstallError(f"{op}: {exc}") from None
+            raise InstallError(f"{what}: {exc}") from None
 
-    def read(self, path: str) -> bytes | None:
-        return self._call("fs_read", path=path)
-
-    def write(self, path: str, data: bytes, progress: Callable[[int], None]) -> None:
-        future = asyncio.run_coroutine_threadsafe(self.session.send_file(path, data), self.loop)
-        try:
-            future.result(CALL_TIMEOUT_S)
-        except BoardError as exc:
-            raise InstallError(f"writing {path}: {exc}") from None
-        progress(len(data))
-
-    def sha256(self, path: str) -> str | None:
-        return self._call("fs_sha256", path=path)
-
-    def rename(self, old: str, new: str) -> None:
-        self._call("fs_rename", old=old, new=new)
-
-    def remove_tree(self, path: str) -> None:
-        self._call("fs_rmtree", path=path)
-
-    def makedirs(self, path: str) -> None:
-        self._call("fs_mkdir", path=path)
-
-    def listdir(self, path: str) -> list[str]:
-        return list(self._call("fs_listdir", path=path))
-
-    def free_bytes(self) -> int:
-        return int(self._call("fs_free"))
+    return run
 
 
 class FirmwareUpdates:
@@ -133,7 +104,7 @@ class FirmwareUpdates:
                 f"board {session.config.id} runs bytecode v{board_mpy_major(info.mpy)}, the bundle is for "
                 f"v{bundle.mpy_major}: build it with `edgectl firmware build --mpy {board_mpy_major(info.mpy)}`",
             )
-        files = SessionFiles(session, loop)
+        files = ProtocolFiles(session, in_loop(loop))
         try:
             # what /fw/current names; a board flashed without our loader runs what its HELLO says
             installed = current_version(files) or info.firmware

@@ -170,7 +170,7 @@ def flash_over_protocol(
 ) -> InstallResult | None:
     """Install on a board that runs our firmware, over our protocol's file transfer: no REPL, and the
     board keeps measuring until the reboot. None when the board does not answer our HELLO."""
-    from .proto import ProtocolBoard, ProtocolFiles
+    from .proto import ProtocolBoard
 
     with ProtocolBoard(options.port, options.baud, feedback=feedback) as board:
         hello = board.hello()
@@ -185,7 +185,7 @@ def flash_over_protocol(
             say(f"compiled {bundle.name} {bundle.version} for bytecode v{bundle.mpy_major}")
         if mpy is not None:
             check_bytecode(bundle, mpy, options.port)
-        files = ProtocolFiles(board)
+        files = board.files()
         installed = current_version(files)
         try:
             check_upgrade(installed, bundle.version, options.allow_downgrade)

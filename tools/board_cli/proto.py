@@ -1,28 +1,27 @@
-"""edgectl's side of our serial protocol (firmware/streetfw/wire.py), synchronous: who is on a port
-(HELLO), board commands, and file transfer for flashing a board that already runs our firmware,
-without interrupting it into the REPL."""
+"""edgectl's side of our serial protocol (firmware/streetfw/wire.py): who is on a port (HELLO), board
+commands, and file transfer for flashing a board that already runs our firmware, without
+interrupting it into the REPL. A synchronous face on the agent's BoardClient (agent/boards/client.py),
+run on a private event loop, with the errors turned into sentences for the technician."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import hashlib
-import random
-import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
-import serial
-
+from agent.boards import client as board_client
+from agent.boards.client import BoardClient, BoardError, Frame, Refused
+from agent.boards.link import LinkClosed, SerialLink
+from agent.boards.protocol_files import ProtocolFiles
 from firmware.streetfw import wire
-from firmware.streetfw.app import FS_READ_MAX
 
 from ..errors import NO_BOARD, EdgectlError
 from .connecting import Connecting
-from .ports import open_port, port_error
+from .ports import open_port
 
 TRIES = 6  # a request and its answer are lost together with about 15 % odds at a BER of 1e-4
-MIN_CHUNK = 64
-CHUNK_MISSES = 12  # consecutive lost chunks before a transfer gives up
+T = TypeVar("T")
 
 
 class NoAnswer(EdgectlError):
@@ -38,12 +37,35 @@ class ProtocolBoard:
         self.port_name = port
         self.feedback = feedback
         self.timeout_s = timeout_s
-        self.port = open_port(port, baud, timeout=0.05)
-        self.deframer = wire.Deframer()
-        self.seq = random.randrange(1 << 16)
-        self.req_id = random.randrange(1 << 30)
         self.hello_body: dict[str, Any] | None = None
-        self.logs: list[str] = []  # the board's LOG lines seen while waiting for answers
+        self.client = BoardClient(f"{port}: the board", on_frames=self._frames, tries=TRIES)
+        serial_port = open_port(port, baud, timeout=0)
+        # The loop runs only while a call waits for the board, as the port was read before: frames
+        # that come in between wait in the line.
+        self._runner = asyncio.Runner(loop_factory=asyncio.new_event_loop)
+        self._link: SerialLink | None = None
+        self._reader: asyncio.Task[None] | None = None
+        try:
+            self._runner.run(self._attach(serial_port))
+        except BaseException:
+            serial_port.close()
+            self._runner.close()
+            raise
+
+    async def _attach(self, serial_port: Any) -> None:
+        self._link = SerialLink(serial_port)
+        self.client.attach(self._link)
+        self._reader = asyncio.create_task(self.client.receive())
+
+    def _frames(self, frames: list[Frame]) -> None:
+        for ftype, _seq, body in frames:
+            if ftype == wire.HELLO and isinstance(body, dict):
+                self.client.said_hello(body)
+
+    @property
+    def logs(self) -> list[str]:
+        """The board's LOG lines seen while waiting for answers."""
+        return list(self.client.logs)
 
     def __enter__(self) -> ProtocolBoard:
         return self
@@ -52,119 +74,81 @@ class ProtocolBoard:
         self.close()
 
     def close(self) -> None:
-        with contextlib.suppress(OSError, serial.SerialException):
-            self.port.close()
+        if self._link is not None:
+            self._link.close()
+        reader = self._reader
+        if reader is not None and reader.done() and not reader.cancelled():
+            reader.exception()  # the port closed between calls: seen, not an unretrieved error
+        with contextlib.suppress(Exception):
+            self._runner.close()  # cancels the reader
 
-    def _send(self, ftype: int, body: Any) -> None:
-        self.seq = (self.seq + 1) & 0xFFFF
+    def run(self, call: Coroutine[Any, Any, T]) -> T:
+        """One protocol call to its end; a port that closes meanwhile ends it at once."""
         try:
-            self.port.write(wire.encode_frame(ftype, self.seq, body))
-        except (OSError, serial.SerialException) as exc:
-            raise port_error(self.port_name, exc) from None
-
-    def _frames(self, deadline: float) -> list[tuple[int, int, Any]]:
-        try:
-            data = self.port.read(self.port.in_waiting or 1)
-        except (OSError, serial.SerialException) as exc:
+            return self._runner.run(self._until_gone(call))
+        except Refused as exc:
+            raise EdgectlError(f"{self.port_name}: the board refused: {exc}", NO_BOARD) from None
+        except board_client.NoAnswer as exc:
+            raise NoAnswer(str(exc), NO_BOARD) from None
+        except BoardError as exc:
+            raise EdgectlError(str(exc), NO_BOARD) from None
+        except LinkClosed as exc:
             raise EdgectlError(
                 f"{self.port_name}: the board went away ({exc}); check the cable", NO_BOARD
             ) from None
-        return self.deframer.feed(data) if data else []
 
-    def _wait(self, want: Callable[[int, Any], bool], timeout_s: float) -> Any:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            for ftype, _seq, body in self._frames(deadline):
-                if ftype == wire.LOG and isinstance(body, dict):
-                    self.logs.append(f"{body.get('l', 'info')}: {str(body.get('m'))[:300]}")
-                if want(ftype, body):
-                    return body
-        return None
+    async def _until_gone(self, call: Coroutine[Any, Any, T]) -> T:
+        task = asyncio.ensure_future(call)
+        reader = self._reader
+        assert reader is not None
+        await asyncio.wait({task, reader}, return_when=asyncio.FIRST_COMPLETED)
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            reader.result()  # raises LinkClosed
+            raise LinkClosed("the serial port closed")
+        return task.result()
 
     def hello(self) -> dict[str, Any] | None:
         """The board's HELLO (id, firmware version, sensors, ...), or None if it does not speak our protocol."""
-        if self.feedback:
-            self.feedback.stage("our firmware")
-        for _ in range(TRIES):
-            if self.feedback:
-                self.feedback.attempt()
-            self._send(wire.HELLO, {"gw": "edgectl", "proto": wire.PROTOCOL})
-            body = self._wait(
-                lambda t, b: t == wire.HELLO and isinstance(b, dict), self.timeout_s / TRIES + 0.3
+        feedback = self.feedback
+        if feedback:
+            feedback.stage("our firmware")
+        body = self.run(
+            self.client.hello(
+                {"gw": "edgectl", "proto": wire.PROTOCOL},
+                self.timeout_s / TRIES + 0.3,
+                TRIES,
+                feedback.attempt if feedback else None,
             )
-            if body is not None:
-                self.hello_body = body
-                if self.feedback:
-                    self.feedback.result(f"board {body.get('id')}, firmware {body.get('fw')}")
-                    self.feedback.end()
-                return body
-        if self.feedback:
-            self.feedback.result("no answer")
-        return None
+        )
+        if body is not None:
+            self.hello_body = body
+            if feedback:
+                feedback.result(f"board {body.get('id')}, firmware {body.get('fw')}")
+                feedback.end()
+        elif feedback:
+            feedback.result("no answer")
+        return body
 
     def request(self, ftype: int, body: dict[str, Any], timeout_s: float = 2.0, tries: int = TRIES) -> Any:
-        self.req_id = (self.req_id + 1) & 0x7FFFFFFF
-        req = {**body, "id": self.req_id}
-        for _ in range(tries):
-            self._send(ftype, req)
-            result = self._wait(
-                lambda t, b: t == wire.RESULT and isinstance(b, dict) and b.get("id") == self.req_id,
-                timeout_s,
-            )
-            if result is None:
-                continue
-            if not result.get("ok"):
-                raise EdgectlError(f"{self.port_name}: the board refused: {result.get('e')}", NO_BOARD)
-            return result.get("r")
-        raise NoAnswer(f"{self.port_name}: the board did not answer ({tries} tries)", NO_BOARD)
+        return self.run(self.client.request(ftype, body, timeout_s, tries))
 
     def command(self, op: str, **args: Any) -> Any:
-        return self.request(wire.CMD, {"op": op, "a": args})
+        return self.run(self.client.command(op, **args))
 
     def read_file(self, path: str) -> bytes | None:
         """A file of any size, in chunks of one frame; None if the board has no such file."""
-        data = b""
-        while True:
-            chunk = self.command("fs_read", path=path, offset=len(data))
-            if chunk is None:
-                return None
-            if not isinstance(chunk, bytes | bytearray):
-                raise EdgectlError(
-                    f"{self.port_name}: the board sent {type(chunk).__name__} for a file", NO_BOARD
-                )
-            data += chunk
-            if len(chunk) < FS_READ_MAX:
-                return data
+        return self.run(self.client.read_file(path))
 
     def send_file(self, path: str, data: bytes, progress: Callable[[int], None], chunk: int = 512) -> None:
-        """Chunks acknowledged one by one. On a noisy line a lost chunk is sent again, smaller: a
-        512-byte frame is hit by about a third of bit errors at 1e-4, a 64-byte one by a twentieth."""
-        self.request(wire.FILE_OPEN, {"p": path, "n": len(data), "h": hashlib.sha256(data).digest()}, tries=8)
-        offset, size, misses = 0, chunk, 0
-        while offset < len(data):
-            try:
-                got = self.request(
-                    wire.FILE_DATA, {"o": offset, "d": data[offset : offset + size]}, timeout_s=1.0, tries=1
-                )
-            except NoAnswer:
-                misses += 1
-                if misses > CHUNK_MISSES:
-                    raise NoAnswer(
-                        f"{self.port_name}: the board stopped answering at byte {offset} of {path} "
-                        f"({misses} chunks in a row lost; check the cable)",
-                        NO_BOARD,
-                    ) from None
-                size = max(MIN_CHUNK, size // 2)
-                continue
-            if not isinstance(got, int) or got <= offset:
-                raise EdgectlError(
-                    f"{self.port_name}: the board stalled at byte {offset} of {path}", NO_BOARD
-                )
-            misses = 0
-            size = min(chunk, size + MIN_CHUNK)  # back up gently once the line is clean again
-            progress(got - offset)
-            offset = got
-        self.request(wire.FILE_CLOSE, {}, timeout_s=10.0, tries=8)
+        """Chunks acknowledged one by one, smaller on a noisy line (BoardClient.send_file)."""
+        self.run(self.client.send_file(path, data, progress, chunk))
+
+    def files(self) -> ProtocolFiles:
+        """install.BoardFiles over this connection, for `edgectl board flash`."""
+        return ProtocolFiles(self.client, lambda _what, call: self.run(call))
 
 
 def probe_hello(
@@ -173,35 +157,3 @@ def probe_hello(
     """HELLO of the board on ``port`` if it runs our firmware; None if it does not answer it."""
     with ProtocolBoard(port, baud, timeout_s, feedback) as board:
         return board.hello()
-
-
-class ProtocolFiles:
-    """install.BoardFiles over our protocol: the same verified, resumable install as over the raw REPL,
-    for a board that runs our firmware (it keeps running until the reboot at the end)."""
-
-    def __init__(self, board: ProtocolBoard) -> None:
-        self.board = board
-
-    def read(self, path: str) -> bytes | None:
-        return self.board.command("fs_read", path=path)
-
-    def write(self, path: str, data: bytes, progress: Callable[[int], None]) -> None:
-        self.board.send_file(path, data, progress)
-
-    def sha256(self, path: str) -> str | None:
-        return self.board.command("fs_sha256", path=path)
-
-    def rename(self, old: str, new: str) -> None:
-        self.board.command("fs_rename", old=old, new=new)
-
-    def remove_tree(self, path: str) -> None:
-        self.board.command("fs_rmtree", path=path)
-
-    def makedirs(self, path: str) -> None:
-        self.board.command("fs_mkdir", path=path)
-
-    def listdir(self, path: str) -> list[str]:
-        return list(self.board.command("fs_listdir", path=path))
-
-    def free_bytes(self) -> int:
-        return int(self.board.command("fs_free"))
