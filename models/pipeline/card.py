@@ -1,4 +1,5 @@
-"""Model cards written from measured figures (``metrics.json``), so the card never drifts from them."""
+"""The street-issues detector's model card, written from measured figures (``metrics.json``), so
+the card never drifts from them."""
 
 from __future__ import annotations
 
@@ -52,14 +53,6 @@ CHANGES = {
         "1.1.0: the fixed 8000-step schedule (1.0.0 stopped on a time budget): held-out mAP@0.5 0.831 "
         "INT8 (1.0.0: 0.701), illegal_ad recall 0.72 (1.0.0: 0.06); 320x192 input, 2.6 ms/frame INT8.",
         "1.0.0: first shipped detector.",
-    ],
-    "crowd-counter": [
-        "1.2.0: the same data recipe as 1.1.0 with 4000 training scenes instead of 2500 and 4500 steps "
-        "instead of 1500. On the same 300 held-out frames, INT8: MAPE for 10-200 people 7.8 % (1.1.0: "
-        "18.2 %), mean error on 0-9 people 0.87 (1.1.0: 1.68).",
-        "1.1.0: trained with ordinary streets too (30 % of the frames). 1.0.0 had seen crowd scenes only "
-        "and read an ordinary street as a crowd: on this card's held-out set it counted a mean error of "
-        "115.6 people on the 0-9 frames and 125.5 % MAPE on 10-200 people.",
     ],
 }
 
@@ -249,114 +242,3 @@ def _detector_goals(held: dict, q: dict) -> list[str]:
         f"≤ 2 mAP points lost: {'met' if q['drop_points'] <= 2 else '**missed**'} ({q['drop_points']:.1f})."
     )
     return out
-
-
-COUNTER_LIMITS = """\
-## Training data, and what it means on real streets
-
-The shipped weights were trained **only on synthetic crowd scenes** drawn by this repository's
-renderer: a square or wide pavement seen from a pole 7-12 m high, 0-200 people drawn as simple
-figures (head, torso, legs, varied clothing) spread out or gathered in groups, under noon, dusk and
-night lighting, rain and fog, with noise, blur and JPEG artefacts. Head positions are exact, so the
-density targets are perfect; real annotations and real people (umbrellas, bags, strollers, heavy
-occlusion, people sitting) are not. 30 % of the frames (training and held-out alike) are ordinary
-streets instead, with traffic, stalls, litter and 0-40 people, so that a street is not read as a
-crowd. **Expect larger errors on real cameras than the figures below, which only describe synthetic
-frames like the training ones.**
-Retrain on your own frames with head points (`python -m models.pipeline.build crowd-counter --data
-DIR`; ShanghaiTech's `.mat` points converted to `x y` lines work) and measure on held-out frames.
-
-## Intended use and limits
-
-- Live crowd level on a square or pavement for dispatching staff and crowding warnings; trends over
-  minutes, not exact head counts, and never identification of anyone (the output is only a density map).
-- Counts above about 200 people per frame were never seen in training.
-- Output `[1, 1, {oh}, {ow}]` (a quarter of the input resolution); the count is the sum of the map.
-"""
-
-
-def write_counter_card(path: Path, m: dict, result: dict) -> None:
-    w, h = m["input"]
-    ship = m["shipped"]
-    lines = [
-        f"# Model card: crowd-counter {m['version']}",
-        "",
-        f"Crowd counter for pole cameras. ONNX density-map model: input `[1, 3, {h}, {w}]` RGB, letterboxed "
-        f"with grey 114, scaled 1/255; output density `[1, 1, {h // 4}, {w // 4}]`, count = sum. "
-        f"Shipped file: `{result['file']}` ({ship.upper()}).",
-        "",
-        COUNTER_LIMITS.format(oh=h // 4, ow=w // 4),
-        *_real_footage(m),
-        "## Measured figures",
-        "",
-        f"Held-out set: {m['heldout']['images']} crowd frames rendered at 640x360 from seeds "
-        f"{m['heldout']['first_seed']} onwards, never used in training (which used seeds from 0). "
-        "Goal: MAPE ≤ 10 % on frames of 10 to 200 people.",
-        "",
-        "| people in frame | frames | FP32 MAE | FP32 MAPE % | INT8 MAE | INT8 MAPE % |",
-        "|---|---|---|---|---|---|",
-    ]
-    f32, i8 = m["fp32_heldout"]["bands"], m["int8_heldout"]["bands"]
-    for band in f32:
-        a, b = f32[band], i8.get(band, {})
-        mape_a = "n/a" if math.isnan(a["mape"]) else f"{a['mape']:.1f}"
-        mape_b = "n/a" if math.isnan(b.get("mape", float("nan"))) else f"{b['mape']:.1f}"
-        lines.append(
-            f"| {band} | {a['n']} | {a['mae']:.2f} | {mape_a} | {b.get('mae', float('nan')):.2f} | {mape_b} |"
-        )
-    lines += [
-        "",
-        f"### By lighting and weather ({ship.upper()}, 10-200 people)",
-        "",
-        "| condition | frames | MAE | MAPE % |",
-        "|---|---|---|---|",
-    ]
-    for key in ("lighting", "weather"):
-        for v, r in m[f"{ship}_heldout"][key].items():
-            if r:
-                lines.append(f"| {key}: {v} | {r['n']} | {r['mae']:.2f} | {r['mape']:.1f} |")
-    ms = m["ms_per_frame"]
-    goal = (
-        f32.get("10-200", {}).get("mape", float("nan"))
-        if ship == "fp32"
-        else i8.get("10-200", {}).get("mape")
-    )
-    lines += [
-        "",
-        "### FP32 vs INT8",
-        "",
-        "INT8 is onnxruntime static quantization (QDQ, per-channel weights, calibrated on 64 rendered "
-        "frames); the last convolution and the density scaling stay in float, since 8-bit steps would round "
-        "the small density values of sparse crowds to zero. Median of interleaved runs, batch 1, 2 threads, "
-        "on the shared 2-core machine.",
-        "",
-        "| variant | ms/frame | frames/s |",
-        "|---|---|---|",
-        f"| FP32 | {ms['fp32']:.1f} | {1000 / ms['fp32']:.0f} |",
-        f"| INT8 | {ms['int8']:.1f} | {1000 / ms['int8']:.0f} |",
-        "",
-        f"INT8 runs at {m['speedup']:.2f}x the speed of FP32.",
-        "",
-        "### Goals",
-        "",
-        f"- MAPE ≤ 10 % for 10-200 people: {'met' if goal <= 10 else '**missed**'} "
-        f"({goal:.1f} % for the shipped "
-        f"{ship.upper()}).",
-        f"- INT8 ≥ 1.5x faster: {'met' if m['speedup'] >= 1.5 else '**missed**'} ({m['speedup']:.2f}x).",
-        "",
-        "## Reproduce",
-        "",
-        "`python -m models.pipeline.build crowd-counter` (needs the `train` extra). "
-        f"Training: {m['training']['data']}, {m['training']['steps']} steps of batch "
-        f"{m['training']['batch']}, "
-        f"{m['training']['train_s']} s on 2 CPU threads; whole build {m['total_s']} s. "
-        "Figures: `metrics.json`.",
-        "",
-        "The manifest's `golden` entry is `golden.jpg` (a rendered crowd of "
-        f"{result['golden']['people_drawn']} people) with the count this exact file gives on it "
-        f"({result['golden']['count']:.1f}); the agent checks "
-        "it at start within 10 %.",
-        "",
-    ]
-    lines += _changes("crowd-counter")
-    path.write_text("\n".join(lines), encoding="utf-8")

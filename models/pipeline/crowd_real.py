@@ -32,9 +32,11 @@ import numpy as np
 
 from models.pipeline import data as datasets
 from models.pipeline import evaluate as ev
+from models.pipeline.build_options import add_build_options, cache_folder, run_build
 from models.pipeline.canvas import Canvas
 from models.pipeline.letterbox import letterbox, to_tensor
 from models.pipeline.objects import PAINTERS, distractor, head_point
+from models.pipeline.spec import Spec
 from models.pipeline.view import StreetView
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -405,7 +407,6 @@ def _previous(out: Path, cache: Path) -> Path | None:
 def build(
     out: Path, plan: Plan, cache: Path | None, smoke: bool = False, data_dir: Path | None = None
 ) -> dict:
-    from models.pipeline.build import SPECS
     from models.pipeline.export import export_onnx, quantize_int8, tail_nodes
     from models.pipeline.footage import load_footage
     from models.pipeline.manifest import write_manifest
@@ -483,7 +484,7 @@ def build(
     golden = _golden(out, held_bgs, file)
     write_manifest(
         out,
-        replace(SPECS["crowd-counter"], version=VERSION),
+        _spec(plan),
         file=file.name,
         other=[fp32.name, int8.name],
         classes=["person"],
@@ -527,6 +528,14 @@ def build(
     return m
 
 
+def _spec(plan: Plan) -> Spec:
+    """What the manifest says of the counter (its training is this module's ``plan``)."""
+    return Spec(
+        "crowd-counter", "density", VERSION, WIDTH, HEIGHT, plan.train, 0, plan.held, plan.steps,
+        plan.batch, plan.lr, 0, GOLDEN_SEED,
+    )  # fmt: skip
+
+
 def _golden(out: Path, bgs: list[RealFrame], file: Path) -> dict:
     """A held-out composite of about 60 people and the count the shipped file gives on it."""
     r = np.random.default_rng(GOLDEN_SEED)
@@ -540,26 +549,24 @@ def _golden(out: Path, bgs: list[RealFrame], file: Path) -> dict:
     return {"image": "golden.jpg", "count": round(count, 2), "count_tolerance": 0.1, "people": len(heads)}
 
 
+def run(args: argparse.Namespace) -> int:
+    """A build from parsed options: this module's own, or ``build crowd-counter``'s."""
+    plan = SMOKE if args.smoke else FULL
+    return run_build(lambda: build(args.out or TARGET, plan, cache_folder(args), args.smoke, args.data))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m models.pipeline.crowd_real", description=__doc__.splitlines()[0]
     )
-    parser.add_argument(
-        "--out", type=Path, default=TARGET, help="output folder (default: models/crowd-counter/)"
+    add_build_options(
+        parser,
+        out="output folder (default: models/crowd-counter/)",
+        data="also train on this directory of images with head points",
+        smoke="a few steps on a few composites: checks the pipeline",
+        no_cache="composite afresh instead of using out/cache",
     )
-    parser.add_argument(
-        "--smoke", action="store_true", help="a few steps on a few composites: checks the pipeline"
-    )
-    parser.add_argument("--data", type=Path, help="also train on this directory of images with head points")
-    parser.add_argument("--no-cache", action="store_true", help="composite afresh instead of using out/cache")
-    args = parser.parse_args(argv)
-    cache = None if args.no_cache or args.smoke else ROOT / "out" / "cache"
-    try:
-        build(args.out, SMOKE if args.smoke else FULL, cache, args.smoke, args.data)
-    except datasets.DataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

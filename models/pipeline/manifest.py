@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from agent.vision.manifest import MANIFEST_NAME, load_manifest, sha256_file, verify_model_file
 
 if TYPE_CHECKING:
-    from models.pipeline.build import Spec
+    from models.pipeline.spec import Spec
 
 
 def write_manifest(

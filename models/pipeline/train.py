@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from models.pipeline.data import CrowdSet, DetectionSet, density_map
+from models.pipeline.data import DetectionSet
 from models.pipeline.nets import STRIDES, Counter, Detector
 
 # Boxes smaller than this on their longer side (pixels of a 640-wide frame; scaled to the model's input)
@@ -237,46 +237,3 @@ def density_loss(pred: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, tor
         F.smooth_l1_loss(count_p, count_t, reduction="none") / (count_t + Counter.DENSITY_SCALE * 5)
     ).mean()
     return pix / 100.0 + cnt * 10.0, count_p, count_t
-
-
-def train_counter(model: Counter, data: CrowdSet, cfg: TrainConfig, log=print) -> Counter:
-    gen = _setup(cfg)
-    rng = np.random.default_rng(cfg.seed)
-    h, w = data.images.shape[1:3]
-    targets = np.stack([density_map(p, w, h) for p in data.points]) * Counter.DENSITY_SCALE
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=5e-4)
-    model.train()
-    start = time.monotonic()
-    total = cfg.steps
-    for step in range(cfg.steps):
-        if cfg.time_budget_s and step > 20:
-            elapsed = time.monotonic() - start
-            if elapsed / step * cfg.steps > cfg.time_budget_s:
-                total = min(total, max(step + 1, int(cfg.time_budget_s / (elapsed / step))))
-            if step >= total:
-                break
-        for g in opt.param_groups:
-            g["lr"] = _lr_at(cfg, step, total)
-        idx = torch.randint(len(data.images), (cfg.batch,), generator=gen).numpy()
-        imgs = data.images[idx].astype(np.float32)
-        dens = targets[idx].copy()
-        flip = rng.random(len(idx)) < 0.5
-        imgs[flip] = imgs[flip, :, ::-1]
-        dens[flip] = dens[flip, :, ::-1]
-        imgs = np.clip(imgs * rng.uniform(0.8, 1.2, (len(idx), 1, 1, 1)).astype(np.float32), 0, 255) / 255.0
-        x = torch.from_numpy(np.ascontiguousarray(imgs.transpose(0, 3, 1, 2)))
-        t = torch.from_numpy(np.ascontiguousarray(dens))[:, None]
-        pred = model(x)
-        loss, count_p, count_t = density_loss(pred, t)
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
-        opt.step()
-        if step % cfg.log_every == 0 or step == total - 1:
-            mae = (count_p - count_t).abs().mean().item() / Counter.DENSITY_SCALE
-            log(
-                f"counter step {step}/{total} loss {loss.item():.3f} batch MAE {mae:.1f} "
-                f"({time.monotonic() - start:.0f}s)"
-            )
-    model.eval()
-    return model
