@@ -75,6 +75,11 @@ def _from_config(args: argparse.Namespace) -> None:
     args.insecure = args.insecure or not uplink.tls_verify
 
 
+def broker_error(args: argparse.Namespace, exc: aiomqtt.MqttError) -> EdgectlError:
+    """A failure talking to the broker, as edgectl reports it: which broker, and what to check."""
+    return EdgectlError(f"broker {args.url}: {exc}; check the URL, TLS files and credentials", BROKER)
+
+
 def client_from_args(args: argparse.Namespace, **options: Any) -> aiomqtt.Client:
     """An MQTT 5 client for the broker options; user mistakes become EdgectlError."""
     _from_config(args)

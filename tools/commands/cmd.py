@@ -11,8 +11,8 @@ from typing import Any
 
 import aiomqtt
 
-from ..errors import BROKER, FAILED, USAGE, EdgectlError
-from ._mqtt import Requester, add_broker_args, client_from_args
+from ..errors import FAILED, USAGE, EdgectlError
+from ._mqtt import Requester, add_broker_args, broker_error, client_from_args
 from .keys import read_private
 
 
@@ -42,9 +42,7 @@ async def send(args: argparse.Namespace, cmd_args: dict[str, Any], key: str | No
             await client.subscribe(request.reply_topic, qos=1)
             return await request.reply(args.name, cmd_args)
     except aiomqtt.MqttError as exc:
-        raise EdgectlError(
-            f"broker {args.url}: {exc}; check the URL, TLS files and credentials", BROKER
-        ) from None
+        raise broker_error(args, exc) from None
 
 
 def cmd_send(args: argparse.Namespace) -> int:

@@ -18,9 +18,9 @@ import msgpack
 
 from agent.events import Event, EventFormatError, decode, decode_state, is_state, to_json
 
-from ..errors import BROKER, FAILED, USAGE, EdgectlError
+from ..errors import FAILED, USAGE, EdgectlError
 from ..eventview import describe
-from ._mqtt import add_broker_args, client_from_args
+from ._mqtt import add_broker_args, broker_error, client_from_args
 
 DEDUP_WINDOW = 1_000_000  # (device, seq) pairs remembered for --dedup
 
@@ -220,9 +220,7 @@ async def _tail(args: argparse.Namespace) -> None:
             if reader in finished and reader.exception() is not None:
                 raise reader.exception()  # type: ignore[misc]
     except aiomqtt.MqttError as exc:
-        raise EdgectlError(
-            f"broker {args.url}: {exc}; check the URL, TLS files and credentials", BROKER
-        ) from None
+        raise broker_error(args, exc) from None
 
 
 async def _drain(client: aiomqtt.Client) -> None:

@@ -21,8 +21,8 @@ import msgpack
 from agent import topics
 from agent.trust.commands import command_payload
 
-from ..errors import BROKER, FAILED, USAGE, EdgectlError
-from ._mqtt import Requester, add_broker_args, client_from_args
+from ..errors import FAILED, USAGE, EdgectlError
+from ._mqtt import Requester, add_broker_args, broker_error, client_from_args
 from .keys import read_private
 
 
@@ -178,9 +178,7 @@ async def _config(args: argparse.Namespace, patch: dict[str, Any], key: str, ver
                     reports[device] = msgpack.unpackb(message.payload, raw=False)
                     print(_row(device, reports[device], ver), file=sys.stderr)
     except aiomqtt.MqttError as exc:
-        raise EdgectlError(
-            f"broker {args.url}: {exc}; check the URL, TLS files and credentials", BROKER
-        ) from None
+        raise broker_error(args, exc) from None
     return reports
 
 
@@ -286,9 +284,7 @@ async def _deploy(
                     print(f"edgectl: {exc}", file=sys.stderr)
                     results[device] = str(exc)
     except aiomqtt.MqttError as exc:
-        raise EdgectlError(
-            f"broker {args.url}: {exc}; check the URL, TLS files and credentials", BROKER
-        ) from None
+        raise broker_error(args, exc) from None
     return results
 
 
