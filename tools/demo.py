@@ -23,11 +23,12 @@ from typing import Any, TextIO
 import aiomqtt
 import tomli_w
 
-from agent.config import GatewayConfig, parse_config
+from agent.config import GatewayConfig, load_config, parse_config
 from agent.events import EventFormatError, decode
 from agent.logs import setup_logging
 from agent.runtime import AgentContext, run_agent
 
+from .errors import EdgectlError
 from .eventview import Summary, describe
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -238,25 +239,20 @@ def start_board(workdir: Path) -> DemoBoard | None:
 
 def annotate_clips(config_path: Path, out_dir: Path, out: TextIO) -> list[Path]:
     """What each camera saw: its clip with boxes, track ids, zones and counts drawn (vision preview)."""
-    import argparse
-    import contextlib as _contextlib
-    import io
+    from .preview import terminal_progress, write_preview
 
-    from agent.config import load_config
-
-    from .commands.vision import cmd_preview
-    from .errors import EdgectlError
-
+    config = load_config(config_path)
     written = []
-    for i, camera in enumerate(load_config(config_path).cameras):
+    for i, camera in enumerate(config.cameras):
         target = out_dir / ("annotated.mp4" if i == 0 else f"annotated-{camera.id}.mp4")
-        args = argparse.Namespace(
-            source=None, config=config_path, camera=camera.id, model=None, zones=None, out=target,
-            fps=None, frames=0, seconds=None if i == 0 else 15.0,
-        )  # fmt: skip
         try:
-            with _contextlib.redirect_stdout(io.StringIO()):
-                cmd_preview(args)
+            write_preview(
+                camera,
+                config.vision,
+                target,
+                seconds=None if i == 0 else 15.0,
+                progress=terminal_progress(),
+            )
         except EdgectlError as exc:
             out.write(f"annotated clip of {camera.id} not written: {exc}\n")
             continue
