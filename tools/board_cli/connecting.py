@@ -4,6 +4,8 @@ esptool's "Connecting....", so a port with nothing behind it never looks like a 
 from __future__ import annotations
 
 import sys
+import time
+from collections.abc import Iterator
 from typing import TextIO
 
 
@@ -40,3 +42,19 @@ class Connecting:
         if self._open:
             self._write("\n")
             self._open = False
+
+
+def waiting_for_reboot(
+    port: str, timeout_s: float, enabled: bool, pause_s: float = 0.0
+) -> Iterator[Connecting]:
+    """One try after another (``pause_s`` apart) until ``timeout_s`` has passed, each a dot on a
+    ``rebooting: waiting for it`` line: the caller ends the line once the board is back, and the
+    line ends by itself when the time is up."""
+    waiting = Connecting(port, enabled=enabled, verb="rebooting")
+    waiting.stage("waiting for it")
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        time.sleep(pause_s)
+        waiting.attempt()
+        yield waiting
+    waiting.end()

@@ -18,7 +18,14 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from agent.boards.install import InstallError, InstallResult, current_version, install, plan_install
+from agent.boards.install import (
+    BoardFiles,
+    InstallError,
+    InstallResult,
+    current_version,
+    install,
+    plan_install,
+)
 from agent.trust.bundle import (
     BundleError,
     DowngradeRefused,
@@ -30,7 +37,8 @@ from agent.trust.bundle import (
 from agent.trust.keys import TrustList
 
 from ..errors import BYTECODE, DOWNGRADE, FLASH, NO_BOARD, SIGNATURE, EdgectlError
-from .connecting import Connecting
+from .connecting import Connecting, waiting_for_reboot
+from .proto import ProtocolBoard
 from .repl_link import ReplBoard
 
 MPY_RELEASES = {
@@ -102,27 +110,7 @@ def flash_over_repl(
         say(
             f"{options.port}: MicroPython {info['version']} on {info['machine'] or info['platform']}, bytecode v{mpy}"
         )
-        if callable(bundle):
-            bundle = bundle(mpy)
-            say(f"compiled {bundle.name} {bundle.version} for bytecode v{mpy}")
-        check_bytecode(bundle, info["mpy"], options.port)
-        installed = current_version(board)
-        try:
-            check_upgrade(installed, bundle.version, options.allow_downgrade)
-        except DowngradeRefused as exc:
-            raise EdgectlError(f"{options.port}: {exc}", DOWNGRADE) from None
-        plan = plan_install(board, bundle)
-        if plan.skip:
-            say(f"resuming: {len(plan.skip)} file(s) already on the board and verified")
-        with _progress_bar(options.quiet) as bar:
-            task = bar.add_task(f"{bundle.name} {bundle.version}", total=max(plan.bytes_to_send, 1))
-            try:
-                result = install(board, bundle, lambda n: bar.advance(task, n))
-            except InstallError as exc:
-                raise EdgectlError(
-                    f"{options.port}: {exc}; the board keeps firmware {installed or '(none)'}", FLASH
-                ) from None
-            bar.update(task, completed=max(plan.bytes_to_send, 1))
+        bundle, result = _install(board, info["mpy"], bundle, options, say, tell_resumed=True)
         if options.reboot:
             board.reboot()
     if options.reboot:
@@ -130,14 +118,69 @@ def flash_over_repl(
     return result
 
 
+def flash_over_protocol(
+    bundle: FirmwareBundle | Callable[[int], FirmwareBundle],
+    options: FlashOptions,
+    say: Callable[[str], None],
+    feedback: Connecting | None = None,
+) -> InstallResult | None:
+    """Install on a board that runs our firmware, over our protocol's file transfer: no REPL, and the
+    board keeps measuring until the reboot. None when the board does not answer our HELLO."""
+    with ProtocolBoard(options.port, options.baud, feedback=feedback) as board:
+        hello = board.hello()
+        if hello is None:
+            return None
+        say(
+            f"{options.port}: board {hello.get('id')} runs our firmware {hello.get('fw')}; flashing over its protocol"
+        )
+        bundle, result = _install(board.files(), hello.get("mpy"), bundle, options, say, tell_resumed=False)
+        if options.reboot and not result.unchanged:
+            board.command("reboot")
+    if options.reboot and not result.unchanged:
+        confirm_hello(bundle, options)
+    return result
+
+
+def _install(
+    files: BoardFiles,
+    mpy: int | str | None,
+    bundle: FirmwareBundle | Callable[[int], FirmwareBundle],
+    options: FlashOptions,
+    say: Callable[[str], None],
+    tell_resumed: bool,
+) -> tuple[FirmwareBundle, InstallResult]:
+    """The flash once the board is reached over either link: compile for its bytecode (``mpy``, None
+    where the link does not report it), refuse a downgrade, install with a progress bar."""
+    if callable(bundle):
+        major = board_mpy_major(mpy) if mpy is not None else 6
+        bundle = bundle(major)
+        say(f"compiled {bundle.name} {bundle.version} for bytecode v{major}")
+    if mpy is not None:
+        check_bytecode(bundle, mpy, options.port)
+    installed = current_version(files)
+    try:
+        check_upgrade(installed, bundle.version, options.allow_downgrade)
+    except DowngradeRefused as exc:
+        raise EdgectlError(f"{options.port}: {exc}", DOWNGRADE) from None
+    plan = plan_install(files, bundle)
+    if tell_resumed and plan.skip:
+        say(f"resuming: {len(plan.skip)} file(s) already on the board and verified")
+    with _progress_bar(options.quiet) as bar:
+        task = bar.add_task(f"{bundle.name} {bundle.version}", total=max(plan.bytes_to_send, 1))
+        try:
+            result = install(files, bundle, lambda n: bar.advance(task, n))
+        except InstallError as exc:
+            raise EdgectlError(
+                f"{options.port}: {exc}; the board keeps firmware {installed or '(none)'}", FLASH
+            ) from None
+        bar.update(task, completed=max(plan.bytes_to_send, 1))
+    return bundle, result
+
+
 def confirm_after_reboot(bundle: FirmwareBundle, options: FlashOptions) -> None:
     """After the reset the board must come back with the new version switched in."""
-    deadline = time.monotonic() + options.boot_timeout_s
     last: Exception | None = None
-    waiting = Connecting(options.port, enabled=not options.quiet, verb="rebooting")
-    waiting.stage("waiting for it")
-    while time.monotonic() < deadline:
-        waiting.attempt()
+    for waiting in waiting_for_reboot(options.port, options.boot_timeout_s, not options.quiet):
         try:
             with ReplBoard(options.port, options.baud) as board:
                 running = current_version(board)
@@ -154,7 +197,6 @@ def confirm_after_reboot(bundle: FirmwareBundle, options: FlashOptions) -> None:
                 raise
             last = exc
             time.sleep(0.5)
-    waiting.end()
     raise EdgectlError(
         f"{options.port}: the board did not come back within {options.boot_timeout_s:.0f} s after the reboot "
         f"({last}); unplug and replug it, then run `edgectl board flash` again",
@@ -162,63 +204,10 @@ def confirm_after_reboot(bundle: FirmwareBundle, options: FlashOptions) -> None:
     )
 
 
-def flash_over_protocol(
-    bundle: FirmwareBundle | Callable[[int], FirmwareBundle],
-    options: FlashOptions,
-    say: Callable[[str], None],
-    feedback: Connecting | None = None,
-) -> InstallResult | None:
-    """Install on a board that runs our firmware, over our protocol's file transfer: no REPL, and the
-    board keeps measuring until the reboot. None when the board does not answer our HELLO."""
-    from .proto import ProtocolBoard
-
-    with ProtocolBoard(options.port, options.baud, feedback=feedback) as board:
-        hello = board.hello()
-        if hello is None:
-            return None
-        mpy = hello.get("mpy")
-        say(
-            f"{options.port}: board {hello.get('id')} runs our firmware {hello.get('fw')}; flashing over its protocol"
-        )
-        if callable(bundle):
-            bundle = bundle(board_mpy_major(mpy) if mpy else 6)
-            say(f"compiled {bundle.name} {bundle.version} for bytecode v{bundle.mpy_major}")
-        if mpy is not None:
-            check_bytecode(bundle, mpy, options.port)
-        files = board.files()
-        installed = current_version(files)
-        try:
-            check_upgrade(installed, bundle.version, options.allow_downgrade)
-        except DowngradeRefused as exc:
-            raise EdgectlError(f"{options.port}: {exc}", DOWNGRADE) from None
-        plan = plan_install(files, bundle)
-        with _progress_bar(options.quiet) as bar:
-            task = bar.add_task(f"{bundle.name} {bundle.version}", total=max(plan.bytes_to_send, 1))
-            try:
-                result = install(files, bundle, lambda n: bar.advance(task, n))
-            except InstallError as exc:
-                raise EdgectlError(
-                    f"{options.port}: {exc}; the board keeps firmware {installed or '(none)'}", FLASH
-                ) from None
-            bar.update(task, completed=max(plan.bytes_to_send, 1))
-        if options.reboot and not result.unchanged:
-            board.command("reboot")
-    if options.reboot and not result.unchanged:
-        confirm_hello(bundle, options)
-    return result
-
-
 def confirm_hello(bundle: FirmwareBundle, options: FlashOptions) -> None:
     """After the reboot the board must answer HELLO with the new version."""
-    from .proto import ProtocolBoard
-
-    deadline = time.monotonic() + options.boot_timeout_s
     running = None
-    waiting = Connecting(options.port, enabled=not options.quiet, verb="rebooting")
-    waiting.stage("waiting for it")
-    while time.monotonic() < deadline:
-        time.sleep(0.5)
-        waiting.attempt()
+    for waiting in waiting_for_reboot(options.port, options.boot_timeout_s, not options.quiet, pause_s=0.5):
         try:
             with ProtocolBoard(options.port, options.baud) as board:
                 hello = board.hello()
@@ -229,7 +218,6 @@ def confirm_hello(bundle: FirmwareBundle, options: FlashOptions) -> None:
             waiting.result(f"back, firmware {running}")
             waiting.end()
             return
-    waiting.end()
     raise EdgectlError(
         f"{options.port}: after the reboot the board answers with firmware {running or '(no HELLO)'}, not "
         f"{bundle.version}; its loader fell back to the previous version if the new one failed to start "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -9,27 +10,33 @@ from agent.boards.install import InstallError, write_verified
 
 from ..errors import FAILED, EdgectlError
 from .board_setup import CONFIG_PATH, BoardSetup, differences
-from .connecting import Connecting
+from .connecting import Connecting, waiting_for_reboot
+from .proto import ProtocolBoard
 from .repl_link import ReplBoard
 
 PREVIOUS_PATH = "/config.prev.json"
+REBOOT_TIMEOUT_S = 20.0
 
 
 def encode(document: dict[str, Any]) -> bytes:
     return json.dumps(document, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 
-def read_config(board: ReplBoard) -> dict[str, Any] | None:
-    raw = board.read(CONFIG_PATH)
+def parse_config(raw: bytes | None, port: str) -> dict[str, Any] | None:
+    """A board's /config.json as read over either link; None where it has none."""
     if raw is None:
         return None
     try:
         value = json.loads(raw)
     except ValueError:
         raise EdgectlError(
-            f"{board.port_name}: {CONFIG_PATH} on the board is not valid JSON; provision it again", FAILED
+            f"{port}: {CONFIG_PATH} on the board is not valid JSON; provision it again", FAILED
         ) from None
     return value if isinstance(value, dict) else None
+
+
+def read_config(board: ReplBoard) -> dict[str, Any] | None:
+    return parse_config(board.read(CONFIG_PATH), board.port_name)
 
 
 def provision_over_repl(
@@ -63,19 +70,8 @@ def show_over_repl(
 def show_over_protocol(port: str, baud: int = 115200) -> dict[str, Any] | None:
     """The config of a board that runs our firmware, read over the protocol: the firmware keeps
     running (no REPL, no reboot), so the agent's link to it is not disturbed."""
-    from .proto import ProtocolBoard
-
     with ProtocolBoard(port, baud) as board:
-        raw = board.read_file(CONFIG_PATH)
-    if raw is None:
-        return None
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        raise EdgectlError(
-            f"{port}: {CONFIG_PATH} on the board is not valid JSON; provision it again", FAILED
-        ) from None
-    return value if isinstance(value, dict) else None
+        return parse_config(board.read_file(CONFIG_PATH), port)
 
 
 def provision_over_protocol(
@@ -84,11 +80,6 @@ def provision_over_protocol(
     """Write ``setup`` to a board that runs our firmware, over the protocol's verified file transfer
     (robust to line noise, unlike the raw REPL), keep the previous config, reboot, and check that the
     board comes back under the new config. Returns the board's HELLO before the change."""
-    import hashlib
-    import time
-
-    from .proto import ProtocolBoard
-
     data = encode(setup.document())
     staged = CONFIG_PATH.replace(".json", ".new.json")
     with ProtocolBoard(port, baud) as board:
@@ -102,12 +93,8 @@ def provision_over_protocol(
         if board.command("fs_sha256", path=CONFIG_PATH) != hashlib.sha256(data).hexdigest():
             raise EdgectlError(f"{port}: the config read back differs from what was written", FAILED)
         board.command("reboot")
-    deadline = time.monotonic() + 20
-    waiting = Connecting(port, enabled=feedback is not None and feedback.enabled, verb="rebooting")
-    waiting.stage("waiting for it")
-    while time.monotonic() < deadline:
-        time.sleep(0.5)
-        waiting.attempt()
+    enabled = feedback is not None and feedback.enabled
+    for waiting in waiting_for_reboot(port, REBOOT_TIMEOUT_S, enabled, pause_s=0.5):
         with ProtocolBoard(port, baud) as board:
             hello = board.hello()
             logs = board.logs
@@ -116,8 +103,9 @@ def provision_over_protocol(
             waiting.end()
             check_rebooted(port, setup, hello, logs)
             return before
-    waiting.end()
-    raise EdgectlError(f"{port}: the board did not come back within 20 s after the reboot", FAILED)
+    raise EdgectlError(
+        f"{port}: the board did not come back within {REBOOT_TIMEOUT_S:.0f} s after the reboot", FAILED
+    )
 
 
 def check_rebooted(port: str, setup: BoardSetup, hello: dict[str, Any], logs: list[str]) -> None:
