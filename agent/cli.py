@@ -71,6 +71,7 @@ def cmd_daemon(args: argparse.Namespace) -> int:
         print(f"edge-agent: invalid config {exc}", file=sys.stderr)
         return 2
     setup_logging(args.log_level or config.logging.level, config.logging.format)
+    # Imported here: the outbox and the device keys (28 ms) are the daemon's alone.
     from agent.trust.keys import DeviceKeyError
 
     from .uplink.outbox import OutboxError

@@ -18,6 +18,8 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -183,9 +185,6 @@ class Broker:
 
 def main() -> None:
     """``python -m tools.broker``: a throwaway broker for demos; prints its URL, stops on Ctrl-C."""
-    import tempfile
-    import threading
-
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import sys
+import tempfile
 import time
 import tomllib
 from collections.abc import Callable
@@ -21,15 +22,21 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import aiomqtt
+import msgpack
 import tomli_w
 
 from agent.config import GatewayConfig, load_config, parse_config
 from agent.events import EventFormatError, decode
 from agent.logs import setup_logging
 from agent.runtime import AgentContext, run_agent
+from tools import embedded_broker
+from tools.board_cli.board_setup import load_setup
+from tools.broker import Broker as Mosquitto
+from tools.broker import BrokerError
 
 from .errors import EdgectlError
 from .eventview import Summary, describe
+from .preview import terminal_progress, write_preview
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_CONFIG = ROOT / "demo" / "agent.toml"
@@ -58,15 +65,10 @@ class Broker:
         self.name = ""
 
     def start(self) -> None:
-        from tools.broker import Broker as Mosquitto
-        from tools.broker import BrokerError
-
         try:
             mosquitto = Mosquitto(self.workdir / "broker")
             mosquitto.start()
         except BrokerError:
-            from tools import embedded_broker
-
             embedded = embedded_broker.start()
             self.url, self.protocol, self.name = embedded.url, embedded.protocol, "embedded amqtt broker"
             self._stop = embedded.stop
@@ -149,8 +151,6 @@ async def watch(
 
 
 def _state(payload: bytes) -> str:
-    import msgpack
-
     try:
         state = msgpack.unpackb(payload)
     except Exception:
@@ -206,9 +206,9 @@ class DemoBoard:
     spike, the manhole cover lifted, water rising) once a minute."""
 
     def __init__(self, workdir: Path) -> None:
+        # Imported here: start_board runs the demo without a board where the simulator is not installed.
         from firmware.sim.board import SimulatedBoard
         from firmware.sim.scenarios import STREET_SETUP, ScenarioPlayer
-        from tools.board_cli.board_setup import load_setup
 
         self.setup = load_setup(STREET_SETUP).document()
         self.board = SimulatedBoard(self.setup, port=workdir / "ttyBOARD")
@@ -239,8 +239,6 @@ def start_board(workdir: Path) -> DemoBoard | None:
 
 def annotate_clips(config_path: Path, out_dir: Path, out: TextIO) -> list[Path]:
     """What each camera saw: its clip with boxes, track ids, zones and counts drawn (vision preview)."""
-    from .preview import terminal_progress, write_preview
-
     config = load_config(config_path)
     written = []
     for i, camera in enumerate(config.cameras):
@@ -264,8 +262,6 @@ def run_demo(
     seconds: float, out_dir: Path, out: TextIO = sys.stdout, config_path: Path = DEMO_CONFIG
 ) -> DemoResult:
     """Run the demo and print what happens; returns what arrived."""
-    import tempfile
-
     setup_logging("WARNING", "text")
     logging.getLogger("amqtt").setLevel(logging.ERROR)
     result = DemoResult()

@@ -5,6 +5,9 @@ prints one line per finding. The checks use the agent's own loaders (config, mod
 sources), so what the doctor accepts is what the agent accepts.
 """
 
+# Lazy imports: commands/doctor.py loads this module at every edgectl start-up, so the checks import the
+# vision stack (agent.vision.engine 181 ms, .sources 148, OpenCV 127) and board_cli.probe (31) themselves.
+
 from __future__ import annotations
 
 import asyncio
@@ -19,6 +22,8 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
+import aiomqtt
+
 from agent.config import (
     BoardConfig,
     CameraConfig,
@@ -30,6 +35,10 @@ from agent.config import (
 from agent.redact import redact_text, redact_url
 from agent.trust.keys import TrustList
 from agent.trust.packages import SignatureError, verify_package
+from agent.uplink.connect import client_for
+
+from .board_cli.ports import open_port
+from .errors import EdgectlError
 
 Status = Literal["pass", "fail", "warn", "skip"]
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883, "ws": 80, "wss": 443}
@@ -223,8 +232,6 @@ def parse_broker_time(payload: bytes) -> float | None:
 
 async def probe_broker(uplink: UplinkConfig, options: DoctorOptions) -> list[Finding]:
     """Connect exactly as the agent's uplink does; then read the broker's clock where it publishes one."""
-    from agent.uplink.connect import client_for
-
     url = uplink.url
     try:
         client = client_for(uplink, f"edgectl-doctor-{os.getpid()}")
@@ -276,8 +283,6 @@ async def probe_broker(uplink: UplinkConfig, options: DoctorOptions) -> list[Fin
 
 
 async def _clock(client: object, options: DoctorOptions) -> Finding:
-    import aiomqtt
-
     assert isinstance(client, aiomqtt.Client)
     for topic in options.time_topics:
         await client.subscribe(topic)
@@ -308,9 +313,6 @@ async def _clock(client: object, options: DoctorOptions) -> Finding:
 
 
 def check_board(board: BoardConfig, timeout_s: float) -> Finding:
-    from .board_cli.ports import open_port
-    from .errors import EdgectlError
-
     try:
         port = open_port(board.port, board.baud)
     except EdgectlError as exc:

@@ -70,7 +70,7 @@ def start(port: int | None = None, timeout_s: float = 15.0) -> EmbeddedBroker:
 
 
 async def _serve(port: int) -> None:
-    from amqtt.broker import Broker
+    from amqtt.broker import Broker  # an optional dependency, needed only in the broker's own process
 
     config = {
         "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},

@@ -16,6 +16,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import firmware
+
 # Stub distributions per port, pinned to the MicroPython release we test the firmware under.
 STUB_PACKAGES: dict[str, str] = {
     "esp32": "micropython-esp32-stubs==1.27.0.post1",
@@ -75,8 +77,6 @@ def ensure_stubs(port: str) -> Path:
 
 def sdk_dir() -> Path:
     """The folder holding the ``streetfw`` package (the firmware SDK)."""
-    import firmware
-
     return Path(firmware.__file__).resolve().parent
 
 

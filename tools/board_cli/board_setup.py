@@ -7,6 +7,7 @@ on the board as ``/config.json`` (MicroPython reads JSON natively), read back an
 
 from __future__ import annotations
 
+import difflib
 import json
 import tomllib
 from pathlib import Path
@@ -125,8 +126,6 @@ class BoardSetup(_Strict):
 def setup_warnings(setup: BoardSetup) -> list[str]:
     """What is valid but probably a mistake: a sensor type that is none of our drivers, which the
     board can only start if the firmware bundle carries an integrator's driver of that name."""
-    import difflib
-
     out = []
     for i, sensor in enumerate(setup.sensors):
         if sensor.type in PINS:

@@ -22,6 +22,7 @@ from agent import topics
 from agent.config import GatewayConfig
 from agent.events import ALARM, HEALTH, READING, Event, EventFormatError, decode
 from agent.redact import redact_url
+from agent.uplink.connect import client_for
 
 from .monitor_view import BoardView, event_line, link_line
 
@@ -57,8 +58,6 @@ async def watch(
     config: GatewayConfig, options: MonitorOptions, show: Callable[[Event | None, dict], None]
 ) -> int:
     """Follow the device's reading, alarm and telemetry topics; returns the number of events shown."""
-    from agent.uplink.connect import client_for
-
     prefix, device = config.uplink.topic_prefix, config.device.id
     wanted = [
         topics.event(prefix, device, READING),

@@ -11,6 +11,7 @@ from serial.tools import list_ports
 from serial.tools.list_ports_common import ListPortInfo
 
 from ..errors import NO_PORT, EdgectlError
+from .sim_registry import running
 
 # USB ids MicroPython itself reports when it runs on a chip with native USB.
 MICROPYTHON_USB = {
@@ -61,8 +62,6 @@ def classify(info: ListPortInfo) -> PortInfo:
 def list_serial_ports(extra: list[str] | None = None, simulated: bool = False) -> list[PortInfo]:
     """USB and other serial ports of this machine, plus ``extra`` paths and, with ``simulated``, the
     boards `edgectl board sim` runs."""
-    from .sim_registry import running
-
     found = [classify(p) for p in sorted(list_ports.comports(), key=lambda p: p.device)]
     if simulated:
         found += [
@@ -127,8 +126,6 @@ def the_only_board() -> str:
     if len(boards) == 1:
         return boards[0].device
     if not boards:
-        from .sim_registry import running
-
         sims = [s.port for s in running()]
         hint = f" (a simulated board runs on {', '.join(sims)})" if sims else ""
         raise EdgectlError(

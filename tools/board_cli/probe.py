@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from agent.boards.install import current_version
 
 from ..errors import EdgectlError
+from .proto import probe_hello
 from .provision import read_config
 from .repl_link import ReplBoard
 
@@ -37,8 +38,6 @@ class BoardAnswer:
 def probe(port: str, baud: int = 115200, hello_timeout_s: float = 1.5) -> BoardAnswer:
     """Who is on the port: a board running our firmware answers HELLO without being interrupted;
     otherwise its program is briefly interrupted through the raw REPL, and restarted."""
-    from .proto import probe_hello
-
     try:
         hello = probe_hello(port, baud, hello_timeout_s)
     except EdgectlError as exc:

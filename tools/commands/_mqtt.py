@@ -15,6 +15,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from agent import topics
+from agent.config import ConfigError, load_config
 from agent.trust.commands import command_payload
 from agent.uplink.connect import broker_address, tls_context
 
@@ -55,7 +56,6 @@ def _from_config(args: argparse.Namespace) -> None:
     if getattr(args, "config", None) is None:
         args.url = args.url or DEFAULT_URL
         return
-    from agent.config import ConfigError, load_config
 
     try:
         uplink = load_config(args.config).uplink

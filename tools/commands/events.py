@@ -17,6 +17,9 @@ import aiomqtt
 import msgpack
 
 from agent.events import Event, EventFormatError, decode, decode_state, is_state, to_json
+from agent.trust.keys import KeyFormatError, load_public
+from agent.uplink.atrest import AtRestError, Sealer
+from agent.uplink.chain import verify
 
 from ..errors import FAILED, USAGE, EdgectlError
 from ..eventview import describe
@@ -263,9 +266,6 @@ def _recording(path: Path) -> list[tuple[str, bytes]]:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from agent.trust.keys import KeyFormatError, load_public
-    from agent.uplink.chain import verify
-
     trusted: dict[str, list[str]] = {}
     for spec in args.key or []:
         device, sep, key = spec.partition("=")
@@ -303,8 +303,6 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_snapshot(args: argparse.Namespace) -> int:
-    from agent.uplink.atrest import AtRestError, Sealer
-
     try:
         sealer = Sealer(args.key_file.read_bytes(), args.device)
         jpeg = sealer.open_file(args.file.name, args.file.read_bytes())

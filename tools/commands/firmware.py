@@ -1,5 +1,7 @@
 """`edgectl firmware`: build, sign, verify and check sensor-board firmware bundles."""
 
+# Lazy import: tools.driver_template is imported only where the SDK has added it (see register).
+
 from __future__ import annotations
 
 import argparse
@@ -8,6 +10,7 @@ from pathlib import Path
 
 from agent.trust.bundle import BundleError, DowngradeRefused, check_upgrade, load_bundle
 
+from .. import fwcheck
 from ..errors import BYTECODE, DOWNGRADE, FAILED, SIGNATURE, USAGE, EdgectlError
 from ..firmware_build import DEFAULT_EXCLUDES, BuildError, BytecodeError, build_bundle
 from ..fwcheck import FileReport
@@ -126,8 +129,6 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from .. import fwcheck
-
     if not args.path.exists():
         raise EdgectlError(f"{args.path}: no such firmware file or folder", USAGE)
     files = fwcheck.python_files(args.path)

@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import fnmatch
 import functools
 import hashlib
+import io
 import json
 import sys
+import tarfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +22,7 @@ import aiomqtt
 import msgpack
 
 from agent import topics
+from agent.events import EventFormatError, decode_state
 from agent.trust.commands import command_payload
 
 from ..errors import FAILED, USAGE, EdgectlError
@@ -108,10 +112,6 @@ async def online_devices(
     client: aiomqtt.Client, prefix: str, pattern: str, settle_s: float = 1.5
 ) -> list[str]:
     """Devices whose retained birth message is on the broker now, by id matching ``pattern``."""
-    import fnmatch
-
-    from agent.events import EventFormatError, decode_state
-
     found: dict[str, bool] = {}
     await client.subscribe(topics.state(prefix, "+"), qos=1)
     with contextlib.suppress(TimeoutError):
@@ -202,9 +202,6 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 def pack(folder: Path, marker: str = "manifest.json") -> bytes:
     """A package folder as a tar with stable names, times and owners: the same folder, the same bytes."""
-    import io
-    import tarfile
-
     if marker == "manifest.json" and not (folder / "signature.json").is_file():
         raise EdgectlError(f"{folder} is not a signed model folder (manifest.json, signature.json)", USAGE)
     if not (folder / marker).is_file():

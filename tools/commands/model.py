@@ -3,6 +3,9 @@
 Each subcommand is a ``cmd_*`` function added in ``register``; keygen, sign and verify come from ``tools/commands/_trust.py``.
 """
 
+# Lazy imports: onnxruntime (160 ms), OpenCV (127), agent.vision.engine (181) and .manifest (5.5) would
+# add their time to every edgectl start-up (`edgectl --help`: 0.39 s), so the handlers import them.
+
 from __future__ import annotations
 
 import argparse
@@ -11,6 +14,11 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+import tomli_w
+
+from agent.config.camera import STATIC_CLASSES, CameraConfig, IssueRule, static_rule
+from agent.vision.describe import LayoutError, OnnxFacts, describe, guess_adapter
 
 from ..errors import MODEL, USAGE, EdgectlError
 from ._trust import register_sign
@@ -71,7 +79,6 @@ def _open(path: Path) -> Any:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from agent.vision.describe import LayoutError, OnnxFacts, describe, guess_adapter
     from agent.vision.engine import locate_model, manifest_for
     from agent.vision.manifest import ManifestError, sha256_file, validate_manifest
 
@@ -138,10 +145,6 @@ def _suggest_camera(onnx_path: Path, manifest: Any) -> str:
 
     Without a rule a label never becomes an issue, so an integrator's own classes would emit nothing.
     """
-    import tomli_w
-
-    from agent.config.camera import STATIC_CLASSES, CameraConfig, IssueRule, static_rule
-
     thresholds = manifest.thresholds
     issues = {}
     for label in manifest.labels:

@@ -4,6 +4,9 @@ Technicians use it to check a camera's aim and zones: boxes, track ids, zones an
 on the frames, and the events the rules would send are written on the frame that made them.
 """
 
+# Lazy imports: agent.vision.run (197 ms) and tools.preview (203 ms: OpenCV and the vision stack) would
+# add their time to every edgectl start-up (`edgectl --help`: 0.39 s), so the handlers import them.
+
 from __future__ import annotations
 
 import argparse
