@@ -168,7 +168,8 @@ Median ms per frame, onnxruntime CPU, 2 threads, runs interleaved on one real fr
   on cones and sign posts, pairs walking close together merged, people behind signs missed.
 - Signs and shop fronts are its most common false street issues (`street_stall`, `illegal_ad`): one
   in 10 photos from other cameras as shot, up to 3 under motion blur or a tilted mount (the camera
-  conditions table). Legal signage was never a negative in training: the next thing to add.
+  conditions table). Painted lettered signs as training negatives were tried (street-issues-rw's
+  card, "tried and not shipped") and made it worse; real photos of signs as negatives are missing.
 - One NMS overlap for all classes (nanodet-coco's), where street-issues-rw was tuned at 0.5.
 - Build: {m["build_s"]} s on 2 cores, from the two shipped folders (rebuild them first to change either half).
 """
