@@ -1,25 +1,32 @@
-"""Count rules: too many objects of one class in a zone for too long (shared bikes piling up)."""
+"""Count rules: too many objects of one class in a zone for too long (shared bikes piling up).
+
+What is counted and what the events carry is here; when a pile-up starts and ends is the shared
+lifecycle's (agent/vision/lifecycle.py): over the limit for ``dwell_s``, under it for ``end_after_s``.
+"""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from ..config.camera import CountRule
 from ..events import END, ISSUE, START, UPDATE, Event, ModelRef, box_to_wire, confidence_to_wire
 from .detections import Detections
 from .frames import FrameInfo
+from .lifecycle import Lifecycle
 from .zones import WHOLE_FRAME, Zone
 
 
 @dataclass
 class CountState:
-    over_since: float | None = None
-    last_over: float = 0.0
-    start_id: bytes | None = None
-    sent_count: int = 0
+    life: Lifecycle
+    sent_count: int = 0  # the count the last start or update carried
+
+    @classmethod
+    def of(cls, rule: CountRule) -> CountState:
+        return cls(Lifecycle(on_after_s=rule.dwell_s, off_after_s=rule.end_after_s))
 
 
 class CountRules:
@@ -28,7 +35,7 @@ class CountRules:
         self.model = model
         self.classes = classes
         self.rules = [(z, j, r) for j, z in enumerate(zones) for r in z.config.count_rules]
-        self.state = {(z.id, r.issue_label): CountState() for z, _, r in self.rules}
+        self.state = {(z.id, r.issue_label): CountState.of(r) for z, _, r in self.rules}
 
     def update(self, tracked: Detections, inside: np.ndarray, frame: FrameInfo) -> list[Event]:
         events = []
@@ -49,33 +56,26 @@ class CountRules:
                 "camera": self.camera,
                 "zone": None if zone.id == WHOLE_FRAME.id else zone.id,
             }
-            if count > rule.more_than:
-                st.last_over = now
-                if st.over_since is None:
-                    st.over_since = now
-                if st.start_id is None and now - st.over_since >= rule.dwell_s:
-                    assert mask is not None
-                    objs = tracked[mask]
-                    hull = (*objs.xyxy[:, :2].min(axis=0), *objs.xyxy[:, 2:].max(axis=0))
-                    st.start_id, st.sent_count = os.urandom(16), count
-                    events.append(
-                        Event(
-                            **common,
-                            event_id=st.start_id,
-                            phase=START,
-                            model=self.model,
-                            confidence=confidence_to_wire(float(np.median(objs.confidence))),
-                            box=box_to_wire(*(float(v) for v in hull)),
-                            count=float(count),
-                        )
+            change = st.life.step(count > rule.more_than, now)
+            if change is not None and change.phase == START:
+                assert mask is not None
+                objs = tracked[mask]
+                hull = (*objs.xyxy[:, :2].min(axis=0), *objs.xyxy[:, 2:].max(axis=0))
+                st.sent_count = count
+                events.append(
+                    Event(
+                        **common,
+                        event_id=change.start_id,
+                        phase=START,
+                        model=self.model,
+                        confidence=confidence_to_wire(float(np.median(objs.confidence))),
+                        box=box_to_wire(*(float(v) for v in hull)),
+                        count=float(count),
                     )
-                elif st.start_id is not None and count != st.sent_count:
-                    st.sent_count = count
-                    events.append(Event(**common, phase=UPDATE, ref=st.start_id, count=float(count)))
-                continue
-            if st.start_id is None:
-                st.over_since = None  # never confirmed: a dip resets the dwell
-            elif now - st.last_over >= rule.end_after_s:
-                events.append(Event(**common, phase=END, ref=st.start_id, count=float(count)))
-                st.start_id, st.over_since = None, None
+                )
+            elif change is not None:
+                events.append(Event(**common, phase=END, ref=change.start_id, count=float(count)))
+            elif st.life.current is not None and count > rule.more_than and count != st.sent_count:
+                st.sent_count = count
+                events.append(Event(**common, phase=UPDATE, ref=st.life.current.start_id, count=float(count)))
         return events

@@ -3,12 +3,12 @@
 Density models are poor below about ten people and detectors miss people in dense crowds, so the
 density map decides when it counts many, the detector when it counts few. Counts are smoothed; a
 ``crowding`` alarm (an ``alarm`` event) starts when the density (or count) stays over its threshold
-for the dwell time, and ends when it falls back.
+for the dwell time, and ends when it falls back (the lifecycle of agent/vision/lifecycle.py, with no
+off-delay).
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,14 +18,14 @@ from ..config.camera import CrowdConfig
 from ..events import ALARM, CROWD, CROWDING, END, START, THRESHOLD_SUFFIX, Event, ModelRef
 from .detections import DensityMap, Detections
 from .frames import FrameInfo
+from .lifecycle import Lifecycle, new_id
 from .zones import WHOLE_FRAME, Zone
 
 
 @dataclass
 class ZoneCrowd:
+    alarm: Lifecycle  # the crowding alarm: on after the dwell, off as soon as it falls back
     smoothed: float | None = None
-    over_since: float | None = None
-    alarm_id: bytes | None = None
     last_report: float | None = None
     crossed: tuple[str, float, float, str] | None = None  # what the open alarm is about
 
@@ -54,7 +54,7 @@ class CrowdMonitor:
         self.detector = detector
         self.person_class = person_class
         self.density_model = density_model
-        self.state = {z.id: ZoneCrowd() for z in zones}
+        self.state = {z.id: ZoneCrowd(Lifecycle(config.alarm_dwell_s, 0.0)) for z in zones}
         self.readings: dict[str, CrowdReading] = {}
 
     @property
@@ -140,17 +140,12 @@ class CrowdMonitor:
         }
         events: list[Event] = []
         if crossed is not None:
-            st.over_since = now if st.over_since is None else st.over_since
             st.crossed = crossed
-            if st.alarm_id is None and now - st.over_since >= cfg.alarm_dwell_s:
-                st.alarm_id = os.urandom(16)
-                events.append(crowding_alarm(START, st.alarm_id, None, crossed, **where))
-        else:
-            st.over_since = None
-            if st.alarm_id is not None:
-                ended = crowding_alarm(END, os.urandom(16), st.alarm_id, st.crossed, **where)
-                st.alarm_id = None
-                events.append(ended)
+        change = st.alarm.step(crossed is not None, now)
+        if change is not None and change.phase == START:
+            events.append(crowding_alarm(START, change.start_id, None, crossed, **where))
+        elif change is not None:
+            events.append(crowding_alarm(END, new_id(), change.start_id, st.crossed, **where))
         if st.last_report is None or now - st.last_report >= cfg.report_interval_s or events:
             st.last_report = now
             events.insert(0, Event(kind=CROWD, **where))

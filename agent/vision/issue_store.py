@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from .issues import Issue, IssueRules
+from .lifecycle import Occurrence
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +46,8 @@ class IssueStore:
                 box = np.asarray(item["box"], np.float32)
                 issue = Issue(
                     label=item["label"], zone=item["zone"], rule=rule, box=box,
-                    confidence=float(item["confidence"]), opened=0.0, last_seen=0.0, track=-1,
-                    start_id=bytes.fromhex(item["start_id"]), sent_box=box.copy(),
+                    confidence=float(item["confidence"]), track=-1,
+                    life=Occurrence(start_id=bytes.fromhex(item["start_id"])), sent_box=box.copy(),
                     sent_confidence=float(item["confidence"]),
                 )  # fmt: skip
             except (KeyError, ValueError, TypeError) as exc:

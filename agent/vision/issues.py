@@ -3,12 +3,12 @@
 What makes an object an issue is persistence (seen in k of the last n frames), dwell (present long
 enough) and the median score over the track's life (one confident frame is not enough). Static
 classes are remembered by place, so a new track id after an occlusion is the same issue; a cooldown
-stops the same object at the same place from opening a second issue after the first ended.
+stops the same object at the same place from opening a second issue after the first ended. The
+clocks and ids of that start/update/end are the shared lifecycle's (agent/vision/lifecycle.py).
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -18,6 +18,7 @@ from ..config.camera import IssueRule
 from ..events import END, ISSUE, START, UPDATE, Event, ModelRef, box_to_wire, confidence_to_wire
 from .detections import Detections, box_iou
 from .frames import FrameInfo
+from .lifecycle import Occurrence, Onset
 from .tracker import Track, Tracker
 from .zones import WHOLE_FRAME, Zone
 
@@ -31,29 +32,21 @@ class Issue:
     rule: IssueRule
     box: np.ndarray
     confidence: float
-    opened: float
-    last_seen: float
     track: int
-    start_id: bytes = field(default_factory=lambda: os.urandom(16))
+    life: Occurrence = field(default_factory=Occurrence)
     tracks: set[int] = field(default_factory=set)
     sent_box: np.ndarray | None = None
     sent_confidence: float = 0.0
-    last_sent: float = 0.0
-    ended: float | None = None
+
+    @property
+    def start_id(self) -> bytes:
+        return self.life.start_id
 
 
 class IssueKeeper(Protocol):
     """Where open issues are written whenever they change (agent/vision/issue_store.py)."""
 
     def save(self, rules: IssueRules) -> None: ...
-
-
-@dataclass
-class Candidate:
-    """A tracked object of an issue class in a zone, not (yet) confirmed."""
-
-    since: float
-    last_seen: float
 
 
 class IssueRules:
@@ -72,7 +65,7 @@ class IssueRules:
         self.rules = rules
         self.zones = zones
         self.parking_classes = set(parking_classes)
-        self.candidates: dict[tuple[int, str, str], Candidate] = {}
+        self.candidates: dict[tuple[int, str, str], Onset] = {}  # not (yet) confirmed
         self.open: list[Issue] = []
         self.closed: list[Issue] = []  # ended issues, remembered for their cooldown
         self._by_track: dict[tuple[int, str, str], Issue] = {}
@@ -94,7 +87,7 @@ class IssueRules:
         events: list[Event] = []
         now = frame.now
         for back in self.restored:  # seen "now": they have end_after_s to be seen at their place
-            back.opened = back.last_seen = back.last_sent = now
+            back.life.resume(now)
         self.restored.clear()
         for i in range(len(tracked)):
             track = tracker.tracks.get(int(tracked.tracker_id[i]))
@@ -109,13 +102,12 @@ class IssueRules:
                     continue
                 issue_label, rule, dwell = chosen
                 key = (track.id, zone.id, issue_label)
-                cand = self.candidates.setdefault(key, Candidate(since=now, last_seen=now))
-                cand.last_seen = now
+                dwelt = self.candidates.setdefault(key, Onset()).hold(now)
                 issue = self._by_track.get(key)
                 if issue is None:
                     confirmed = (
                         track.seen_in_last(rule.n, tracker.frame) >= rule.k
-                        and now - cand.since >= dwell
+                        and dwelt >= dwell
                         and track.median_score >= rule.min_confidence
                     )
                     if not confirmed:
@@ -128,7 +120,7 @@ class IssueRules:
                         events.append(self._start_event(issue, frame))
                     issue.tracks.add(track.id)
                     self._by_track[key] = issue
-                issue.last_seen = now
+                issue.life.held(now)
                 issue.box = track.box.copy()
                 issue.confidence = track.median_score
         events.extend(self._follow_up(frame))
@@ -153,8 +145,7 @@ class IssueRules:
             if (
                 issue.label == label
                 and issue.zone == zone
-                and issue.ended is not None
-                and now - issue.ended < rule.cooldown_s
+                and issue.life.cooling(now, rule.cooldown_s)
                 and box_iou(box[None], issue.box[None])[0, 0] >= rule.place_iou
             ):
                 return _SUPPRESSED
@@ -163,8 +154,9 @@ class IssueRules:
     def _open(
         self, label: str, zone: str, rule: IssueRule, track: Track, now: float, frame: FrameInfo
     ) -> Issue:
-        issue = Issue(label, zone, rule, track.box.copy(), track.median_score, now, now, track.id)
-        issue.sent_box, issue.sent_confidence, issue.last_sent = issue.box.copy(), issue.confidence, now
+        issue = Issue(label, zone, rule, track.box.copy(), track.median_score, track.id)
+        issue.life.resume(now)
+        issue.sent_box, issue.sent_confidence = issue.box.copy(), issue.confidence
         self.open.append(issue)
         return issue
 
@@ -173,8 +165,8 @@ class IssueRules:
         events = []
         for issue in list(self.open):
             rule = issue.rule
-            if now - issue.last_seen >= rule.end_after_s:
-                issue.ended = now
+            if issue.life.gone_for(now) >= rule.end_after_s:
+                issue.life.end(now)
                 self.open.remove(issue)
                 self.closed.append(issue)
                 self._by_track = {k: v for k, v in self._by_track.items() if v is not issue}
@@ -185,7 +177,7 @@ class IssueRules:
                 or box_iou(issue.box[None], issue.sent_box[None])[0, 0] < rule.change_iou
             )
             changed_conf = abs(issue.confidence - issue.sent_confidence) >= rule.change_confidence
-            if changed_box or changed_conf or now - issue.last_sent >= rule.heartbeat_s:
+            if changed_box or changed_conf or issue.life.due(now, rule.heartbeat_s):
                 events.append(
                     self._event(
                         issue,
@@ -199,8 +191,8 @@ class IssueRules:
                     issue.sent_box = issue.box.copy()
                 if changed_conf:
                     issue.sent_confidence = issue.confidence
-                issue.last_sent = now
-        self.closed = [i for i in self.closed if i.ended is not None and now - i.ended < i.rule.cooldown_s]
+                issue.life.sent(now)
+        self.closed = [i for i in self.closed if i.life.cooling(now, i.rule.cooldown_s)]
         return events
 
     def _forget(self, tracker: Tracker, now: float) -> None:
@@ -242,4 +234,4 @@ class IssueRules:
 
 
 # Marker returned by _attach when a cooldown forbids opening: the sighting is bound to nothing.
-_SUPPRESSED = Issue("", "", IssueRule(), np.zeros(4, np.float32), 0.0, 0.0, 0.0, -1)
+_SUPPRESSED = Issue("", "", IssueRule(), np.zeros(4, np.float32), 0.0, -1)
