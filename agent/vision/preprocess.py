@@ -81,6 +81,11 @@ def place(spec: InputSpec, src_w: int, src_h: int) -> Letterbox:
     return Letterbox.fit(src_w, src_h, spec.width, spec.height, spec.stride)
 
 
+def resize_filter(spec: InputSpec, box: Letterbox) -> int:
+    """The OpenCV filter that scales a frame into the input as the model was trained: area only shrinks."""
+    return cv2.INTER_AREA if spec.resize == "area" and box.scale < 1 else cv2.INTER_LINEAR
+
+
 class Preprocessor:
     """Preallocated letterbox canvas and input tensor for one model input spec; not thread-safe.
 
@@ -148,9 +153,7 @@ class Preprocessor:
             if (new_w, new_h) == (w, h):
                 image[:] = frame
             else:
-                area = spec.resize == "area" and box.scale < 1
-                interp = cv2.INTER_AREA if area else cv2.INTER_LINEAR
-                cv2.resize(frame, (new_w, new_h), dst=image, interpolation=interp)
+                cv2.resize(frame, (new_w, new_h), dst=image, interpolation=resize_filter(spec, box))
         self._fill(slot, region, image)
         return box
 

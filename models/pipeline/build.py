@@ -26,7 +26,7 @@ from models.pipeline import data as datasets
 from models.pipeline import evaluate as ev
 from models.pipeline.build_options import add_build_options, cache_folder, run_build
 from models.pipeline.card import write_detector_card
-from models.pipeline.letterbox import letterbox, to_tensor
+from models.pipeline.letterbox import letterbox, to_source, to_tensor
 from models.pipeline.manifest import write_manifest
 from models.pipeline.objects import CLASSES
 from models.pipeline.render import render_street
@@ -311,7 +311,7 @@ def _detector_golden(spec: Spec, sess, thresholds: dict[int, float], out: Path, 
     h, w = h_w
     golden = []
     for d in sorted(dets, key=lambda d: -d.score):
-        x1, y1, x2, y2 = lb.to_source(np.array(d.box))
+        x1, y1, x2, y2 = to_source(lb, np.array(d.box))
         box = [
             float(np.clip(x1 / w, 0, 1)),
             float(np.clip(y1 / h, 0, 1)),

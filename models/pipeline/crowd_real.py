@@ -34,7 +34,7 @@ from models.pipeline import data as datasets
 from models.pipeline import evaluate as ev
 from models.pipeline.build_options import add_build_options, cache_folder, run_build
 from models.pipeline.canvas import Canvas
-from models.pipeline.letterbox import letterbox, to_tensor
+from models.pipeline.letterbox import letterbox, to_model, to_tensor
 from models.pipeline.objects import PAINTERS, distractor, head_point
 from models.pipeline.spec import Spec
 from models.pipeline.view import StreetView
@@ -245,7 +245,7 @@ def _sample(seed: int) -> tuple[np.ndarray, np.ndarray]:
     bg = bgs[int(r.choice(len(bgs), p=weights))]
     img, heads = composite(bg, r, textures, crowd_size(r))
     rgb, lb = letterbox(img, WIDTH, HEIGHT)
-    return rgb, lb.to_model(heads).reshape(-1, 2)
+    return rgb, to_model(lb, heads).reshape(-1, 2)
 
 
 def make_set(first_seed: int, n: int, bgs: list[RealFrame], workers: int = 2) -> datasets.CrowdSet:

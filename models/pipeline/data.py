@@ -22,7 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from models.pipeline.letterbox import letterbox
+from models.pipeline.letterbox import letterbox, to_model
 from models.pipeline.render import render_crowd, render_street
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
@@ -57,7 +57,7 @@ def _street_sample(args: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray, 
     seed, width, height = args
     scene = render_street(seed)
     rgb, lb = letterbox(scene.image, width, height)
-    rows = [(lab.cls, *lb.to_model(np.array(lab.box))) for lab in scene.labels]
+    rows = [(lab.cls, *to_model(lb, np.array(lab.box))) for lab in scene.labels]
     return (
         rgb,
         np.array(rows, dtype=np.float32).reshape(-1, 5),
@@ -70,7 +70,7 @@ def _crowd_sample(args: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray, s
     seed, width, height = args
     scene = render_crowd(seed)
     rgb, lb = letterbox(scene.image, width, height)
-    return rgb, lb.to_model(scene.points).reshape(-1, 2), scene.conditions.lighting, scene.conditions.weather
+    return rgb, to_model(lb, scene.points).reshape(-1, 2), scene.conditions.lighting, scene.conditions.weather
 
 
 def _workers() -> int:
@@ -135,7 +135,7 @@ def load_detection_dir(folder: str | Path, num_classes: int, width: int, height:
                 if not 0 <= cls < num_classes:
                     raise DataError(f"{label_path}:{n}: class {cls} is outside 0..{num_classes - 1}")
                 box = np.array([(cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h])
-                rows.append((cls, *lb.to_model(box)))
+                rows.append((cls, *to_model(lb, box)))
         images.append(rgb)
         boxes.append(np.array(rows, dtype=np.float32).reshape(-1, 5))
     n = len(images)
@@ -159,7 +159,7 @@ def load_crowd_dir(folder: str | Path, width: int, height: int) -> CrowdSet:
         except ValueError as exc:
             raise DataError(f"{point_path}: expected 'x y' pixel positions one a line: {exc}") from None
         images.append(rgb)
-        points.append(lb.to_model(pts))
+        points.append(to_model(lb, pts))
     n = len(images)
     return CrowdSet(np.stack(images), points, ["unknown"] * n, ["unknown"] * n)
 

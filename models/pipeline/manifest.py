@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent.vision.manifest import MANIFEST_NAME, load_manifest, sha256_file, verify_model_file
+from models.pipeline.letterbox import input_spec
 
 if TYPE_CHECKING:
     from models.pipeline.spec import Spec
@@ -30,19 +31,8 @@ def write_manifest(
         "adapter": "yolov8" if spec.task == "detect" else "density",
         "file": file,
         "sha256": files[file],
-        "input": {
-            "width": spec.width,
-            "height": spec.height,
-            "layout": "NCHW",
-            "color": "RGB",
-            "dtype": "float32",
-            "scale": 1.0 / 255.0,
-            "mean": [0.0, 0.0, 0.0],
-            "std": [1.0, 1.0, 1.0],
-            "pad_value": 114,
-            # models/pipeline/letterbox.py shrinks with INTER_AREA when training and measuring
-            "resize": "area",
-        },
+        # the very spec letterbox() trains and measures with; fit and stride are the agent's defaults
+        "input": input_spec(spec.width, spec.height).model_dump(mode="json", exclude={"fit", "stride"}),
         "classes": classes,
         "thresholds": thresholds,
         "golden": golden,

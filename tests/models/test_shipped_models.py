@@ -11,7 +11,7 @@ from agent.vision.manifest import load_manifest, sha256_file, verify_model_file
 from models.pipeline.build import MODELS
 from models.pipeline.data import HELDOUT_SEEDS
 from models.pipeline.evaluate import decode, iou_matrix, session
-from models.pipeline.letterbox import letterbox, to_tensor
+from models.pipeline.letterbox import letterbox, to_source, to_tensor
 from models.pipeline.objects import CLASSES
 from models.pipeline.render import render_crowd, render_street
 
@@ -100,7 +100,7 @@ def test_detector_finds_a_clearly_visible_object_of_each_class(detector) -> None
             dets = [d for d in decode(raw, per_class, manifest.thresholds.confidence, manifest.thresholds.iou)
                     if CLASSES[d.cls] == name]  # fmt: skip
             if dets:
-                boxes = lb.to_source(np.array([d.box for d in dets]))
+                boxes = to_source(lb, np.array([d.box for d in dets]))
                 hits += iou_matrix(np.array([box]), boxes).max() >= 0.5
         if hits < 0.75 * len(cases):
             misses[name] = f"{hits}/{len(cases)}"
@@ -117,7 +117,7 @@ def test_golden_image_reproduces_the_manifest(detector) -> None:
     h, w = image.shape[:2]
     assert len(manifest.golden.detections) >= 3
     for g in manifest.golden.detections:
-        mine = [lb.to_source(np.array(d.box)) / [w, h, w, h] for d in dets if CLASSES[d.cls] == g.label]
+        mine = [to_source(lb, np.array(d.box)) / [w, h, w, h] for d in dets if CLASSES[d.cls] == g.label]
         assert mine and iou_matrix(np.array([g.box]), np.array(mine)).max() >= g.min_iou, g.label
 
 
