@@ -31,7 +31,7 @@ from agent.logs import untrusted
 from agent.trust.commands import canonical, signed_bytes
 from agent.trust.keys import verify
 
-from .builtins import apply_patch, write_atomically
+from .device_commands import apply_patch, write_atomically
 from .gate import CommandGate, parse
 
 log = logging.getLogger(__name__)

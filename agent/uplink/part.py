@@ -18,8 +18,8 @@ from agent.transfers import Uploads
 from agent.trust.keys import DeviceKey
 
 from .atrest import AtRestError, Sealer
-from .builtins import register_builtins
 from .desired import DesiredConfig
+from .device_commands import register_device_commands
 from .gate import CommandGate
 from .nonces import NonceLedger
 from .outbox import Outbox, OutboxError
@@ -85,7 +85,7 @@ async def setup(ctx: Any) -> None:
     )
 
     def apply(new: GatewayConfig) -> list[str]:
-        """Take over the settings that can change while running (builtins.LIVE_SETTINGS), and the
+        """Take over the settings that can change while running (device_commands.LIVE_SETTINGS), and the
         cameras' zones; returns the paths taken over besides LIVE_SETTINGS."""
         ctx.config = new
         gate.set_auth(new.uplink.commands)
@@ -110,7 +110,7 @@ async def setup(ctx: Any) -> None:
         apply=apply,
         properties=msgpack_properties(config.uplink.protocol),
     )
-    register_builtins(
+    register_device_commands(
         ctx.commands,
         get_config=lambda: ctx.config,
         config_path=ctx.config_path,

@@ -1,4 +1,5 @@
-"""The uplink's own commands: ping, get-config, set-config, flush-outbox-stats."""
+"""The commands the device answers itself (ping, get-config, set-config, flush-outbox-stats) and the
+config patching behind set-config and the desired config."""
 
 from __future__ import annotations
 
@@ -130,7 +131,7 @@ def apply_patch(
     return {"changed": changed, "applied": live, "restart_needed": later}
 
 
-def register_builtins(
+def register_device_commands(
     registry: CommandRegistry,
     *,
     get_config: Callable[[], GatewayConfig],
