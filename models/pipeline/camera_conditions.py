@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,7 +31,7 @@ from models.pipeline.footage import (
     opencv_data,
     score_label,
 )
-from models.pipeline.footage_report import ISSUE_LABELS
+from models.pipeline.footage_report import ISSUE_LABELS, put_section
 
 BEGIN, END = "<!-- camera-conditions -->", "<!-- /camera-conditions -->"
 LATE_FRAMES = range(400, 795, 5)  # vtest frames never used for training, for false alarms over the clip
@@ -231,14 +230,7 @@ def section(r: dict) -> str:
 
 
 def write_section(card: Path, r: dict) -> None:
-    text = card.read_text(encoding="utf-8")
-    block = section(r)
-    if BEGIN in text:
-        text = re.sub(re.escape(BEGIN) + r".*?" + re.escape(END) + r"\n?", lambda _: block, text, flags=re.S)
-    else:
-        at = text.find("## Speed")
-        text = text[:at] + block + "\n" + text[at:] if at >= 0 else text.rstrip() + "\n\n" + block
-    card.write_text(text, encoding="utf-8")
+    put_section(card, section(r), BEGIN, END, "## Speed")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -89,16 +89,21 @@ def section(r: dict) -> str:
     return "\n".join(lines)
 
 
-def write_section(card: Path, r: dict) -> None:
+def put_section(card: Path, block: str, begin: str, end: str, before: str) -> None:
+    """Write ``block`` (which starts with ``begin`` and ends with ``end``) into a model card: over the one
+    between those markers, else before the heading ``before``, else at the end."""
     text = card.read_text(encoding="utf-8")
-    block = section(r)
-    if BEGIN in text:
-        text = re.sub(re.escape(BEGIN) + r".*?" + re.escape(END) + r"\n?", block, text, flags=re.S)
+    if begin in text:
+        text = re.sub(re.escape(begin) + r".*?" + re.escape(end) + r"\n?", lambda _: block, text, flags=re.S)
     else:
-        # before the measured figures, where a reader looks first
-        at = text.find("## Measured figures")
+        at = text.find(before)
         text = text[:at] + block + "\n" + text[at:] if at >= 0 else text.rstrip() + "\n\n" + block
     card.write_text(text, encoding="utf-8")
+
+
+def write_section(card: Path, r: dict) -> None:
+    # before the measured figures, where a reader looks first
+    put_section(card, section(r), BEGIN, END, "## Measured figures")
 
 
 def main(argv: list[str] | None = None) -> None:
