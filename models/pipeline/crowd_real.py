@@ -142,7 +142,7 @@ def crowd_size(rng: np.random.Generator) -> int:
 def composite(bg: RealFrame, rng: np.random.Generator, pool: list[np.ndarray], count: int):
     """Paint ``count`` people (and a few unlabelled cars, bikes, bins) onto a real frame, far to near,
     with a random pole geometry, then degrade the frame. Returns BGR and every head point in pixels."""
-    from models.pipeline.transfer import _degrade, _retexture
+    from models.pipeline.transfer import _degrade, _retexture, pixel_box
 
     img, heads = bg.image.copy(), bg.heads.copy()
     h, w = img.shape[:2]
@@ -192,12 +192,7 @@ def composite(bg: RealFrame, rng: np.random.Generator, pool: list[np.ndarray], c
             painted_heads.append((x, head_point(view, y)))
         if extent is None or owned == 0:
             continue
-        bx = (
-            max(int(extent[0]), 0),
-            max(int(extent[1]), 0),
-            min(int(extent[2]) + 1, w),
-            min(int(extent[3]) + 1, h),
-        )
+        bx = pixel_box(extent, w, h)
         if bx[2] - bx[0] >= 2 and bx[3] - bx[1] >= 2:
             _retexture(c.image, c.ids == inst, bx, rng, pool)
     out = c.image

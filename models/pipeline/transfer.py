@@ -118,6 +118,16 @@ def backgrounds(held: bool, smoke: bool = False) -> list[np.ndarray]:
 
 
 # -- composites -------------------------------------------------------------------------------------
+def pixel_box(extent: tuple[float, float, float, float], w: int, h: int) -> tuple[int, int, int, int]:
+    """A painted object's extent as whole pixels inside a ``w`` x ``h`` frame (end exclusive)."""
+    return (
+        max(int(extent[0]), 0),
+        max(int(extent[1]), 0),
+        min(int(extent[2]) + 1, w),
+        min(int(extent[3]) + 1, h),
+    )
+
+
 def _retexture(img: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int], rng, pool) -> None:
     """Give one painted object a real texture and its own colour shift (the painters draw flat fills)."""
     x1, y1, x2, y2 = box
@@ -191,12 +201,7 @@ def composite(bg: np.ndarray, rng: np.random.Generator, pool: list[np.ndarray], 
         extent, owned = c.end()
         if extent is None or owned == 0:
             continue
-        bx = (
-            max(int(extent[0]), 0),
-            max(int(extent[1]), 0),
-            min(int(extent[2]) + 1, w),
-            min(int(extent[3]) + 1, h),
-        )
+        bx = pixel_box(extent, w, h)
         if bx[2] - bx[0] >= 2 and bx[3] - bx[1] >= 2 and rng.random() < 0.8:
             _retexture(c.image, c.ids == inst, bx, rng, pool)
         painted.append((inst, kind, extent, owned, labelled))
