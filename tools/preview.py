@@ -114,7 +114,7 @@ def write_preview(
         for frame in _frames(camera, kind, seconds):
             result = pipeline.process(frame)
             events += len(result.events)
-            last = annotate(frame.image, pipeline.zones, result)
+            last = annotate(frame.image, pipeline.zones, result, pipeline.masks)
             draw_lines(last, pipeline.config.lines, pipeline.rules.line_totals)
             count += 1
             if progress is not None and time.monotonic() - shown >= 0.5:

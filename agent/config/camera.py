@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from .base import Section
 from .device import DEVICE_ID_PATTERN
@@ -75,6 +75,15 @@ class CountRule(Section):
         return self.event_label or f"{self.label}_pileup"
 
 
+def check_polygon(points: list[tuple[float, float]], what: str) -> list[tuple[float, float]]:
+    if len(points) < 3:
+        raise ValueError(f"a {what} polygon needs at least 3 corners")
+    for x, y in points:
+        if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
+            raise ValueError(f"corner ({x}, {y}) is outside the image; use normalized 0..1 coordinates")
+    return points
+
+
 class ZoneConfig(Section):
     id: str = Field(pattern=DEVICE_ID_PATTERN)
     polygon: list[tuple[float, float]] = Field(description="normalized [x, y] corners, 0..1")
@@ -92,12 +101,23 @@ class ZoneConfig(Section):
     @field_validator("polygon")
     @classmethod
     def _polygon(cls, points: list[tuple[float, float]]) -> list[tuple[float, float]]:
-        if len(points) < 3:
-            raise ValueError("a zone polygon needs at least 3 corners")
-        for x, y in points:
-            if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
-                raise ValueError(f"corner ({x}, {y}) is outside the image; use normalized 0..1 coordinates")
-        return points
+        return check_polygon(points, "zone")
+
+
+class MaskConfig(Section):
+    """An area whose detections are not believed: a shop sign the model reads as a flyer or a stall,
+    a poster of a face, a flag that moves. A detection of a masked class whose ground point (the
+    middle of its box's bottom edge, as for zones) lies inside is dropped before tracking, so it
+    opens no issue, counts nowhere and crosses no line."""
+
+    id: str = Field(pattern=DEVICE_ID_PATTERN)
+    polygon: list[tuple[float, float]] = Field(description="normalized [x, y] corners, 0..1")
+    classes: list[str] = Field(default_factory=list, description="classes dropped here; empty: all")
+
+    @field_validator("polygon")
+    @classmethod
+    def _polygon(cls, points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        return check_polygon(points, "mask")
 
 
 MIN_LINE = 0.02  # a counting line shorter than this (of the frame's size) counts jitter, not crossings
@@ -238,6 +258,9 @@ class CameraConfig(Section):
     )
     zones: list[ZoneConfig] = Field(default_factory=list)
     lines: list[LineConfig] = Field(default_factory=list, description="counting lines (crossing events)")
+    masks: list[MaskConfig] = Field(
+        default_factory=list, description="areas whose detections are dropped (signs read as issues)"
+    )
     confidence: dict[str, float] = Field(
         default_factory=dict, description="detection threshold per class, over the manifest's"
     )
@@ -304,14 +327,17 @@ class CameraConfig(Section):
         netloc = f"{parts.username}:{quote(password, safe='')}@{host}"
         return urlunsplit(parts._replace(netloc=netloc))
 
-    @field_validator("zones")
+    @field_validator("zones", "masks")
     @classmethod
-    def _unique_zone_ids(cls, zones: list[ZoneConfig]) -> list[ZoneConfig]:
-        ids = [z.id for z in zones]
+    def _unique_ids(
+        cls, areas: list[ZoneConfig] | list[MaskConfig], info: ValidationInfo
+    ) -> list[ZoneConfig] | list[MaskConfig]:
+        ids = [a.id for a in areas]
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:
-            raise ValueError(f"zone ids must be unique, repeated: {', '.join(dupes)}")
-        return zones
+            what = "zone" if info.field_name == "zones" else "mask"
+            raise ValueError(f"{what} ids must be unique, repeated: {', '.join(dupes)}")
+        return areas
 
     @field_validator("issues", mode="before")
     @classmethod

@@ -10,7 +10,7 @@ import numpy as np
 from ..config.camera import LineConfig
 from .crowd import CrowdReading
 from .detections import Detections
-from .zones import Zone
+from .zones import Masks, Zone
 
 if TYPE_CHECKING:
     from .pipeline import FrameResult
@@ -60,6 +60,20 @@ def draw_zones(image: np.ndarray, zones: list[Zone], readings: dict[str, CrowdRe
 
 
 LINE_COLOUR = (60, 220, 60)
+MASK_COLOUR = (90, 90, 90)
+
+
+def draw_masks(image: np.ndarray, masks: Masks) -> None:
+    """Masked areas darkened and outlined, so a technician sees where nothing is believed."""
+    h, w = image.shape[:2]
+    for zone, classes in masks.areas:
+        pts = np.round(zone.polygon * [w, h]).astype(np.int32)
+        overlay = image.copy()
+        cv2.fillPoly(overlay, [pts], MASK_COLOUR)
+        cv2.addWeighted(overlay, 0.45, image, 0.55, 0, dst=image)
+        cv2.polylines(image, [pts], True, MASK_COLOUR, 2)
+        text = f"mask {zone.id}" + (f" ({', '.join(sorted(classes))})" if classes else "")
+        _label(image, text, int(pts[:, 0].min()) + 2, int(pts[:, 1].min()) + 18, (170, 170, 170))
 
 
 def draw_lines(image: np.ndarray, lines: list[LineConfig], totals: dict[str, tuple[int, int]]) -> None:
@@ -103,9 +117,13 @@ def _label(image: np.ndarray, text: str, x: int, y: int, col: tuple[int, int, in
     cv2.putText(image, text, (x + 1, y - 1), cv2.FONT_HERSHEY_SIMPLEX, size, (0, 0, 0), 1, cv2.LINE_AA)
 
 
-def annotate(image: np.ndarray, zones: list[Zone], result: FrameResult) -> np.ndarray:
-    """A copy of the frame with zones, tracked objects, per-class counts and this frame's events."""
+def annotate(
+    image: np.ndarray, zones: list[Zone], result: FrameResult, masks: Masks | None = None
+) -> np.ndarray:
+    """A copy of the frame with masks, zones, tracked objects, per-class counts and this frame's events."""
     out = image.copy()
+    if masks is not None:
+        draw_masks(out, masks)
     draw_zones(out, zones, result.crowd)
     lines = []
     for dets, classes in result.found:

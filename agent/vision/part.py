@@ -16,7 +16,7 @@ from typing import Any
 
 from ..backoff import Backoff
 from ..config import GatewayConfig
-from ..config.camera import CameraConfig, LineConfig, VisionConfig, ZoneConfig
+from ..config.camera import CameraConfig, LineConfig, MaskConfig, VisionConfig, ZoneConfig
 from ..config.updates import UpdatesConfig
 from ..events import ModelRef
 from ..redact import redact_url
@@ -121,34 +121,46 @@ class Vision:
             rules.issues.store.restore(rules.issues)
 
     def take_zones(self, config: GatewayConfig) -> list[str]:
-        """Run the zones and counting lines ``config`` gives each camera now (set-config, the page);
-        returns the config paths taken over, ``cameras[ID].zones`` and ``cameras[ID].lines``. Nothing
-        else of a camera changes until a restart."""
+        """Run the zones, counting lines and masks ``config`` gives each camera now (set-config, the
+        page); returns the config paths taken over, ``cameras[ID].zones``, ``.lines`` and ``.masks``.
+        Nothing else of a camera changes until a restart."""
         taken = []
         for cam in self.cameras:
             fresh = next((c for c in config.cameras if c.id == cam.config.id), None)
             if fresh is None:
                 continue
-            if fresh.zones != cam.config.zones or fresh.lines != cam.config.lines:
-                self.swap_zones(cam, fresh.zones, fresh.lines)
-            taken += [f"cameras[{cam.config.id}].zones", f"cameras[{cam.config.id}].lines"]
+            if (fresh.zones, fresh.lines, fresh.masks) != (
+                cam.config.zones,
+                cam.config.lines,
+                cam.config.masks,
+            ):
+                self.swap_zones(cam, fresh.zones, fresh.lines, fresh.masks)
+            taken += [f"cameras[{cam.config.id}].{part}" for part in ("zones", "lines", "masks")]
         return taken
 
-    def swap_zones(self, cam: Camera, zones: list[ZoneConfig], lines: list[LineConfig]) -> None:
-        """A new pipeline with these zones and lines on the same engines, swapped in between two
-        frames as a model update is (about a millisecond); open static issues are kept, the tracker
-        and the lines' counts start afresh."""
-        config = cam.config.model_copy(update={"zones": zones, "lines": lines})
+    def swap_zones(
+        self,
+        cam: Camera,
+        zones: list[ZoneConfig],
+        lines: list[LineConfig],
+        masks: list[MaskConfig] | None = None,
+    ) -> None:
+        """A new pipeline with these zones, lines and masks (None: the camera's own) on the same
+        engines, swapped in between two frames as a model update is (about a millisecond); open static
+        issues are kept, the tracker and the lines' counts start afresh."""
+        masks = cam.config.masks if masks is None else masks
+        config = cam.config.model_copy(update={"zones": zones, "lines": lines, "masks": masks})
         if cam.pipeline is not None:
             pipeline = CameraPipeline(config, [m.engine for m in cam.pipeline.running()])
             self.keep_issues(config.id, pipeline)
             cam.pipeline = pipeline  # the camera task reads cam.pipeline for each frame
         cam.config = config
         log.info(
-            "camera %s: zones now %s, counting lines %s",
+            "camera %s: zones now %s, counting lines %s, masks %s",
             config.id,
             [z.id for z in zones] or "none (the whole frame)",
             [ln.id for ln in lines] or "none",
+            [m.id for m in masks] or "none",
         )
 
     def health(self) -> dict[str, Any]:

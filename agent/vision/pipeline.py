@@ -27,7 +27,7 @@ from .motion import MotionGate
 from .preprocess import Letterbox, Preprocessor
 from .privacy import Found, SnapshotTaker
 from .rules import CameraRules
-from .zones import Zone
+from .zones import Masks, Zone
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +162,10 @@ class CameraPipeline:
     @property
     def zones(self) -> list[Zone]:
         return self.rules.zones
+
+    @property
+    def masks(self) -> Masks:
+        return self.rules.masks
 
     def running(self) -> list[_Model]:
         """The models in the order the camera's config lists them (detectors, then density)."""

@@ -20,7 +20,7 @@ from .frames import FrameInfo
 from .issues import IssueRules
 from .lines import LineCounts
 from .tracker import Tracker
-from .zones import Zone, make_zones, membership
+from .zones import Masks, Zone, make_zones, membership
 
 
 @dataclass
@@ -45,6 +45,7 @@ class CameraRules:
     ) -> None:
         self.config = config
         self.zones: list[Zone] = make_zones(config.zones)
+        self.masks = Masks.of(config.masks)
         self.detectors = [
             DetectorRules(
                 classes,
@@ -76,7 +77,7 @@ class CameraRules:
         events: list[Event] = []
         for k, det in enumerate(self.detectors):
             if found is not None:
-                det.tracked = det.tracker.update(found[k], info.now)
+                det.tracked = det.tracker.update(self.masks.apply(found[k], det.classes), info.now)
             else:
                 det.tracker.keep_alive(det.tracked.tracker_id, info.now)
             det.inside = membership(self.zones, det.tracked)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from ..config.camera import ZoneConfig
+from ..config.camera import MaskConfig, ZoneConfig
 from .detections import Detections
 
 WHOLE_FRAME = ZoneConfig(id="frame", polygon=[(0, 0), (1, 0), (1, 1), (0, 1)])
@@ -65,3 +65,28 @@ def membership(zones: list[Zone], dets: Detections) -> np.ndarray:
     if not zones:
         return np.zeros((len(dets), 0), bool)
     return np.stack([z.contains(points) for z in zones], axis=1)
+
+
+@dataclass
+class Masks:
+    """A camera's masks: which detections to drop before tracking, per detector's class list."""
+
+    areas: list[tuple[Zone, frozenset[str]]]
+
+    @classmethod
+    def of(cls, configs: list[MaskConfig]) -> Masks:
+        return cls([(Zone(ZoneConfig(id=m.id, polygon=m.polygon)), frozenset(m.classes)) for m in configs])
+
+    def apply(self, dets: Detections, classes: list[str]) -> Detections:
+        """``dets`` without the detections whose class is masked where their ground point stands."""
+        if not self.areas or not len(dets):
+            return dets
+        points = dets.bottom_centers()
+        labels = [classes[int(c)] if 0 <= int(c) < len(classes) else "" for c in dets.class_id]
+        drop = np.zeros(len(dets), bool)
+        for zone, masked in self.areas:
+            hit = zone.contains(points)
+            if masked:
+                hit &= np.asarray([label in masked for label in labels], bool)
+            drop |= hit
+        return dets if not drop.any() else dets[np.flatnonzero(~drop)]

@@ -166,8 +166,8 @@ class LiveView:
     def _encode(self, shown: Shown, zones: list[Zone], annotated: bool) -> bytes:
         image = self._private_view(shown)
         if annotated:
-            image = annotate(image, zones, shown.result)
             pipeline = self.camera.pipeline
+            image = annotate(image, zones, shown.result, pipeline.masks if pipeline is not None else None)
             if pipeline is not None and pipeline.config.lines:
                 draw_lines(image, pipeline.config.lines, pipeline.rules.line_totals)
         ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])

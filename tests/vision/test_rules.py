@@ -262,3 +262,44 @@ def test_motion_gated_frames_keep_dwell_time_running() -> None:
         s.t += 0.5
     # events made by update() directly were not collected by the script; look at the rules' state
     assert len(s.rules.detectors[0].issues.open) == 1
+
+
+def test_a_mask_drops_its_classes_where_they_stand_and_nothing_else() -> None:
+    sign = {
+        "id": "shop-sign",
+        "polygon": [[0.5, 0.4], [1.0, 0.4], [1.0, 1.0], [0.5, 1.0]],
+        "classes": ["street_stall"],
+    }
+    s = Script(masks=[sign])
+    s.run(3 * 60, [stall()])  # its ground point (0.7, 0.9) is inside the mask
+    assert s.issues() == []
+    # the same stall outside the mask is an issue; a pothole inside it too (not a masked class)
+    s.run(3 * 60, [stall(box=(0.1, 0.5, 0.3, 0.9)), ("pothole", (0.6, 0.8, 0.7, 0.85), 0.9)])
+    assert sorted(e.label for e in s.issues(START)) == ["pothole", "street_stall"]
+    assert {e.box for e in s.issues(START, "street_stall")} == {(1000, 5000, 3000, 9000)}
+
+
+def test_a_mask_without_classes_drops_every_detection_inside_it() -> None:
+    s = Script(masks=[{"id": "poster", "polygon": [[0.0, 0.0], [0.5, 0.0], [0.5, 0.5], [0.0, 0.5]]}])
+    assert s.rules.masks.apply(
+        Detections.of([(0.1, 0.1, 0.2, 0.3), (0.1, 0.1, 0.2, 0.8)], [0.9, 0.9], [0, 0]), CLASSES
+    ).xyxy.tolist() == [pytest.approx([0.1, 0.1, 0.2, 0.8])]
+
+
+@pytest.mark.parametrize(
+    ("masks", "message"),
+    [
+        ([{"id": "m", "polygon": [[0.1, 0.1], [0.2, 0.2]]}], "a mask polygon needs at least 3 corners"),
+        ([{"id": "m", "polygon": [[0.1, 0.1], [1.2, 0.2], [0.3, 0.4]]}], "outside the image"),
+        (
+            [
+                {"id": "m", "polygon": [[0, 0], [1, 0], [1, 1]]},
+                {"id": "m", "polygon": [[0, 0], [1, 0], [0, 1]]},
+            ],
+            "mask ids must be unique, repeated: m",
+        ),
+    ],
+)
+def test_a_bad_mask_is_refused_with_what_is_wrong(masks, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        CameraConfig(id="cam-1", source="x.mp4", models=["m"], masks=masks)

@@ -112,3 +112,20 @@ def test_other_camera_settings_in_the_same_change_wait_for_a_restart(signed: tup
     assert refused["ok"] is False and refused["error"] == "invalid-config", refused
     assert "3 corners" in refused["message"] and time.monotonic() - started < 15
     assert cam.pipeline is pipeline and gateway.config_file.read_bytes() == saved
+
+
+def test_a_mask_sent_over_mqtt_applies_at_once(signed: tuple[Gateway, str]) -> None:
+    """A mask over a sign the model misreads is drawn on the live frame like a zone, so it runs at once
+    too; it is dropped from the running camera by the next change that leaves it out."""
+    gateway, private = signed
+    cam = gateway.ctx.vision.cameras[0]
+    masks = [{"id": "shop-sign", "polygon": GATE, "classes": ["illegal_ad", "street_stall"]}]
+    reply = asyncio.run(_set_config(gateway, private, {"cameras": _cameras_with(gateway, masks=masks)}))
+    assert reply["ok"] is True, reply
+    assert reply["result"]["applied"] == [f"cameras[{CAMERA}].masks[shop-sign]"]
+    assert reply["result"]["restart_needed"] == []
+    assert [(z.id, sorted(c)) for z, c in cam.pipeline.masks.areas] == [
+        ("shop-sign", ["illegal_ad", "street_stall"])
+    ]
+    reply = asyncio.run(_set_config(gateway, private, {"cameras": _cameras_with(gateway, masks=[])}))
+    assert reply["ok"] is True and cam.pipeline.masks.areas == [], reply
