@@ -245,7 +245,8 @@ async def get_zones(request: web.Request) -> web.Response:
     config = live.camera.config
     zones = [z.model_dump(mode="json", exclude_none=True) for z in config.zones]
     lines = [ln.model_dump(mode="json", exclude_none=True) for ln in config.lines]
-    return web.json_response({"camera": config.id, "zones": zones, "lines": lines})
+    masks = [m.model_dump(mode="json", exclude_none=True) for m in config.masks]
+    return web.json_response({"camera": config.id, "zones": zones, "lines": lines, "masks": masks})
 
 
 async def put_zones(request: web.Request) -> web.Response:
@@ -253,13 +254,15 @@ async def put_zones(request: web.Request) -> web.Response:
     try:
         body = await request.json()
     except ValueError:
-        return _error(400, 'the body must be JSON: {"zones": [...], "lines": [...]}')
+        return _error(400, 'the body must be JSON: {"zones": [...], "lines": [...], "masks": [...]}')
     if not isinstance(body, dict) or "zones" not in body:
-        return _error(400, "the body must be a map with 'zones', a list of zones (and 'lines')")
+        return _error(400, "the body must be a map with 'zones', a list of zones (and 'lines', 'masks')")
     try:
         state = request.app[STATE]
         camera = live.camera.config.id
-        reply = await save_zones(state.ctx, camera, body["zones"], state.saving, body.get("lines"))
+        reply = await save_zones(
+            state.ctx, camera, body["zones"], state.saving, body.get("lines"), body.get("masks")
+        )
     except ZoneError as exc:
         return _error(400, str(exc))
     return web.json_response(reply)

@@ -12,7 +12,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..commands import CommandError
-from ..config.camera import LineConfig, ZoneConfig
+from ..config.base import Section
+from ..config.camera import LineConfig, MaskConfig, ZoneConfig
 from ..vision.camera import Camera
 from ..vision.part import Vision
 
@@ -20,6 +21,7 @@ log = logging.getLogger(__name__)
 
 MAX_ZONES = 64
 MAX_LINES = 64
+MAX_MASKS = 64
 MAX_CORNERS = 64
 
 
@@ -35,54 +37,52 @@ def _problems(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def checked(zones: Any) -> list[dict[str, Any]]:
-    """The zones as the page sent them, each checked alone first so a message names the zone."""
-    if not isinstance(zones, list):
-        raise ZoneError("'zones' must be a list of zones")
-    if len(zones) > MAX_ZONES:
-        raise ZoneError(f"at most {MAX_ZONES} zones per camera")
+def _each(
+    items: Any, key: str, what: str, plural: str, model: type[Section], limit: int
+) -> list[dict[str, Any]]:
+    """Zones, lines or masks as the page sent them under ``key``, each checked alone first so a
+    message names it (``zone gate: ...``); repeated ids are the whole config's check, at saving."""
+    if not isinstance(items, list):
+        raise ZoneError(f"'{key}' must be a list of {plural}")
+    if len(items) > limit:
+        raise ZoneError(f"at most {limit} {plural} per camera")
     out = []
-    for i, zone in enumerate(zones):
-        if not isinstance(zone, dict):
-            raise ZoneError(f"zone {i + 1} is not a map of settings")
-        name = zone.get("id") or f"number {i + 1}"
-        polygon = zone.get("polygon")
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise ZoneError(f"{what} {i + 1} is not a map of settings")
+        name = item.get("id") or f"number {i + 1}"
+        polygon = item.get("polygon")
         if isinstance(polygon, list) and len(polygon) > MAX_CORNERS:
-            raise ZoneError(f"zone {name}: at most {MAX_CORNERS} corners")
-        clean = {k: v for k, v in zone.items() if v is not None}
+            raise ZoneError(f"{what} {name}: at most {MAX_CORNERS} corners")
+        clean = {k: v for k, v in item.items() if v is not None}
         try:
-            ZoneConfig.model_validate(clean)
+            model.model_validate(clean)
         except ValidationError as exc:
-            raise ZoneError(f"zone {name}: {_problems(exc)}") from None
+            raise ZoneError(f"{what} {name}: {_problems(exc)}") from None
         out.append(clean)
     return out
+
+
+def checked(zones: Any) -> list[dict[str, Any]]:
+    """The zones as the page sent them; raises ZoneError naming the first bad one."""
+    return _each(zones, "zones", "zone", "zones", ZoneConfig, MAX_ZONES)
 
 
 def checked_lines(lines: Any) -> list[dict[str, Any]]:
-    """The counting lines as the page sent them, each checked alone so a message names the line."""
-    if not isinstance(lines, list):
-        raise ZoneError("'lines' must be a list of counting lines")
-    if len(lines) > MAX_LINES:
-        raise ZoneError(f"at most {MAX_LINES} counting lines per camera")
-    out = []
-    for i, line in enumerate(lines):
-        if not isinstance(line, dict):
-            raise ZoneError(f"line {i + 1} is not a map of settings")
-        name = line.get("id") or f"number {i + 1}"
-        clean = {k: v for k, v in line.items() if v is not None}
-        try:
-            LineConfig.model_validate(clean)
-        except ValidationError as exc:
-            raise ZoneError(f"line {name}: {_problems(exc)}") from None
-        out.append(clean)
-    return out
+    """The counting lines as the page sent them; raises ZoneError naming the first bad one."""
+    return _each(lines, "lines", "line", "counting lines", LineConfig, MAX_LINES)
+
+
+def checked_masks(masks: Any) -> list[dict[str, Any]]:
+    """The masks as the page sent them; raises ZoneError naming the first bad one."""
+    return _each(masks, "masks", "mask", "masks", MaskConfig, MAX_MASKS)
 
 
 async def save_zones(
-    ctx: Any, camera_id: str, zones: Any, lock: asyncio.Lock, lines: Any = None
+    ctx: Any, camera_id: str, zones: Any, lock: asyncio.Lock, lines: Any = None, masks: Any = None
 ) -> dict[str, Any]:
-    """Write the camera's new zones (and counting lines, unless None: unchanged) through set-config,
-    which runs them now; raises ZoneError.
+    """Write the camera's new zones (and counting lines and masks, each unless None: unchanged)
+    through set-config, which runs them now; raises ZoneError.
 
     ``lock``: one save at a time, so each reads the file the previous one wrote.
     """
@@ -93,6 +93,8 @@ async def save_zones(
     new = {"zones": checked(zones)}
     if lines is not None:
         new["lines"] = checked_lines(lines)
+    if masks is not None:
+        new["masks"] = checked_masks(masks)
     async with lock:
         return await _save(ctx, cam, new)
 
@@ -119,9 +121,10 @@ async def _save(ctx: Any, cam: Camera, new: dict[str, list[dict[str, Any]]]) -> 
     # set-config ran them already (agent/vision/part.py, Vision.take_zones): the pipeline is swapped
     zones = [z.model_dump(mode="json", exclude_none=True) for z in cam.config.zones]
     lines = [ln.model_dump(mode="json", exclude_none=True) for ln in cam.config.lines]
+    masks = [m.model_dump(mode="json", exclude_none=True) for m in cam.config.masks]
     log.info(
-        "web: zones and lines of camera %s saved and applied: %s",
+        "web: zones, lines and masks of camera %s saved and applied: %s",
         camera_id,
-        [z["id"] for z in zones + lines],
+        [z["id"] for z in zones + lines + masks],
     )
-    return {"saved": str(ctx.config_path), "zones": zones, "lines": lines, **reply}
+    return {"saved": str(ctx.config_path), "zones": zones, "lines": lines, "masks": masks, **reply}

@@ -28,7 +28,7 @@ from agent.web.app import WebState, make_app
 from agent.web.auth import CHANGES_BURST, FAILURES_PER_MINUTE, PasswordFileError, Sessions, read_password
 from agent.web.feed import HealthSamples
 from agent.web.live import LiveView
-from agent.web.zones import ZoneError, checked, checked_lines
+from agent.web.zones import ZoneError, checked, checked_lines, checked_masks
 from models.pipeline.footage import OPENCV_DATA
 
 PASSWORD = "a long enough password"
@@ -152,6 +152,28 @@ def test_invalid_zones_name_the_zone() -> None:
     ]
     assert checked([{"id": "z", "polygon": [[0.1, 0.1], [0.2, 0.2], [0.3, 0.1]], "area_m2": None}]) == [
         {"id": "z", "polygon": [[0.1, 0.1], [0.2, 0.2], [0.3, 0.1]]}
+    ]
+
+
+def test_invalid_masks_name_the_mask() -> None:
+    """A mask is checked as a zone is, by its own model, so the page's message names it."""
+    square = [[0.1, 0.1], [0.3, 0.1], [0.3, 0.3]]
+    with pytest.raises(ZoneError, match="mask sign: polygon: a mask polygon needs at least 3 corners"):
+        checked_masks([{"id": "sign", "polygon": [[0.1, 0.1], [0.2, 0.2]]}])
+    with pytest.raises(ZoneError, match="mask number 2: id"):
+        checked_masks([{"id": "a", "polygon": square}, {"id": "", "polygon": square}])
+    with pytest.raises(ZoneError, match=r"mask sign: polygon: corner \(1.5, 0.1\) is outside the image"):
+        checked_masks([{"id": "sign", "polygon": [[1.5, 0.1], [0.3, 0.1], [0.3, 0.3]]}])
+    with pytest.raises(ZoneError, match="mask sign: colour: Extra inputs are not permitted"):
+        checked_masks([{"id": "sign", "polygon": square, "colour": "grey"}])
+    with pytest.raises(ZoneError, match="mask sign: at most 64 corners"):
+        checked_masks([{"id": "sign", "polygon": [[0.5, 0.5]] * 65}])
+    with pytest.raises(ZoneError, match="'masks' must be a list of masks"):
+        checked_masks({"id": "sign"})
+    with pytest.raises(ZoneError, match="at most 64 masks per camera"):
+        checked_masks([{"id": f"m{i}", "polygon": square} for i in range(65)])
+    assert checked_masks([{"id": "sign", "polygon": square, "classes": ["illegal_ad"]}]) == [
+        {"id": "sign", "polygon": square, "classes": ["illegal_ad"]}
     ]
 
 
