@@ -315,3 +315,110 @@ def test_crossing_counts_arrive_in_the_events_list(gateway: Gateway, browser: An
     assert event["k"] == "crossing" and event["cam"] == CAMERA and event["z"] == "pavement-line"
     assert event["c"] == "person" and set(event["val"]) == {"in", "out"}
     assert event["m"][0] in {m.engine.manifest.id for m in gateway.ctx.vision.cameras[0].pipeline.detectors}
+
+
+def _masks_in_file(gateway: Gateway) -> dict[str, dict[str, Any]]:
+    data = tomllib.loads(gateway.config_file.read_text())
+    (cam,) = [c for c in data["cameras"] if c["id"] == CAMERA]
+    return {m["id"]: m for m in cam.get("masks", [])}
+
+
+def _running_masks(gateway: Gateway) -> dict[str, tuple[list[list[float]], list[str]]]:
+    pipeline = gateway.ctx.vision.cameras[0].pipeline
+    return {z.id: (z.polygon.tolist(), sorted(c)) for z, c in pipeline.masks.areas}
+
+
+def test_a_mask_drawn_in_the_browser_runs_at_once(gateway: Gateway, browser: Any) -> None:
+    """A mask over a sign is drawn, named, given its classes and saved like a zone: the config file
+    has it and the running pipeline drops detections there; dragged, it moves in both; a two-corner
+    mask and repeated mask ids are refused by name with nothing changed; deleted, it is gone."""
+    cam = gateway.ctx.vision.cameras[0]
+    browser.get(gateway.url + "/")
+    if browser.current_url.endswith("/login"):
+        login(browser, gateway, PASSWORD)
+    wait_for("the page", lambda: "demo-pole" in browser.find_element(By.ID, "device").text)
+    browser.find_element(By.CSS_SELECTOR, '#tabs button[data-tab="zones"]').click()
+    frame = browser.find_element(By.ID, "zone-frame")
+    wait_for(
+        "the editor's frame", lambda: browser.execute_script("return arguments[0].naturalWidth", frame) > 0
+    )
+    canvas = browser.find_element(By.ID, "zone-canvas")
+    wait_for("the canvas sized to the frame", lambda: canvas.size["width"] > 100)
+    zones = _zone_ids_in_file(gateway)
+    assert _masks_in_file(gateway) == {} and cam.pipeline.masks.areas == []
+
+    # drawn in the frame's top left, clear of the demo's zones and line
+    old_pipeline = cam.pipeline
+    browser.find_element(By.ID, "new-mask").click()
+    _click_at(browser, canvas, [(0.05, 0.05), (0.28, 0.05), (0.28, 0.25), (0.05, 0.25)])
+    finish = browser.find_element(By.ID, "finish-zone")
+    assert finish.text == "Finish mask"
+    finish.click()
+    name = browser.find_element(By.ID, "mask-id")
+    assert name.get_attribute("value") == "mask-1"
+    name.clear()
+    name.send_keys("shop-sign")
+    browser.find_element(By.ID, "mask-classes").send_keys("illegal_ad, street_stall")
+    browser.find_element(By.ID, "save-zones").click()
+    message = browser.find_element(By.ID, "zone-message")
+    wait_for(
+        "the save", lambda: "masks: shop-sign;" in message.text and "ok" in message.get_attribute("class")
+    )
+    saved = _masks_in_file(gateway)["shop-sign"]
+    assert saved["classes"] == ["illegal_ad", "street_stall"]
+    assert saved["polygon"][0] == pytest.approx([0.05, 0.05], abs=0.03)
+    assert saved["polygon"][2] == pytest.approx([0.28, 0.25], abs=0.03)
+    assert cam.pipeline is not old_pipeline
+    (corners, classes) = _running_masks(gateway)["shop-sign"]
+    assert classes == ["illegal_ad", "street_stall"] and corners[2] == pytest.approx([0.28, 0.25], abs=0.03)
+    assert _zone_ids_in_file(gateway) == zones, "the zones stay as they were"
+    item = browser.find_element(By.CSS_SELECTOR, '#mask-list li[data-mask="shop-sign"]')
+    assert item.text == "shop-sign: mask of illegal_ad, street_stall"
+
+    # dragged by its inside: the file and the running pipeline follow
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", canvas)
+    w, h = canvas.size["width"], canvas.size["height"]
+    ActionChains(browser).move_to_element_with_offset(
+        canvas, int(-0.35 * w), int(-0.35 * h)
+    ).click_and_hold().move_by_offset(int(0.1 * w), int(0.05 * h)).release().perform()  # from (0.15, 0.15)
+    browser.find_element(By.ID, "save-zones").click()
+    wait_for("the moved mask saved", lambda: _masks_in_file(gateway)["shop-sign"]["polygon"][0][0] > 0.1)
+    assert _masks_in_file(gateway)["shop-sign"]["polygon"][0] == pytest.approx([0.15, 0.1], abs=0.03)
+    assert _running_masks(gateway)["shop-sign"][0][0] == pytest.approx([0.15, 0.1], abs=0.03)
+
+    # a two-corner mask is refused by name, and nothing changes
+    before, pipeline = gateway.config_file.read_bytes(), cam.pipeline
+    browser.find_element(By.ID, "new-mask").click()
+    _click_at(browser, canvas, [(0.6, 0.1), (0.7, 0.2)])
+    browser.find_element(By.ID, "finish-zone").click()
+    browser.find_element(By.ID, "save-zones").click()
+    wait_for(
+        "the refusal",
+        lambda: (
+            "error" in message.get_attribute("class")
+            and "mask mask-2: polygon: a mask polygon needs at least 3 corners" in message.text
+        ),
+    )
+    assert gateway.config_file.read_bytes() == before and cam.pipeline is pipeline
+    browser.find_element(By.ID, "delete-zone").click()  # the refused mask is still selected
+
+    # repeated mask ids pass each mask's own check but not the whole config's: refused by name
+    put = """
+        const done = arguments[arguments.length - 1];
+        fetch(arguments[0], {method: "PUT", headers: {"Content-Type": "application/json",
+            "X-CSRF-Token": session.csrf}, body: JSON.stringify(arguments[1])})
+            .then(async (r) => done([r.status, await r.json()]));
+    """
+    square = [[0.6, 0.1], [0.7, 0.1], [0.7, 0.2]]
+    body = {"zones": [], "masks": [{"id": "twice", "polygon": square}, {"id": "twice", "polygon": square}]}
+    status, reply = browser.execute_async_script(put, f"/api/cameras/{CAMERA}/zones", body)
+    assert status == 400 and "mask ids must be unique, repeated: twice" in reply["error"], reply
+    assert gateway.config_file.read_bytes() == before and cam.pipeline is pipeline
+
+    # deleted from the list: gone from the file and the running pipeline
+    browser.find_element(By.CSS_SELECTOR, '#mask-list li[data-mask="shop-sign"]').click()
+    browser.find_element(By.ID, "delete-zone").click()
+    browser.find_element(By.ID, "save-zones").click()
+    wait_for("the deletion saved", lambda: "masks: none;" in message.text)
+    assert _masks_in_file(gateway) == {} and cam.pipeline.masks.areas == []
+    assert _zone_ids_in_file(gateway) == zones

@@ -50,8 +50,12 @@ function show(name) {
 }
 
 // ----- zone editor ----------------------------------------------------------------------------------
-// zones are polygons; counting lines are two points, "in" crossing to the right of first -> second
-const editor = { zones: [], selected: -1, drawing: null, drag: null, objects: [], lines: [], line: -1, drawingLine: null };
+// zones are polygons; counting lines are two points, "in" crossing to the right of first -> second;
+// masks are polygons too, drawn like zones ("drawing" with drawingMask set): where nothing is believed
+const editor = {
+  zones: [], selected: -1, drawing: null, drag: null, objects: [], lines: [], line: -1, drawingLine: null,
+  masks: [], mask: -1, drawingMask: false,
+};
 const HIT_PX = 9;
 
 function canvasSize() {
@@ -83,6 +87,14 @@ function draw() {
     g.fillStyle = colour;
     for (const [x, y] of pts) g.fillRect(x * w - 4, y * h - 4, 8, 8);
   };
+  // masks under the zones, darkened as the live view draws them (agent/vision/draw.py)
+  editor.masks.forEach((m, i) => {
+    const sel = i === editor.mask;
+    poly(m.polygon, sel ? "#ff6a00" : "#5a5a5a", true, sel ? "rgba(40,40,40,.55)" : "rgba(40,40,40,.45)");
+    const [x, y] = m.polygon[0] || [0, 0];
+    g.fillStyle = "#fff"; g.font = "13px sans-serif";
+    g.fillText(`mask ${m.id}`, x * w + 6, y * h + 16);
+  });
   editor.zones.forEach((z, i) => {
     const sel = i === editor.selected;
     poly(z.polygon, sel ? "#ff6a00" : "#00c8ff", true, sel ? "rgba(255,106,0,.18)" : "rgba(0,200,255,.12)");
@@ -175,36 +187,42 @@ function onDown(event) {
   for (let li = editor.lines.length - 1; li >= 0; li--) {
     const vi = editor.lines[li].points.findIndex(
       ([x, y]) => Math.hypot((x - p[0]) * c.width, (y - p[1]) * c.height) < HIT_PX);
-    if (vi >= 0) { selectLine(li); editor.drag = { li, vi }; return; }
+    if (vi >= 0) { selectLine(li); editor.drag = { shape: editor.lines[li], key: "points", vi }; return; }
   }
   for (let li = editor.lines.length - 1; li >= 0; li--) {
     if (pxToSegment(p, editor.lines[li].points) < HIT_PX) {
       selectLine(li);
-      editor.drag = { li, from: p, start: editor.lines[li].points.map((q) => q.slice()) };
+      editor.drag = { shape: editor.lines[li], key: "points", from: p, start: editor.lines[li].points.map((q) => q.slice()) };
       return;
     }
   }
-  for (let zi = editor.zones.length - 1; zi >= 0; zi--) {
-    const vi = editor.zones[zi].polygon.findIndex(
-      ([x, y]) => Math.hypot((x - p[0]) * c.width, (y - p[1]) * c.height) < HIT_PX);
-    if (vi >= 0) { select(zi); editor.drag = { zi, vi }; return; }
+  // zones before masks, as they are drawn over them; a corner before an inside
+  const polygons = [[editor.zones, select], [editor.masks, selectMask]];
+  for (const [shapes, pick] of polygons) {
+    for (let i = shapes.length - 1; i >= 0; i--) {
+      const vi = shapes[i].polygon.findIndex(
+        ([x, y]) => Math.hypot((x - p[0]) * c.width, (y - p[1]) * c.height) < HIT_PX);
+      if (vi >= 0) { pick(i); editor.drag = { shape: shapes[i], key: "polygon", vi }; return; }
+    }
   }
-  for (let zi = editor.zones.length - 1; zi >= 0; zi--) {
-    if (inside(p, editor.zones[zi].polygon)) {
-      select(zi);
-      editor.drag = { zi, from: p, start: editor.zones[zi].polygon.map((q) => q.slice()) };
-      return;
+  for (const [shapes, pick] of polygons) {
+    for (let i = shapes.length - 1; i >= 0; i--) {
+      if (inside(p, shapes[i].polygon)) {
+        pick(i);
+        editor.drag = { shape: shapes[i], key: "polygon", from: p, start: shapes[i].polygon.map((q) => q.slice()) };
+        return;
+      }
     }
   }
   select(-1);
+  selectMask(-1);
 }
 
 function onMove(event) {
   const d = editor.drag;
   if (!d) return;
   const p = toNorm(event);
-  const shape = d.li !== undefined ? editor.lines[d.li] : editor.zones[d.zi];
-  const key = d.li !== undefined ? "points" : "polygon";
+  const { shape, key } = d;
   if (d.vi !== undefined) shape[key][d.vi] = p;
   else {
     const dx = p[0] - d.from[0], dy = p[1] - d.from[1];
@@ -215,38 +233,40 @@ function onMove(event) {
 
 function round4(pts) { return pts.map(([x, y]) => [Math.round(x * 1e4) / 1e4, Math.round(y * 1e4) / 1e4]); }
 
+// one shape is selected at a time: a zone, a counting line or a mask (-1: none of that kind)
 function select(i) {
   editor.selected = i;
-  if (i >= 0) editor.line = -1;
-  const zone = editor.zones[i];
-  $("#zone-fields").disabled = !zone;
-  $("#delete-zone").disabled = !zone && editor.line < 0;
-  for (const input of document.querySelectorAll("#zone-fields input")) {
-    // data-rule fields edit the zone's first count rule (a pile-up); any further ones are kept
-    const from = input.dataset.rule ? (zone && zone.count_rules && zone.count_rules[0]) : zone;
-    const v = from ? from[input.dataset.rule || input.dataset.key] : undefined;
-    input.value = v === undefined || v === null ? "" : Array.isArray(v) ? v.join(", ") : String(v);
-  }
-  if (i >= 0 || editor.line < 0) fillLineFields();
-  listZones();
-  draw();
+  if (i >= 0) { editor.line = -1; editor.mask = -1; }
+  showSelection();
 }
 
 function selectLine(i) {
   editor.line = i;
-  if (i >= 0) select(-1);
-  editor.line = i;
-  $("#delete-zone").disabled = i < 0 && editor.selected < 0;
-  fillLineFields();
+  if (i >= 0) { editor.selected = -1; editor.mask = -1; }
+  showSelection();
+}
+
+function selectMask(i) {
+  editor.mask = i;
+  if (i >= 0) { editor.selected = -1; editor.line = -1; }
+  showSelection();
+}
+
+function showSelection() {
+  fillFields("#zone-fields", editor.zones[editor.selected]);
+  fillFields("#line-fields", editor.lines[editor.line]);
+  fillFields("#mask-fields", editor.masks[editor.mask]);
+  $("#delete-zone").disabled = editor.selected < 0 && editor.line < 0 && editor.mask < 0;
   listZones();
   draw();
 }
 
-function fillLineFields() {
-  const line = editor.lines[editor.line];
-  $("#line-fields").disabled = !line;
-  for (const input of document.querySelectorAll("#line-fields input")) {
-    const v = line ? line[input.dataset.key] : undefined;
+function fillFields(fieldset, shape) {
+  $(fieldset).disabled = !shape;
+  for (const input of document.querySelectorAll(`${fieldset} input`)) {
+    // data-rule fields edit the zone's first count rule (a pile-up); any further ones are kept
+    const from = input.dataset.rule ? (shape && shape.count_rules && shape.count_rules[0]) : shape;
+    const v = from ? from[input.dataset.rule || input.dataset.key] : undefined;
     input.value = v === undefined || v === null ? "" : Array.isArray(v) ? v.join(", ") : String(v);
   }
 }
@@ -275,10 +295,17 @@ function listZones() {
     item.onclick = () => selectLine(i);
     return item;
   }));
+  $("#mask-list").replaceChildren(...editor.masks.map((m, i) => {
+    const item = el("li", { "data-mask": m.id }, `${m.id}: mask of ${m.classes && m.classes.length ? m.classes.join(", ") : "all classes"}`);
+    if (i === editor.mask) item.style.fontWeight = "bold";
+    item.onclick = () => selectMask(i);
+    return item;
+  }));
 }
 
 function onField(event) {
-  const zone = event.target.closest("#line-fields") ? editor.lines[editor.line] : editor.zones[editor.selected];
+  const zone = event.target.closest("#line-fields") ? editor.lines[editor.line]
+    : event.target.closest("#mask-fields") ? editor.masks[editor.mask] : editor.zones[editor.selected];
   if (!zone) return;
   const input = event.target, key = input.dataset.key, raw = input.value.trim();
   if (input.dataset.rule) {
@@ -313,11 +340,14 @@ async function loadZones() {
   editor.drawing = null;
   editor.objects = null;
   $("#finish-zone").disabled = true;
+  $("#finish-zone").textContent = "Finish zone";
   editor.drawingLine = null;
   const data = await api("GET", `/api/cameras/${camera()}/zones`);
   editor.zones = data.zones;
   editor.lines = data.lines || [];
+  editor.masks = data.masks || [];
   editor.line = -1;
+  editor.mask = -1;
   select(-1);
   $("#zone-frame").src = `/api/cameras/${camera()}/frame.jpg?t=${Date.now()}`;
 }
@@ -325,44 +355,63 @@ async function loadZones() {
 async function saveZones() {
   const zones = editor.zones.map((z) => ({ ...z, polygon: round4(z.polygon) }));
   const lines = editor.lines.map((ln) => ({ ...ln, points: round4(ln.points) }));
+  const masks = editor.masks.map((m) => ({ ...m, polygon: round4(m.polygon) }));
   message("saving ...", true);
   try {
-    const reply = await api("PUT", `/api/cameras/${camera()}/zones`, { zones, lines });
+    const reply = await api("PUT", `/api/cameras/${camera()}/zones`, { zones, lines, masks });
     editor.zones = reply.zones;
     editor.lines = reply.lines;
+    editor.masks = reply.masks;
     editor.line = -1;
+    editor.mask = -1;
     select(-1);
     const names = (items) => items.map((z) => z.id).join(", ") || "none";
-    message(`Saved to ${reply.saved}; camera ${camera()} runs with zones: ${names(reply.zones)}; counting lines: ${names(reply.lines)}.`, true);
+    message(`Saved to ${reply.saved}; camera ${camera()} runs with zones: ${names(reply.zones)}; masks: ${names(reply.masks)}; counting lines: ${names(reply.lines)}.`, true);
   } catch (err) {
     message(err.message, false);
   }
 }
 
-function newZone() {
+function newZone(mask = false) {
   editor.drawing = [];
+  editor.drawingMask = mask;
   editor.drawingLine = null;
+  $("#finish-zone").textContent = mask ? "Finish mask" : "Finish zone";
   selectLine(-1);
+  selectMask(-1);
   select(-1);
-  message("Click the zone's corners on the frame, then Finish zone.", true);
+  message(mask ? "Click the mask's corners around what the models misread, then Finish mask."
+    : "Click the zone's corners on the frame, then Finish zone.", true);
 }
 
 function finishZone() {
   if (!editor.drawing) return;
-  const taken = new Set(editor.zones.map((z) => z.id));
-  let n = editor.zones.length + 1;
-  while (taken.has(`zone-${n}`)) n++;
-  editor.zones.push({ id: `zone-${n}`, polygon: editor.drawing });
+  const [shapes, prefix] = editor.drawingMask ? [editor.masks, "mask"] : [editor.zones, "zone"];
+  const taken = new Set(shapes.map((z) => z.id));
+  let n = shapes.length + 1;
+  while (taken.has(`${prefix}-${n}`)) n++;
+  shapes.push({ id: `${prefix}-${n}`, polygon: editor.drawing });
   editor.drawing = null;
   $("#finish-zone").disabled = true;
-  select(editor.zones.length - 1);
-  message("Name the zone and set its rules, then Save zones.", true);
+  $("#finish-zone").textContent = "Finish zone";
+  if (editor.drawingMask) {
+    selectMask(shapes.length - 1);
+    message("Name the mask and choose the classes it hides (empty: all), then Save zones.", true);
+  } else {
+    select(shapes.length - 1);
+    message("Name the zone and set its rules, then Save zones.", true);
+  }
 }
 
 function deleteZone() {
   if (editor.line >= 0) {
     editor.lines.splice(editor.line, 1);
     selectLine(-1);
+    return;
+  }
+  if (editor.mask >= 0) {
+    editor.masks.splice(editor.mask, 1);
+    selectMask(-1);
     return;
   }
   if (editor.selected < 0) return;
@@ -374,6 +423,8 @@ function newLine() {
   editor.drawingLine = [];
   editor.drawing = null;
   $("#finish-zone").disabled = true;
+  $("#finish-zone").textContent = "Finish zone";
+  selectMask(-1);
   selectLine(-1);
   select(-1);
   message("Click the line's two ends on the frame: crossing it to the right of first -> second counts as in.", true);
@@ -504,8 +555,9 @@ async function start() {
   canvas.addEventListener("mousedown", onDown);
   window.addEventListener("mousemove", onMove);
   window.addEventListener("mouseup", () => { editor.drag = null; });
-  for (const input of document.querySelectorAll("#zone-fields input, #line-fields input")) input.addEventListener("input", onField);
-  $("#new-zone").onclick = newZone;
+  for (const input of document.querySelectorAll("#zone-fields input, #line-fields input, #mask-fields input")) input.addEventListener("input", onField);
+  $("#new-zone").onclick = () => newZone();
+  $("#new-mask").onclick = () => newZone(true);
   $("#new-line").onclick = newLine;
   $("#finish-zone").onclick = finishZone;
   $("#delete-zone").onclick = deleteZone;
