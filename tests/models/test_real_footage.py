@@ -142,7 +142,9 @@ def test_people_are_still_found_and_no_issue_raised_under_camera_conditions(foot
     frames = degrade(footage.test, CONDITIONS[condition], seed=7)
     dets = [engine.infer(f.image, prep) for f in frames]
     r = score_label("person", labels, frames, dets).at(0.0)
-    assert r["precision"] >= 0.85 and r["recall"] >= 0.85, r
+    # Measured 0.91-0.95 / 0.88-0.95 (the card); the floor leaves room for another CPU's INT8 kernels,
+    # whose scores near a threshold differ a little, and still fails a detector that loses people.
+    assert r["precision"] >= 0.80 and r["recall"] >= 0.80, r
     issue_ids = [labels.index(label) for label in ISSUE_LABELS]
     false = sum(int(sum((d.class_id == i).sum() for i in issue_ids)) for d in dets)
     assert false == 0, f"{false} street-issue detections under {condition}"
