@@ -82,11 +82,10 @@ class Masks:
         if not self.areas or not len(dets):
             return dets
         points = dets.bottom_centers()
-        labels = [classes[int(c)] if 0 <= int(c) < len(classes) else "" for c in dets.class_id]
         drop = np.zeros(len(dets), bool)
         for zone, masked in self.areas:
             hit = zone.contains(points)
             if masked:
-                hit &= np.asarray([label in masked for label in labels], bool)
+                hit &= np.isin(dets.class_id, [i for i, label in enumerate(classes) if label in masked])
             drop |= hit
         return dets if not drop.any() else dets[np.flatnonzero(~drop)]

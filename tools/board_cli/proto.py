@@ -37,7 +37,6 @@ class ProtocolBoard:
         self.port_name = port
         self.feedback = feedback
         self.timeout_s = timeout_s
-        self.hello_body: dict[str, Any] | None = None
         self.client = BoardClient(f"{port}: the board", on_frames=self._frames, tries=TRIES)
         serial_port = open_port(port, baud, timeout=0)
         # The loop runs only while a call waits for the board, as the port was read before: frames
@@ -123,11 +122,9 @@ class ProtocolBoard:
                 feedback.attempt if feedback else None,
             )
         )
-        if body is not None:
-            self.hello_body = body
-            if feedback:
-                feedback.result(f"board {body.get('id')}, firmware {body.get('fw')}")
-                feedback.end()
+        if feedback and body is not None:
+            feedback.result(f"board {body.get('id')}, firmware {body.get('fw')}")
+            feedback.end()
         elif feedback:
             feedback.result("no answer")
         return body
