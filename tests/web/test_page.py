@@ -374,6 +374,7 @@ def test_a_mask_drawn_in_the_browser_runs_at_once(gateway: Gateway, browser: Any
     assert _zone_ids_in_file(gateway) == zones, "the zones stay as they were"
     item = browser.find_element(By.CSS_SELECTOR, '#mask-list li[data-mask="shop-sign"]')
     assert item.text == "shop-sign: mask of illegal_ad, street_stall"
+    shot(browser, "masks")
 
     # dragged by its inside: the file and the running pipeline follow
     browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", canvas)
