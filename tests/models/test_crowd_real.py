@@ -102,3 +102,19 @@ def test_build_crowd_counter_runs_the_real_background_build(tmp_path) -> None:
     card = (tmp_path / "MODEL_CARD.md").read_text()
     assert "Unseen style" in card and "Real footage" in card and "What is still weak" in card
     assert build.main(["crowd-counter", "--smoke", "--remeasure", "--out", str(tmp_path)]) == 2
+
+
+def test_what_a_camera_reports_on_the_unseen_style_is_measured_by_the_agents_rule() -> None:
+    """crowd_agent runs the shipped pair through the agent's engines: the agent's count is never below
+    the detections and equals the density count wherever that reaches sparse_below."""
+    from models.pipeline import crowd_agent
+
+    r = crowd_agent.measure(4)
+    assert r["frames"] == 4 and r["sparse_below"] == 20.0 and r["detector"] == "street-vision"
+    assert set(r["counts"]) == {"density", "detections", "agent"}
+    for truth, density, detected, agent in r["per_frame"]:
+        assert truth >= 0 and agent >= detected
+        assert agent == (max(density, detected) if density >= 20 else detected)
+    text = crowd_agent.section(r)
+    assert text.startswith(crowd_agent.BEGIN) and text.rstrip().endswith(crowd_agent.END)
+    assert "what the agent reports (sparse_below 20)" in text
