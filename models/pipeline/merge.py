@@ -41,7 +41,7 @@ COCO_DIR = ROOT / "models" / "nanodet-coco"
 ISSUES_DIR = ROOT / "models" / "street-issues-rw"
 TARGET = ROOT / "models" / "street-vision"
 MODEL_ID = "street-vision"
-VERSION = "1.0.0"
+VERSION = "1.1.0"
 # NanoDet's class-score outputs per stride: walking back from them finds the neck's feature maps.
 COCO_SCORES = ["Identity:0", "Identity_1:0", "Identity_2:0"]
 OPSET = 17  # street-issues-rw's export; every op nanodet-coco uses means the same from 13 to 17
