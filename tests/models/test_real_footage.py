@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import tomllib
 
+import cv2
+import numpy as np
 import pytest
 
 from agent.config.camera import CameraConfig
@@ -129,13 +131,16 @@ def test_street_vision_raises_at_most_one_false_issue_on_photos_from_other_camer
     assert sum(label in issues for label in found) <= 1, found
 
 
-@pytest.mark.parametrize(
-    "condition", ["dusk", "night", "soft lens", "low resolution", "JPEG 20", "motion blur"]
-)
-def test_people_are_still_found_and_no_issue_raised_under_camera_conditions(footage, condition) -> None:
+SIX_CONDITIONS = ["dusk", "night", "soft lens", "low resolution", "JPEG 20", "motion blur"]
+
+
+@pytest.mark.parametrize("condition", SIX_CONDITIONS)
+def test_people_are_still_found_and_issues_rarely_seen_under_camera_conditions(footage, condition) -> None:
     """The default camera's model on the real test frames degraded as cameras degrade them (less
-    light, a soft lens, a low-resolution substream, hard JPEG, motion blur): people still found and
-    still no street issue on a clip that shows none. Measured, not tuned: the card's conditions table."""
+    light, a soft lens, a low-resolution substream, hard JPEG, motion blur): people still found, and
+    a street issue on a clip that shows none at most in a stray frame. Measured, not tuned: the
+    card's conditions table (street-vision 1.1.0: 1 of 40 frames under motion blur, 0 under the
+    others; 1.0.0 had 0). Whether a stray frame becomes an issue is the next test's."""
     engine = load_engine(STREET_VISION)
     prep = engine.preprocessor()
     labels = engine.manifest.labels
@@ -147,24 +152,57 @@ def test_people_are_still_found_and_no_issue_raised_under_camera_conditions(foot
     assert r["precision"] >= 0.80 and r["recall"] >= 0.80, r
     issue_ids = [labels.index(label) for label in ISSUE_LABELS]
     false = sum(int(sum((d.class_id == i).sum() for i in issue_ids)) for d in dets)
-    assert false == 0, f"{false} street-issue detections under {condition}"
+    assert false <= 2, f"{false} street-issue detections in {len(dets)} frames under {condition}"
 
 
-def test_a_mask_over_a_notice_board_stops_the_false_stall_it_raises(tmp_path) -> None:
-    """A real weakness, and the technician's remedy: street-vision reads OpenCV's photo of an official
-    NOTICE board as a `street_stall` (the card's photos table), so a camera looking at it raises a
-    false issue once the minute's dwell has passed; a mask drawn over the board (for the issue
-    classes only) stops it."""
-    photo = opencv_data("vtest.avi").parent.parent / "text" / "scenetext06.jpg"
+@pytest.fixture(scope="module")
+def clip_at_camera_rate() -> list:
+    """vtest.avi as the default camera takes it: every 5th frame of the 10 fps clip (2 fps)."""
+    cap = cv2.VideoCapture(str(opencv_data("vtest.avi")))
+    frames, i = [], 0
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        if i % 5 == 0:
+            frames.append(frame)
+        i += 1
+    return frames
+
+
+@pytest.mark.parametrize("condition", SIX_CONDITIONS)
+def test_the_default_camera_raises_no_street_issue_over_the_degraded_clip(
+    clip_at_camera_rate, condition, tmp_path
+) -> None:
+    """The whole clip degraded by each condition, through the default camera watching the whole
+    frame (the strictest setting): no issue event, since a stray frame never lasts an issue's dwell."""
+    rng = np.random.default_rng(7)
+    for k, frame in enumerate(clip_at_camera_rate):
+        cv2.imwrite(str(tmp_path / f"{k:04d}.jpg"), CONDITIONS[condition](frame, rng))
+    config = _default_camera(zones=False).model_copy(update={"source": str(tmp_path)})
+    pool = ModelPool()
+    sink = _Sink()
+    frames = asyncio.run(run_offline(CameraPipeline(config, [pool.get(m) for m in config.models]), sink))
+    assert frames == len(clip_at_camera_rate) >= 150
+    assert [(e.label, e.phase) for e in sink.events if e.kind == ISSUE] == []
+
+
+def test_a_mask_over_a_misread_tree_stops_the_false_pothole_it_raises(tmp_path) -> None:
+    """A real weakness, and the technician's remedy: street-vision 1.1.0 reads the dark tree on the
+    right of OpenCV's lake photo (hfs/data/001.jpg) as a `pothole` (the card's photos table; 1.0.0
+    read the NOTICE board of text/scenetext06.jpg as a `street_stall` instead), so a camera looking at
+    it raises a false issue once the dwell has passed; a mask drawn over the tree (for potholes only)
+    stops it."""
+    photo = opencv_data("vtest.avi").parent.parent / "hfs" / "data" / "001.jpg"
     for i in range(150):  # 75 s of a fixed camera at 2 fps
         (tmp_path / f"{i:04d}.jpg").write_bytes(photo.read_bytes())
-    board = {
-        "id": "notice-board",
-        "polygon": [[0.3, 0.2], [0.7, 0.2], [0.7, 0.6], [0.3, 0.6]],
-        "classes": ["street_stall", "illegal_ad"],
+    tree = {
+        "id": "lakeside-tree",
+        "polygon": [[0.75, 0.2], [1.0, 0.2], [1.0, 0.55], [0.75, 0.55]],
+        "classes": ["pothole"],
     }
     raised = {}
-    for name, masks in (("unmasked", []), ("masked", [board])):
+    for name, masks in (("unmasked", []), ("masked", [tree])):
         config = CameraConfig(
             id="cam-1", source=str(tmp_path), fps=2.0, models=[str(STREET_VISION)], masks=masks
         )
@@ -173,4 +211,4 @@ def test_a_mask_over_a_notice_board_stops_the_false_stall_it_raises(tmp_path) ->
         frames = asyncio.run(run_offline(CameraPipeline(config, [pool.get(m) for m in config.models]), sink))
         assert frames == 150
         raised[name] = [(e.label, e.phase) for e in sink.events if e.kind == ISSUE]
-    assert raised == {"unmasked": [("street_stall", "start")], "masked": []}
+    assert raised == {"unmasked": [("pothole", "start")], "masked": []}
