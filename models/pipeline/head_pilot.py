@@ -37,11 +37,13 @@ def fit(folder: Path, n: int = 300) -> dict[str, dict]:
     return {k: T.pr_table(T.detect(sess, s.images), s.boxes, thresholds, _min_px()) for k, s in sets.items()}
 
 
-def compare(variants: list[tuple[int, int]], n_train: int, steps: int, out: Path) -> dict[str, dict]:
+def compare(
+    variants: list[tuple[int, int]], n_train: int, steps: int, out: Path, n_held: int = 300
+) -> dict[str, dict]:
     train = T.make_set(T.TRAIN_SEED, n_train, T.backgrounds(False), T.TRAIN_NEGATIVES)
     feats = T.cache_features(T.backbone_session(), train.images)
     held = T.backgrounds(True)
-    val, test = T.make_set(T.VAL_SEED, 300, held), T.make_set(T.TEST_SEED, 300, held)
+    val, test = T.make_set(T.VAL_SEED, n_held, held), T.make_set(T.TEST_SEED, n_held, held)
     out.mkdir(parents=True, exist_ok=True)
     results = {}
     for width, depth in variants:
@@ -73,13 +75,14 @@ def main(argv: list[str] | None = None) -> None:
     c.add_argument("variants", help="comma-separated, e.g. 64x2,96x3")
     c.add_argument("--train", type=int, default=2000, help="training composites")
     c.add_argument("--steps", type=int, default=1500)
+    c.add_argument("--held", type=int, default=300, help="validation and test composites, each")
     c.add_argument("--out", type=Path, default=T.ROOT / "out" / "head-pilot")
     args = parser.parse_args(argv)
     if args.what == "fit":
         print(json.dumps(fit(args.folder), indent=2))
     else:
         variants = [tuple(int(x) for x in v.split("x")) for v in args.variants.split(",")]
-        print(json.dumps(compare(variants, args.train, args.steps, args.out), indent=2))  # type: ignore[arg-type]
+        print(json.dumps(compare(variants, args.train, args.steps, args.out, args.held), indent=2))  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":

@@ -101,3 +101,16 @@ def test_smoke_build_writes_a_folder_the_agent_loads(tmp_path: Path) -> None:
     for key in ("held_out_composites", "unseen_style", "false_alarms_real", "ms_per_frame_2_threads"):
         assert key in saved
     assert (tmp_path / "MODEL_CARD.md").read_text().startswith("# street-issues-rw")
+
+
+def test_head_pilot_trains_heads_of_other_shapes_side_by_side(tmp_path) -> None:
+    """models.pipeline.head_pilot compare: each WIDTHxDEPTH head trains on one feature cache, exports,
+    and is scored on held-out composites as the build scores its model."""
+    from models.pipeline import head_pilot
+
+    results = head_pilot.compare([(16, 1), (24, 2)], n_train=6, steps=2, out=tmp_path, n_held=4)
+    assert set(results) == {"16x1", "24x2"}
+    for name, r in results.items():
+        assert (tmp_path / f"head-{name}.onnx").is_file()
+        assert set(r["test"]) == {*transfer.ISSUES, "all"}
+    assert transfer.IssueHead(5, width=24, depth=2).stems[0][1].conv.in_channels == 24
