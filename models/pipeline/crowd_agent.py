@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 
 from agent.config.camera import CrowdConfig
-from agent.vision.engine import EngineOptions, load_engine
-from models.pipeline.crowd_real import agent_rule
-from models.pipeline.data import HELDOUT_SEEDS
+from models.pipeline.crowd_real import agent_rule, detector_counts, real_counts
+from models.pipeline.data import HELDOUT_SEEDS, CrowdSet
+from models.pipeline.evaluate import count_report
 from models.pipeline.footage_report import put_section
 from models.pipeline.render import render_crowd
 
@@ -34,31 +34,32 @@ BEGIN, END = "<!-- agent-count: begin -->", "<!-- agent-count: end -->"
 
 
 def measure(n: int = 300) -> dict[str, Any]:
-    opts = EngineOptions(intra_op_threads=2, self_test=False)
-    counter, detector = load_engine(COUNTER, opts), load_engine(DETECTOR, opts)
-    cp, dp = counter.preprocessor(), detector.preprocessor()
-    person = detector.manifest.labels.index("person")
-    truth, density, detected = [], [], []
-    for seed in range(HELDOUT_SEEDS, HELDOUT_SEEDS + n):
-        scene = render_crowd(seed)
-        truth.append(len(scene.points))
-        density.append(float(counter.infer(scene.image, cp).count))
-        detected.append(int((detector.infer(scene.image, dp).class_id == person).sum()))
-    t, d, k = (np.asarray(v, np.float64) for v in (truth, density, detected))
+    scenes = [render_crowd(seed) for seed in range(HELDOUT_SEEDS, HELDOUT_SEEDS + n)]
+    d, k = real_counts(COUNTER, scenes), detector_counts(scenes, DETECTOR)
+    # count_report reads only the head points: the frames themselves are not kept in the set
+    truth = CrowdSet(
+        np.empty((0,), np.uint8),
+        [sc.points for sc in scenes],
+        [sc.conditions.lighting for sc in scenes],
+        [sc.conditions.weather for sc in scenes],
+    )
+    t = np.asarray([len(sc.points) for sc in scenes], np.float64)
     sparse_below = CrowdConfig().sparse_below
     counts = {"density": d, "detections": k, "agent": agent_rule(d, k, sparse_below)}
     rows: dict[str, dict[str, float | None]] = {}
+    bands: dict[str, int] = {}
     for name, pred in counts.items():
-        few = t < 10
-        rows[name] = {"mae_0_9": round(float(np.abs(pred - t)[few].mean()), 2) if few.any() else None}
+        report = count_report(pred, truth)
+        few = report.get("0-9")
+        rows[name] = {"mae_0_9": round(few["mae"], 2) if few else None}
         for lo, hi in BANDS:
-            sel = (t >= lo) & (t <= hi)
-            mape = np.mean(np.abs(pred[sel] - t[sel]) / t[sel]) * 100 if sel.any() else np.nan
-            rows[name][f"{lo}-{hi}"] = None if np.isnan(mape) else round(float(mape), 1)
+            band = report.get(f"{lo}-{hi}")
+            rows[name][f"{lo}-{hi}"] = round(band["mape"], 1) if band else None
+            bands[f"{lo}-{hi}"] = int(band["n"]) if band else 0
     return {
         "data": f"render.render_crowd seeds {HELDOUT_SEEDS}..{HELDOUT_SEEDS + n - 1} at 640x360",
         "frames": n,
-        "frames_per_band": {f"{lo}-{hi}": int(((t >= lo) & (t <= hi)).sum()) for lo, hi in BANDS},
+        "frames_per_band": bands,
         "detector": json.loads((DETECTOR / "manifest.json").read_text())["id"],
         "sparse_below": sparse_below,
         "counts": rows,

@@ -357,11 +357,11 @@ def count_figures(pred: np.ndarray, truth: np.ndarray) -> dict:
     }
 
 
-def detector_counts(frames: list) -> np.ndarray:
-    """People the shipped real-image detector (nanodet-coco) finds per frame at its thresholds."""
+def detector_counts(frames: list, folder: Path = ROOT / "models" / "nanodet-coco") -> np.ndarray:
+    """People a shipped detector (nanodet-coco unless told) finds per frame at its thresholds."""
     from agent.vision.engine import EngineOptions, load_engine
 
-    engine = load_engine(ROOT / "models" / "nanodet-coco", EngineOptions(intra_op_threads=2, self_test=False))
+    engine = load_engine(folder, EngineOptions(intra_op_threads=2, self_test=False))
     prep = engine.preprocessor()
     person = engine.manifest.labels.index("person")
     return np.asarray(

@@ -21,10 +21,6 @@ from models.pipeline import evaluate
 from models.pipeline import transfer as T
 
 
-def _min_px() -> float:
-    return evaluate.MIN_EVAL_FRAME_PX * T.SIZE / T.FRAME_LONG
-
-
 def fit(folder: Path, n: int = 300) -> dict[str, dict]:
     metrics = json.loads((folder / "metrics.json").read_text())
     named = metrics["held_out_composites"]["fp32"]["thresholds"]
@@ -34,7 +30,7 @@ def fit(folder: Path, n: int = 300) -> dict[str, dict]:
         "train": T.make_set(T.TRAIN_SEED, n, T.backgrounds(False), T.TRAIN_NEGATIVES),
         "test": T.make_set(T.TEST_SEED, n, T.backgrounds(True)),
     }
-    return {k: T.pr_table(T.detect(sess, s.images), s.boxes, thresholds, _min_px()) for k, s in sets.items()}
+    return {k: T.pr_table(T.detect(sess, s.images), s.boxes, thresholds, T.MIN_PX) for k, s in sets.items()}
 
 
 def compare(
@@ -56,12 +52,8 @@ def compare(
         model.head = head
         path = out / f"head-{name}.onnx"
         T.export(model, path)
-        sess = evaluate.session(path, 2)
-        vd, td = T.detect(sess, val.images), T.detect(sess, test.images)
-        th = evaluate.tune_thresholds(
-            vd, T._Boxes(val.boxes), len(T.ISSUES), T.TARGET_PRECISION, min_px=_min_px()
-        )
-        results[name] = {"train_s": info["train_s"], "test": T.pr_table(td, test.boxes, th, _min_px())}
+        figures = T.held_out_figures(evaluate.session(path, 2), val, test)
+        results[name] = {"train_s": info["train_s"], "test": figures["test"]}
         print(name, json.dumps(results[name]["test"]["all"]), flush=True)
     return results
 

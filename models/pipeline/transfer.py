@@ -527,6 +527,22 @@ def pr_table(dets, boxes, thresholds: dict[int, float], min_px: float) -> dict:
     return table
 
 
+# boxes under 16 px of a 640-wide frame are 'difficult' (neither misses nor false alarms), in model pixels
+MIN_PX = evaluate.MIN_EVAL_FRAME_PX * SIZE / FRAME_LONG
+
+
+def held_out_figures(sess: ort.InferenceSession, val: CompositeSet, test: CompositeSet) -> dict:
+    """Thresholds tuned on the validation composites for TARGET_PRECISION, and the validation and test
+    tables at them: how the build (and head_pilot, beside it) scores a model."""
+    vd, td = detect(sess, val.images), detect(sess, test.images)
+    th = evaluate.tune_thresholds(vd, _Boxes(val.boxes), len(ISSUES), TARGET_PRECISION, min_px=MIN_PX)
+    return {
+        "thresholds": {ISSUES[c]: t for c, t in th.items()},
+        "val": pr_table(vd, val.boxes, th, MIN_PX),
+        "test": pr_table(td, test.boxes, th, MIN_PX),
+    }
+
+
 def _r(v: float) -> float | None:
     return None if v is None or np.isnan(v) else round(float(v), 3)
 
@@ -801,7 +817,6 @@ def build(out: Path, plan: Plan, log: Callable[[str], None] = print, old_model: 
 
     val = make_set(VAL_SEED, plan.val, bg_held)
     test = make_set(TEST_SEED, plan.test, bg_held)
-    min_px = evaluate.MIN_EVAL_FRAME_PX * SIZE / FRAME_LONG  # 16 px of a 640-wide frame, in model pixels
     held: dict = {
         "data": (
             f"composites on held-out real frames (vtest {VTEST_VAL_START}-{VTEST_TRAIN_END - 1}, every 5th sampled "
@@ -814,14 +829,7 @@ def build(out: Path, plan: Plan, log: Callable[[str], None] = print, old_model: 
     }
     per_prec = {}
     for name, path in (("fp32", fp32), ("int8", int8)):
-        sess = evaluate.session(path, 2)
-        vd, td = detect(sess, val.images), detect(sess, test.images)
-        th = evaluate.tune_thresholds(vd, _Boxes(val.boxes), len(ISSUES), TARGET_PRECISION, min_px=min_px)
-        per_prec[name] = {
-            "thresholds": {ISSUES[c]: t for c, t in th.items()},
-            "val": pr_table(vd, val.boxes, th, min_px),
-            "test": pr_table(td, test.boxes, th, min_px),
-        }
+        per_prec[name] = held_out_figures(evaluate.session(path, 2), val, test)
         log(f"{name} test: {json.dumps(per_prec[name]['test']['all'])}")
     drop = (per_prec["fp32"]["test"]["all"]["map50"] or 0) - (per_prec["int8"]["test"]["all"]["map50"] or 0)
     shipped = "int8" if drop <= 0.02 else "fp32"

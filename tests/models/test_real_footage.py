@@ -22,6 +22,7 @@ from agent.vision.pipeline import CameraPipeline
 from models.pipeline.camera_conditions import CONDITIONS, degrade
 from models.pipeline.footage import ROOT, load_footage, load_stills, opencv_data, score_label
 from models.pipeline.footage_report import ISSUE_LABELS
+from models.pipeline.transfer import video_frames
 
 NANODET = ROOT / "models" / "nanodet-coco"
 STREET_VISION = ROOT / "models" / "street-vision"  # nanodet-coco and street-issues-rw in one graph
@@ -158,16 +159,7 @@ def test_people_are_still_found_and_issues_rarely_seen_under_camera_conditions(f
 @pytest.fixture(scope="module")
 def clip_at_camera_rate() -> list:
     """vtest.avi as the default camera takes it: every 5th frame of the 10 fps clip (2 fps)."""
-    cap = cv2.VideoCapture(str(opencv_data("vtest.avi")))
-    frames, i = [], 0
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        if i % 5 == 0:
-            frames.append(frame)
-        i += 1
-    return frames
+    return video_frames("vtest.avi", lambda i: i % 5 == 0)
 
 
 @pytest.mark.parametrize("condition", SIX_CONDITIONS)
