@@ -58,13 +58,24 @@ def compare(
     return results
 
 
+def head_shapes(text: str) -> list[tuple[int, int]]:
+    """``64x2,96x3`` as [(64, 2), (96, 3)]; anything else is refused naming the part that is wrong."""
+    shapes = []
+    for part in text.split(","):
+        width, _, depth = part.strip().partition("x")
+        if not (width.isdigit() and depth.isdigit() and int(width) > 0 and int(depth) > 0):
+            raise argparse.ArgumentTypeError(f"{part!r} is not WIDTHxDEPTH (e.g. 96x3)")
+        shapes.append((int(width), int(depth)))
+    return shapes
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="what", required=True)
     f = sub.add_parser("fit", help="a built model on its training composites and on held-out ones")
     f.add_argument("folder", type=Path)
     c = sub.add_parser("compare", help="heads WIDTHxDEPTH trained side by side")
-    c.add_argument("variants", help="comma-separated, e.g. 64x2,96x3")
+    c.add_argument("variants", type=head_shapes, help="WIDTHxDEPTH, comma-separated, e.g. 64x2,96x3")
     c.add_argument("--train", type=int, default=2000, help="training composites")
     c.add_argument("--steps", type=int, default=1500)
     c.add_argument("--held", type=int, default=300, help="validation and test composites, each")
@@ -73,8 +84,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.what == "fit":
         print(json.dumps(fit(args.folder), indent=2))
     else:
-        variants = [tuple(int(x) for x in v.split("x")) for v in args.variants.split(",")]
-        print(json.dumps(compare(variants, args.train, args.steps, args.out, args.held), indent=2))  # type: ignore[arg-type]
+        print(json.dumps(compare(args.variants, args.train, args.steps, args.out, args.held), indent=2))
 
 
 if __name__ == "__main__":

@@ -114,3 +114,12 @@ def test_head_pilot_trains_heads_of_other_shapes_side_by_side(tmp_path) -> None:
         assert (tmp_path / f"head-{name}.onnx").is_file()
         assert set(r["test"]) == {*transfer.ISSUES, "all"}
     assert transfer.IssueHead(5, width=24, depth=2).stems[0][1].conv.in_channels == 24
+
+
+def test_head_pilot_refuses_a_shape_it_cannot_read(capsys) -> None:
+    from models.pipeline import head_pilot
+
+    assert head_pilot.head_shapes("64x2, 96x3") == [(64, 2), (96, 3)]
+    with pytest.raises(SystemExit):
+        head_pilot.main(["compare", "64x2,96"])
+    assert "'96' is not WIDTHxDEPTH (e.g. 96x3)" in capsys.readouterr().err
