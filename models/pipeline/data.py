@@ -142,13 +142,13 @@ def load_detection_dir(folder: str | Path, num_classes: int, width: int, height:
     return DetectionSet(np.stack(images), boxes, ["unknown"] * n, ["unknown"] * n)
 
 
-def load_crowd_dir(folder: str | Path, width: int, height: int) -> CrowdSet:
-    """A directory of ``images/`` + ``points/`` (``x y`` per line) letterboxed to the model size."""
+def read_crowd_dir(folder: str | Path) -> list[tuple[np.ndarray, np.ndarray]]:
+    """A directory of ``images/`` + ``points/`` (``x y`` pixels per line): each image (BGR, as read)
+    with its head points."""
     folder = Path(folder)
-    images, points = [], []
+    out = []
     for path in _images(folder):
         image = _read(path)
-        rgb, lb = letterbox(image, width, height)
         point_path = folder / "points" / f"{path.stem}.txt"
         if not point_path.exists():
             raise DataError(
@@ -158,6 +158,15 @@ def load_crowd_dir(folder: str | Path, width: int, height: int) -> CrowdSet:
             pts = np.loadtxt(point_path, dtype=np.float32, ndmin=2).reshape(-1, 2)
         except ValueError as exc:
             raise DataError(f"{point_path}: expected 'x y' pixel positions one a line: {exc}") from None
+        out.append((image, pts))
+    return out
+
+
+def load_crowd_dir(folder: str | Path, width: int, height: int) -> CrowdSet:
+    """A directory of ``images/`` + ``points/`` (``x y`` per line) letterboxed to the model size."""
+    images, points = [], []
+    for image, pts in read_crowd_dir(folder):
+        rgb, lb = letterbox(image, width, height)
         images.append(rgb)
         points.append(to_model(lb, pts))
     n = len(images)

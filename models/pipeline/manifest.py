@@ -10,6 +10,7 @@ from agent.vision.manifest import MANIFEST_NAME, load_manifest, sha256_file, ver
 from models.pipeline.letterbox import input_spec
 
 if TYPE_CHECKING:
+    from agent.vision.manifest import InputSpec
     from models.pipeline.spec import Spec
 
 
@@ -22,7 +23,9 @@ def write_manifest(
     classes: list[str],
     thresholds: dict,
     golden: dict,
+    input: InputSpec | None = None,
 ) -> None:
+    """``input`` overrides the spec ``letterbox()`` trains with (models on NanoDet's backbone take its own)."""
     files = {name: sha256_file(folder / name) for name in sorted({file, *other, golden["image"]})}
     data = {
         "id": spec.name,
@@ -32,7 +35,9 @@ def write_manifest(
         "file": file,
         "sha256": files[file],
         # the very spec letterbox() trains and measures with; fit and stride are the agent's defaults
-        "input": input_spec(spec.width, spec.height).model_dump(mode="json", exclude={"fit", "stride"}),
+        "input": (input or input_spec(spec.width, spec.height)).model_dump(
+            mode="json", exclude={"fit", "stride"}
+        ),
         "classes": classes,
         "thresholds": thresholds,
         "golden": golden,

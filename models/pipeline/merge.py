@@ -404,10 +404,9 @@ def build(out: Path = TARGET, *, smoke: bool = False, log=print) -> dict:
     # INT8 issue head reads nanodet-int8's features instead of its own quantized copy: measured below.
     if same["fp32"]["coco"] > 1e-5 or same["fp32"]["issues"] > 1e-4 or same["int8"]["coco"] > 1e-5:
         raise SystemExit(f"the merged graph does not reproduce the separate models: {same}")
-    lic = out / "licenses"
-    lic.mkdir(exist_ok=True)
-    for f in (COCO_DIR / "licenses").iterdir():
-        shutil.copyfile(f, lic / f.name)
+    from models.pipeline.transfer import copy_licenses
+
+    copy_licenses(out)
     shipped = "int8"
     file = f"{MODEL_ID}-{shipped}.onnx"
     write_manifest(out, file, None)

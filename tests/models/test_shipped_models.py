@@ -42,7 +42,8 @@ def test_manifest_validates_and_every_listed_file_matches_its_hash(folder) -> No
     assert manifest.golden is not None and (folder / manifest.golden.image).is_file()
     for name in manifest.files:
         if name.endswith(".onnx"):
-            assert (folder / name).stat().st_size < 8_000_000, f"{name} is too large to commit"
+            # crowd-counter carries NanoDet-g's backbone (nanodet-coco's FP32 is 15 MB)
+            assert (folder / name).stat().st_size < 16_000_000, f"{name} is too large to commit"
 
 
 def test_detector_output_has_the_yolov8_layout(detector) -> None:
@@ -63,9 +64,9 @@ def test_counter_output_is_a_density_map(counter) -> None:
     manifest, sess = counter
     assert manifest.adapter == "density" and manifest.task == "density"
     inp = sess.get_inputs()[0]
-    x = np.full((1, 3, manifest.input.height, manifest.input.width), 114 / 255, dtype=np.float32)
+    x = np.zeros((1, 3, manifest.input.height, manifest.input.width), dtype=np.float32)  # a mid-grey frame
     (out,) = sess.run(None, {inp.name: x})
-    assert out.shape == (1, 1, manifest.input.height // 4, manifest.input.width // 4)
+    assert out.shape == (1, 1, manifest.input.height // 8, manifest.input.width // 8)
     assert out.min() >= 0.0
     assert out.sum() < 3.0, "an empty frame should count nearly nobody"
 
@@ -121,39 +122,42 @@ def test_golden_image_reproduces_the_manifest(detector) -> None:
         assert mine and iou_matrix(np.array([g.box]), np.array(mine)).max() >= g.min_iou, g.label
 
 
-def test_counter_is_within_tolerance_on_the_unseen_rendered_style(counter) -> None:
-    """The renderer's scenes are a style 1.3.0 never trained on (goal: 25 % for 10-200 people). Crowds
-    under 20 are left out: the agent counts those by detection, and the card shows the density map
-    undercounting them (45 % off for 10-50 people)."""
-    manifest, sess = counter
+@pytest.fixture(scope="module")
+def counter_engine():
+    from agent.vision.engine import EngineOptions, load_engine
+
+    engine = load_engine(COUNTER, EngineOptions(intra_op_threads=2, self_test=False))
+    return engine, engine.preprocessor()
+
+
+def test_counter_is_within_tolerance_on_the_unseen_rendered_style(counter_engine) -> None:
+    """The renderer's scenes are a style the counter never trained on (goal: 25 % for 10-200 people).
+    Crowds under 20 are left out: the agent counts those by detection."""
+    engine, prep = counter_engine
     errors = []
     for k, people in enumerate((40, 80, 120, 180), start=1):
         scene = render_crowd(HELDOUT_SEEDS + 500 + k, count=people)
-        rgb, _ = letterbox(scene.image, manifest.input.width, manifest.input.height)
-        count = float(sess.run(None, {sess.get_inputs()[0].name: to_tensor(rgb)})[0].sum())
+        count = engine.infer(scene.image, prep).count
         errors.append(abs(count - len(scene.points)) / len(scene.points))
     assert np.mean(errors) <= 0.25, f"relative count errors {np.round(errors, 2)}"
     assert max(errors) <= 0.4, f"relative count errors {np.round(errors, 2)}"
 
 
-def test_counter_counts_people_on_real_footage_it_was_not_trained_on() -> None:
+def test_counter_counts_people_on_real_footage_it_was_not_trained_on(counter_engine) -> None:
     """vtest's 40 test frames through the agent's engine: 1.2.0 read 10.8 people where 6.35 are (it
-    took grass and paving for people); 1.3.0 reads 5.0."""
-    from agent.vision.engine import EngineOptions, load_engine
+    took grass and paving for people); 1.3.0 read 5.0."""
     from models.pipeline.footage import load_footage
 
-    engine = load_engine(COUNTER, EngineOptions(intra_op_threads=2))
+    engine, prep = counter_engine
     frames = load_footage("vtest").test
-    prep = engine.preprocessor()
     counts = np.array([engine.infer(f.image, prep).count for f in frames])
     truth = np.array([sum(t.label == "person" for t in f.truth) for f in frames])
-    assert np.abs(counts - truth).mean() <= 2.0 and abs((counts - truth).mean()) <= 2.0, (counts, truth)
+    assert np.abs(counts - truth).mean() <= 1.5 and abs((counts - truth).mean()) <= 1.5, (counts, truth)
 
 
-def test_golden_crowd_count_reproduces(counter) -> None:
-    manifest, sess = counter
-    image = cv2.imread(str(COUNTER / manifest.golden.image))
-    rgb, _ = letterbox(image, manifest.input.width, manifest.input.height)
-    count = float(sess.run(None, {sess.get_inputs()[0].name: to_tensor(rgb)})[0].sum())
+def test_golden_crowd_count_reproduces(counter, counter_engine) -> None:
+    manifest, _ = counter
+    engine, prep = counter_engine
+    count = engine.infer(cv2.imread(str(COUNTER / manifest.golden.image)), prep).count
     assert manifest.golden.count is not None
     assert abs(count - manifest.golden.count) <= manifest.golden.count_tolerance * manifest.golden.count

@@ -24,10 +24,15 @@ def decode(outputs: Sequence[np.ndarray], box: Letterbox, manifest: ModelManifes
     dmap = outputs[0][0, 0]
     if not np.all(np.isfinite(dmap)):
         raise AdapterError("the density map holds NaN or infinite values")
+    return DensityMap(crop_to_image(dmap, box))
+
+
+def crop_to_image(dmap: np.ndarray, box: Letterbox) -> np.ndarray:
+    """The part of a letterboxed input's density map that covers the original image, clipped at 0."""
     h, w = dmap.shape
     sx, sy = w / box.dst_w, h / box.dst_h
     inner_w, inner_h = box.inner_size
     x0, y0 = round(box.pad_x * sx), round(box.pad_y * sy)
     x1, y1 = max(x0 + 1, round((box.pad_x + inner_w) * sx)), max(y0 + 1, round((box.pad_y + inner_h) * sy))
     # Negative densities are regression noise; they must not cancel people elsewhere.
-    return DensityMap(np.clip(dmap[y0:y1, x0:x1], 0.0, None).astype(np.float32))
+    return np.clip(dmap[y0:y1, x0:x1], 0.0, None).astype(np.float32)
