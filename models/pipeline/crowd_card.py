@@ -176,6 +176,8 @@ def write_card(path: Path, m: dict, plan) -> None:
         f"- Unseen style, count error ≤ {STYLE_GOAL:.0f} % for 10-200 people: "
         f"{'met' if style_mape <= STYLE_GOAL else 'missed'} ({_f(style_mape, 1)} % for the shipped "
         f"{m['shipped'].upper()}).",
+        f"- Held-out composites, MAPE 10-200: "
+        f"{_f(m[m['shipped']]['composites'].get('10-200', {}).get('mape'), 1)} %.",
         f"- Real footage: {new['mae']:.2f} people per frame off (signed {new['mean_signed_error']:+.2f})"
         + (
             f"; {prev['version']} was {prev['mae']:.2f} off ({prev['mean_signed_error']:+.2f})."
@@ -200,9 +202,10 @@ def write_card(path: Path, m: dict, plan) -> None:
         "- Below about ten people, count by detection (the agent does, below `crowd.sparse_below`; see the "
         "rule table above).",
         "- Counts above 200 people per frame were never trained.",
-        f"- It costs {m['ms_per_frame'][m['shipped']]:.0f} ms a frame, where 1.3.0's own small network cost "
-        "3 ms: it runs the NanoDet backbone a second time beside the detector (one graph for both is the "
-        "next step, as street-vision did for the issue head).",
+        f"- It costs {m['ms_per_frame'][m['shipped']]:.0f} ms a frame in the build's timing (11-12 ms in "
+        "`bench/default_camera.py` on a quiet machine, `docs/benchmarks.md`), where 1.3.0's own small "
+        "network cost 3 ms: it runs the NanoDet backbone a second time beside the detector (one graph for "
+        "both is the next step, as street-vision did for the issue head).",
         "",
         "## Intended use and limits",
         "",
