@@ -23,6 +23,7 @@ from agent.config.camera import CrowdConfig
 from models.pipeline.crowd_real import agent_rule, detector_counts, real_counts
 from models.pipeline.data import HELDOUT_SEEDS, CrowdSet
 from models.pipeline.evaluate import count_report
+from models.pipeline.footage import load_stills
 from models.pipeline.footage_report import put_section
 from models.pipeline.render import render_crowd
 
@@ -68,7 +69,63 @@ def measure(n: int = 300) -> dict[str, Any]:
     }
 
 
-def section(r: dict[str, Any]) -> str:
+def measure_stills() -> dict[str, Any]:
+    """The same pair and rule on OpenCV's labelled still photos (other cameras than vtest's: signs,
+    shop fronts, basketball, plants), never trained or tuned on: what a camera reports on each."""
+    frames = load_stills()
+    names = list(json.loads((ROOT / "models" / "footage" / "stills.labels.json").read_text())["images"])
+    d, k = real_counts(COUNTER, frames), detector_counts(frames, DETECTOR)
+    agent = agent_rule(d, k, CrowdConfig().sparse_below)
+    rows = []
+    for name, f, dv, kv, av in zip(names, frames, d, k, agent, strict=True):
+        people = sum(t.label == "person" for t in f.truth)
+        rows.append(
+            {
+                "photo": name,
+                "people": people,
+                "density": round(float(dv), 2),
+                "detections": int(kv),
+                "agent": round(float(av), 2),
+            }
+        )
+    return {
+        "photos": len(rows),
+        "mae": {
+            key: round(float(np.mean([abs(r[key] - r["people"]) for r in rows])), 2)
+            for key in ("density", "detections", "agent")
+        },
+        "per_photo": rows,
+    }
+
+
+def stills_section(s: dict[str, Any]) -> list[str]:
+    lines = [
+        "### Other real photos",
+        "",
+        f"OpenCV's {s['photos']} labelled still photos (`models/footage/stills.labels.json`: scene-text "
+        "street photos, a basketball match, plants), from cameras other than vtest's and never trained or "
+        "tuned on. People per photo and the counts (MAE: density "
+        f"{s['mae']['density']}, detections {s['mae']['detections']}, what the agent reports {s['mae']['agent']}):",
+        "",
+        "| photo | people labelled | density | detections | agent reports |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['photo']} | {r['people']} | {r['density']} | {r['detections']} | {r['agent']} |"
+        for r in s["per_photo"]
+    ]
+    lines += [
+        "",
+        "Density alone reads the white letters of a dark road sign (scenetext02) as people, and spreads the",
+        "two close-up players of basketball1 over more cells than two; the agent reports the detections",
+        "there, since both stay under `sparse_below`. A wall of text large enough to pass it would be",
+        "counted as a crowd. 1.3.0's density alone, on the same photos before it was replaced: MAE 12.05",
+        "(42.3 on scenetext05's barrier and kerb).",
+    ]
+    return [*lines, ""]
+
+
+def section(r: dict[str, Any], stills: dict[str, Any] | None = None) -> str:
     names = {
         "density": "density model alone, through the agent's engine",
         "detections": f"person detections alone ({r['detector']})",
@@ -107,6 +164,7 @@ def section(r: dict[str, Any]) -> str:
         "On real footage the detections are the better count (the rule table above), so `sparse_below`",
         "stays where the tune frames put it; these scenes are for reporting and tune nothing.",
         "",
+        *(stills_section(stills) if stills else []),
         END,
         "",
     ]
@@ -119,13 +177,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--frames", type=int, default=300)
     args = parser.parse_args(argv)
     r = measure(args.frames)
+    stills = measure_stills()
     if not args.print:
         path = COUNTER / "metrics.json"
         metrics = json.loads(path.read_text())
         metrics["agent_count_unseen_style"] = {k: v for k, v in r.items() if k != "per_frame"}
+        metrics["agent_count_stills"] = stills
         path.write_text(json.dumps(metrics, indent=2) + "\n")
-        put_section(COUNTER / "MODEL_CARD.md", section(r), BEGIN, END, "## Held-out composites")
-    print(section(r))
+        put_section(COUNTER / "MODEL_CARD.md", section(r, stills), BEGIN, END, "## Held-out composites")
+    print(section(r, stills))
 
 
 if __name__ == "__main__":
