@@ -2,7 +2,7 @@
 other widths and depths trained side by side on the same cached features.
 
     python -m models.pipeline.head_pilot fit models/street-issues-rw        # train vs held-out mAP
-    python -m models.pipeline.head_pilot compare 64x2,96x3 --train 2000 --steps 1500
+    python -m models.pipeline.head_pilot compare 64x2,96x3,96x3t --train 2000 --steps 1500
 
 ``fit`` scores a built model on the first training composites (the build's own seeds) and on
 held-out test composites at its shipped FP32 thresholds: a head that does not fit what it trained on
@@ -42,9 +42,9 @@ def compare(
     val, test = T.make_set(T.VAL_SEED, n_held, held), T.make_set(T.TEST_SEED, n_held, held)
     out.mkdir(parents=True, exist_ok=True)
     results = {}
-    for width, depth in variants:
-        name = f"{width}x{depth}"
-        head = T.IssueHead(len(T.ISSUES), width=width, depth=depth)
+    for width, depth, topdown in variants:
+        name = f"{width}x{depth}{'t' if topdown else ''}"
+        head = T.IssueHead(len(T.ISSUES), width=width, depth=depth, topdown=topdown)
         info = T.train_head(
             head, feats, train.boxes, steps=steps, bf16=True, log=lambda m, v=name: print(v, m)
         )
@@ -58,14 +58,17 @@ def compare(
     return results
 
 
-def head_shapes(text: str) -> list[tuple[int, int]]:
-    """``64x2,96x3`` as [(64, 2), (96, 3)]; anything else is refused naming the part that is wrong."""
+def head_shapes(text: str) -> list[tuple[int, int, bool]]:
+    """``64x2,96x3t`` as [(64, 2, False), (96, 3, True)] (``t``: with the top-down path); anything
+    else is refused naming the part that is wrong."""
     shapes = []
     for part in text.split(","):
         width, _, depth = part.strip().partition("x")
+        topdown = depth.endswith("t")
+        depth = depth.removesuffix("t")
         if not (width.isdigit() and depth.isdigit() and int(width) > 0 and int(depth) > 0):
-            raise argparse.ArgumentTypeError(f"{part!r} is not WIDTHxDEPTH (e.g. 96x3)")
-        shapes.append((int(width), int(depth)))
+            raise argparse.ArgumentTypeError(f"{part!r} is not WIDTHxDEPTH[t] (e.g. 96x3 or 96x3t)")
+        shapes.append((int(width), int(depth), topdown))
     return shapes
 
 
@@ -75,7 +78,11 @@ def main(argv: list[str] | None = None) -> None:
     f = sub.add_parser("fit", help="a built model on its training composites and on held-out ones")
     f.add_argument("folder", type=Path)
     c = sub.add_parser("compare", help="heads WIDTHxDEPTH trained side by side")
-    c.add_argument("variants", type=head_shapes, help="WIDTHxDEPTH, comma-separated, e.g. 64x2,96x3")
+    c.add_argument(
+        "variants",
+        type=head_shapes,
+        help="WIDTHxDEPTH[t], comma-separated, e.g. 96x3,96x3t (t: top-down path)",
+    )
     c.add_argument("--train", type=int, default=2000, help="training composites")
     c.add_argument("--steps", type=int, default=1500)
     c.add_argument("--held", type=int, default=300, help="validation and test composites, each")

@@ -283,9 +283,14 @@ class IssueHead(nn.Module):
     against 0.60 held out), and in a pilot with equal steps 96x3 reached held-out mAP 0.563 against
     0.522 for 2.2x the step time (docs in the card)."""
 
-    def __init__(self, num_classes: int, channels: int = 128, width: int = 96, depth: int = 3) -> None:
+    def __init__(
+        self, num_classes: int, channels: int = 128, width: int = 96, depth: int = 3, topdown: bool = False
+    ) -> None:
         super().__init__()
         self.num_classes, self.width, self.height = num_classes, SIZE, SIZE
+        # ``topdown``: coarser maps are added into finer ones (1x1 laterals) before the stems, as
+        # crowd-counter 2.0.0's density head does; a pilot option (head_pilot compare 96x3t)
+        self.laterals = nn.ModuleList(ConvBN(channels, channels, 1) for _ in range(2)) if topdown else None
         self.stems = nn.ModuleList(
             nn.Sequential(ConvBN(channels, width), *(ConvBN(width, width) for _ in range(depth - 1)))
             for _ in range(3)
@@ -300,6 +305,11 @@ class IssueHead(nn.Module):
         self.register_buffer("strides", strides, persistent=False)
 
     def forward(self, feats: list[torch.Tensor]):
+        if self.laterals is not None:
+            f8, f16, f32 = feats
+            f16 = f16 + F.interpolate(self.laterals[1](f32), size=f16.shape[-2:], mode="nearest")
+            f8 = f8 + F.interpolate(self.laterals[0](f16), size=f8.shape[-2:], mode="nearest")
+            feats = [f8, f16, f32]
         hs = [s(f) for s, f in zip(self.stems, feats, strict=True)]
         dist = torch.cat([r(h).flatten(2) for r, h in zip(self.reg, hs, strict=True)], dim=2)
         logits = torch.cat([c(h).flatten(2) for c, h in zip(self.cls, hs, strict=True)], dim=2)

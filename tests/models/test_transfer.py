@@ -108,8 +108,8 @@ def test_head_pilot_trains_heads_of_other_shapes_side_by_side(tmp_path) -> None:
     and is scored on held-out composites as the build scores its model."""
     from models.pipeline import head_pilot
 
-    results = head_pilot.compare([(16, 1), (24, 2)], n_train=6, steps=2, out=tmp_path, n_held=4)
-    assert set(results) == {"16x1", "24x2"}
+    results = head_pilot.compare([(16, 1, False), (24, 2, True)], n_train=6, steps=2, out=tmp_path, n_held=4)
+    assert set(results) == {"16x1", "24x2t"}
     for name, r in results.items():
         assert (tmp_path / f"head-{name}.onnx").is_file()
         assert set(r["test"]) == {*transfer.ISSUES, "all"}
@@ -119,7 +119,7 @@ def test_head_pilot_trains_heads_of_other_shapes_side_by_side(tmp_path) -> None:
 def test_head_pilot_refuses_a_shape_it_cannot_read(capsys) -> None:
     from models.pipeline import head_pilot
 
-    assert head_pilot.head_shapes("64x2, 96x3") == [(64, 2), (96, 3)]
+    assert head_pilot.head_shapes("64x2, 96x3t") == [(64, 2, False), (96, 3, True)]
     with pytest.raises(SystemExit):
         head_pilot.main(["compare", "64x2,96"])
-    assert "'96' is not WIDTHxDEPTH (e.g. 96x3)" in capsys.readouterr().err
+    assert "'96' is not WIDTHxDEPTH[t] (e.g. 96x3 or 96x3t)" in capsys.readouterr().err
