@@ -113,7 +113,7 @@ def write_card(path: Path, m: dict, plan) -> None:
         "The scene itself is not new to this model: its empty background and 20 other frames of the same "
         "clip are in training. So this row says the counter no longer takes grass, brick and paving for "
         "people, not what it does on a street it has never seen (no other labelled real crowd footage is "
-        "available here).",
+        'available here; the still photos under "What a camera reports" below are another real source, with few people).',
         "",
         "### The agent's rule: detections for few people, density for many",
         "",
