@@ -14,7 +14,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 import torch
 from torch import nn
@@ -25,7 +24,7 @@ from agent.vision.preprocess import Letterbox
 from models.pipeline import data as datasets
 from models.pipeline.import_detector import SIZE, preprocess
 from models.pipeline.nets import Block, ConvBN, fold_batchnorm
-from models.pipeline.transfer import _lr, cache_features, nanodet_backbone
+from models.pipeline.transfer import _lr, cache_features, export_graph, nanodet_backbone
 
 STRIDE = 8  # the density map's cell: NanoDet's finest neck map (52x52 at 416)
 DENSITY_SCALE = 100.0  # targets are scaled up in training; the export divides it back out
@@ -132,19 +131,7 @@ def train_head(
 
 
 def export(head: DensityHead, path: Path) -> None:
-    model = fold_batchnorm(CrowdTransfer(copy.deepcopy(head)).eval())
-    with torch.no_grad():
-        torch.onnx.export(
-            model,
-            (torch.zeros(1, 3, SIZE, SIZE),),
-            str(path),
-            input_names=["images"],
-            output_names=["density"],
-            opset_version=17,
-            do_constant_folding=True,
-            dynamo=False,
-        )
-    onnx.checker.check_model(onnx.load(str(path)))
+    export_graph(fold_batchnorm(CrowdTransfer(copy.deepcopy(head)).eval()), path, "density")
 
 
 def onnx_counts(sess: ort.InferenceSession, images: list[np.ndarray]) -> np.ndarray:

@@ -482,13 +482,18 @@ def step_time(
 def export(model: TransferDetector, path: Path) -> None:
     m = fold_batchnorm(copy.deepcopy(model).eval())
     m.export_mode, m.rgb01_input = True, False
+    export_graph(m, path, "output0")
+
+
+def export_graph(module: nn.Module, path: Path, output: str) -> None:
+    """A model on NanoDet's input (``[1, 3, 416, 416]`` named ``images``) as checked ONNX, opset 17."""
     with torch.no_grad():
         torch.onnx.export(
-            m,
+            module,
             (torch.zeros(1, 3, SIZE, SIZE),),
             str(path),
             input_names=["images"],
-            output_names=["output0"],
+            output_names=[output],
             opset_version=17,
             do_constant_folding=True,
             dynamo=False,
