@@ -45,6 +45,18 @@ def _count_row(name: str, c: dict) -> str:
     )
 
 
+def _conditions_weak(r: dict | None) -> list[str]:
+    """The worst camera condition on each real source (``camera_conditions`` adds the figures)."""
+    if not r:
+        return []
+    out = []
+    for part, what in (("vtest", "vtest's test frames"), ("stills", "the photos")):
+        name, row = max(r["conditions"].items(), key=lambda kv: kv[1][part]["mae"])
+        e = row[part]
+        out.append(f"{name} ({e['mae']:.2f} people per frame off, signed {e['signed']:+.2f}) on {what}")
+    return ["- Camera conditions hurt most: " + "; ".join(out) + " (section above)."]
+
+
 def write_card(path: Path, m: dict, plan) -> None:
     real = m["real_footage"]
     new = real["new"]
@@ -202,6 +214,7 @@ def write_card(path: Path, m: dict, plan) -> None:
         "- Below about ten people, count by detection (the agent does, below `crowd.sparse_below`; see the "
         "rule table above).",
         "- Counts above 200 people per frame were never trained.",
+        *_conditions_weak(m.get("camera_conditions")),
         f"- It costs {m['ms_per_frame'][m['shipped']]:.0f} ms a frame in the build's timing (11-12 ms in "
         "`bench/default_camera.py` on a quiet machine, `docs/benchmarks.md`), where 1.3.0's own small "
         "network cost 3 ms: it runs the NanoDet backbone a second time beside the detector (one graph for "
@@ -219,7 +232,9 @@ def write_card(path: Path, m: dict, plan) -> None:
         f"{plan.steps} steps of batch {plan.batch} under bfloat16 autocast, {t['train_s']} s on 2 CPU threads "
         f"(shared machine); compositing and the backbone's features {t['data_s']} s; whole build "
         f"{m['total_s']} s. Figures: `metrics.json`. "
-        "`--data DIR` adds your own images with head points (`images/` and `points/`, `x y` a line).",
+        "`--data DIR` adds your own images with head points (`images/` and `points/`, `x y` a line). "
+        "`python -m models.pipeline.crowd_agent` and `python -m models.pipeline.camera_conditions "
+        "crowd-counter` then add their sections.",
         "",
         f"The manifest's `golden` entry is `golden.jpg` (a held-out composite of {m['golden']['people']} "
         f"people on the empty vtest corner) with the count this exact file gives on it ({m['golden']['count']}); "

@@ -175,3 +175,19 @@ def test_what_a_camera_reports_on_other_real_photos_stays_near_the_people_in_the
     assert s["mae"]["agent"] <= 1.0, s
     assert s["mae"]["density"] <= 5.0, s
     assert "### Other real photos" in "\n".join(crowd_agent.stills_section(s))
+
+
+def test_the_counter_keeps_counting_real_frames_under_camera_conditions() -> None:
+    """vtest's test frames and the photos, degraded as cameras degrade them (dusk, night, a soft lens,
+    low resolution, JPEG 20, motion blur, a tilt): the density count stays within about two people
+    of the people there (2.0.0's worst: 1.76 on vtest at night, 5.36 on the photos at JPEG 20)."""
+    from models.pipeline import camera_conditions
+    from models.pipeline.build import MODELS
+
+    r = camera_conditions.measure(MODELS / "crowd-counter")
+    assert set(r["conditions"]) == set(camera_conditions.CONDITIONS)
+    for name, row in r["conditions"].items():
+        assert row["vtest"]["mae"] <= 2.5, (name, row)
+        assert row["stills"]["mae"] <= 6.5, (name, row)
+    text = camera_conditions.section(r)
+    assert "| night |" in text and text.startswith(camera_conditions.BEGIN)
