@@ -202,12 +202,10 @@ def measure(folder: Path) -> dict:
 
 
 def _count_error(engine: ModelEngine, prep, frames: list[LabelledFrame]) -> dict:
+    from models.pipeline.crowd_real import count_figures
+
     truth = np.array([sum(t.label == "person" for t in f.truth) for f in frames], np.float64)
-    counts = np.array([engine.infer(f.image, prep).count for f in frames], np.float64)
-    return {
-        "mae": round(float(np.abs(counts - truth).mean()), 3),
-        "signed": round(float((counts - truth).mean()), 3),
-    }
+    return count_figures(np.array([engine.infer(f.image, prep).count for f in frames], np.float64), truth)
 
 
 def _measure_counts(
@@ -239,7 +237,8 @@ def _count_section(r: dict) -> str:
     for name, row in r["conditions"].items():
         v, s = row["vtest"], row["stills"]
         lines.append(
-            f"| {name} | {v['mae']:.2f} ({v['signed']:+.2f}) | {s['mae']:.2f} ({s['signed']:+.2f}) |"
+            f"| {name} | {v['mae']:.2f} ({v['mean_signed_error']:+.2f}) | "
+            f"{s['mae']:.2f} ({s['mean_signed_error']:+.2f}) |"
         )
     return "\n".join([*lines, "", END, ""])
 

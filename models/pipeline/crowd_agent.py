@@ -73,15 +73,14 @@ def measure_stills() -> dict[str, Any]:
     """The same pair and rule on OpenCV's labelled still photos (other cameras than vtest's: signs,
     shop fronts, basketball, plants), never trained or tuned on: what a camera reports on each."""
     frames = load_stills()
-    names = list(json.loads((ROOT / "models" / "footage" / "stills.labels.json").read_text())["images"])
     d, k = real_counts(COUNTER, frames), detector_counts(frames, DETECTOR)
     agent = agent_rule(d, k, CrowdConfig().sparse_below)
     rows = []
-    for name, f, dv, kv, av in zip(names, frames, d, k, agent, strict=True):
+    for f, dv, kv, av in zip(frames, d, k, agent, strict=True):
         people = sum(t.label == "person" for t in f.truth)
         rows.append(
             {
-                "photo": name,
+                "photo": f.name,
                 "people": people,
                 "density": round(float(dv), 2),
                 "detections": int(kv),

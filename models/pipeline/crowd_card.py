@@ -53,7 +53,9 @@ def _conditions_weak(r: dict | None) -> list[str]:
     for part, what in (("vtest", "vtest's test frames"), ("stills", "the photos")):
         name, row = max(r["conditions"].items(), key=lambda kv: kv[1][part]["mae"])
         e = row[part]
-        out.append(f"{name} ({e['mae']:.2f} people per frame off, signed {e['signed']:+.2f}) on {what}")
+        out.append(
+            f"{name} ({e['mae']:.2f} people per frame off, signed {e['mean_signed_error']:+.2f}) on {what}"
+        )
     return ["- Camera conditions hurt most: " + "; ".join(out) + " (section above)."]
 
 

@@ -24,10 +24,10 @@ from agent.vision.preprocess import Letterbox
 from models.pipeline import data as datasets
 from models.pipeline.import_detector import SIZE, preprocess
 from models.pipeline.nets import Block, ConvBN, fold_batchnorm
-from models.pipeline.transfer import _lr, cache_features, export_graph, nanodet_backbone
+from models.pipeline.train import DENSITY_SCALE, density_loss
+from models.pipeline.transfer import _lr, export_graph, nanodet_backbone
 
 STRIDE = 8  # the density map's cell: NanoDet's finest neck map (52x52 at 416)
-DENSITY_SCALE = 100.0  # targets are scaled up in training; the export divides it back out
 
 
 class DensityHead(nn.Module):
@@ -80,18 +80,6 @@ def targets(images: list[np.ndarray], heads: list[np.ndarray]) -> np.ndarray:
     return (np.stack(maps) * DENSITY_SCALE).astype(np.float32)
 
 
-def features(sess: ort.InferenceSession, images: list[np.ndarray]) -> list[np.ndarray]:
-    return cache_features(sess, images)
-
-
-def density_loss(pred: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per-cell squared error plus a relative error on each image's count (as 1.3.0)."""
-    pix = F.mse_loss(pred, t, reduction="sum") / len(pred)
-    cp, ct = pred.sum((1, 2, 3)), t.sum((1, 2, 3))
-    cnt = (F.smooth_l1_loss(cp, ct, reduction="none") / (ct + DENSITY_SCALE * 5)).mean()
-    return pix / 100.0 + cnt * 10.0, cp, ct
-
-
 def train_head(
     feats: list[np.ndarray],
     maps: np.ndarray,
@@ -101,7 +89,8 @@ def train_head(
     log: Callable[[str], None] = print,
     threads: int = 2,
 ) -> tuple[DensityHead, float]:
-    """AdamW with warm-up and cosine decay on cached features, under bfloat16 autocast."""
+    """AdamW with warm-up and cosine decay on cached features (``transfer.cache_features``), under
+    bfloat16 autocast, with the counter's density loss (``train.density_loss``)."""
     torch.manual_seed(0)
     torch.set_num_threads(threads)
     head = DensityHead()

@@ -1,11 +1,12 @@
 """crowd-counter on real backgrounds: painted crowds composited onto real frames, real people too.
 
-    python -m models.pipeline.crowd_real            # the shipped counter (about 25 min on 2 cores)
+    python -m models.pipeline.crowd_real            # the shipped counter (about 10 min on 2 cores)
     python -m models.pipeline.crowd_real --smoke    # the whole pipeline in about a minute (tests)
 
 ``python -m models.pipeline.build crowd-counter`` runs this build. 1.2.0 learnt from the renderer's
-flat-shaded scenes only and read grass, brick and paving as people on real footage. Here the same
-network (same input and output, so the agent needs no change) learns from the renderer's people
+flat-shaded scenes only and read grass, brick and paving as people on real footage. Here a density
+head on nanodet-coco's frozen backbone (``crowd_head.py``; the agent's density adapter reads it as it
+is) learns from the renderer's people
 painted, retextured and degraded onto real frames and photos from Debian's ``opencv-doc``, plus real
 people: half of the labelled ``tune`` frames of ``vtest.avi`` (heads at the top of each person box).
 The other half of the tune frames is kept for the agent's detection/density rule
@@ -43,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TARGET = ROOT / "models" / "crowd-counter"
 DATA = Path("/usr/share/doc/opencv-doc/examples/data")
 VERSION = "2.0.0"
-FRAME_LONG = 400  # backgrounds are scaled to this long side before painting: above the model input (320), and painting costs 2.5x less than at 640
+FRAME_LONG = 400  # backgrounds are scaled to this long side before painting (1.3.0's input was 320; 2.0.0's 416 upscales it a little), and painting costs 2.5x less than at 640
 TRAIN_SEED, HELD_SEED, GOLDEN_SEED = 2_000_000, 6_000_000, 6_900_000
 # Photos without people (ones with people, e.g. messi5 or the calibration shots held by a person,
 # would teach "a person here counts zero"). The held-out composites paint on the second list only.
@@ -255,33 +256,29 @@ def make_raw(
 
 @dataclass
 class FeatureSet:
-    """The frozen backbone's three maps for a set of frames and the frames' true counts."""
+    """Training data for the density head: the frozen backbone's three maps of each frame and its
+    scaled density target."""
 
     feats: list[np.ndarray]
-    points: list[np.ndarray]  # head points in the 416x416 letterbox
-    maps: np.ndarray | None = None  # scaled training targets (training sets only)
+    maps: np.ndarray
 
 
-def feature_set(sess, samples: list[tuple[np.ndarray, np.ndarray]], with_maps: bool) -> FeatureSet:
+def feature_set(sess, samples: list[tuple[np.ndarray, np.ndarray]]) -> FeatureSet:
     from models.pipeline import crowd_head
+    from models.pipeline.transfer import cache_features
 
     images, heads = [s[0] for s in samples], [s[1] for s in samples]
-    pts = [crowd_head.to_input(i, h) for i, h in zip(images, heads, strict=True)]
-    maps = crowd_head.targets(images, heads) if with_maps else None
-    return FeatureSet(crowd_head.features(sess, images), pts, maps)
+    return FeatureSet(cache_features(sess, images), crowd_head.targets(images, heads))
 
 
 def _cached(path: Path | None, make: Callable[[], FeatureSet]) -> FeatureSet:
     if path is not None and path.exists():
-        z = np.load(path, allow_pickle=True)
-        return FeatureSet([z["f0"], z["f1"], z["f2"]], list(z["points"]), z.get("maps"))
+        z = np.load(path)
+        return FeatureSet([z["f0"], z["f1"], z["f2"]], z["maps"])
     out = make()
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        pts = np.empty(len(out.points), dtype=object)
-        pts[:] = out.points
-        extra = {} if out.maps is None else {"maps": out.maps}
-        np.savez(path, f0=out.feats[0], f1=out.feats[1], f2=out.feats[2], points=pts, **extra)
+        np.savez(path, f0=out.feats[0], f1=out.feats[1], f2=out.feats[2], maps=out.maps)
     return out
 
 
@@ -309,12 +306,6 @@ def real_counts(folder: Path, frames: list) -> np.ndarray:
     engine = load_engine(folder, EngineOptions(intra_op_threads=2, self_test=False))
     prep = engine.preprocessor()
     return np.asarray([engine.infer(f.image, prep).count for f in frames], np.float64)
-
-
-def _onnx_counts(path: Path, frames: list) -> np.ndarray:
-    from models.pipeline.crowd_head import onnx_counts
-
-    return onnx_counts(ev.session(path), [f.image for f in frames])
 
 
 def count_figures(pred: np.ndarray, truth: np.ndarray) -> dict:
@@ -396,18 +387,16 @@ def build(
     sess = backbone_session()
     trainset = _cached(
         cache and cache / f"{key}-train-{plan.train}.npz",
-        lambda: feature_set(sess, make_raw(TRAIN_SEED, plan.train, train_bgs), True),
+        lambda: feature_set(sess, make_raw(TRAIN_SEED, plan.train, train_bgs)),
     )
     held_raw = make_raw(HELD_SEED, plan.held, held_bgs)  # cheap at 300; the images calibrate INT8 too
     held_points = [p for _, p in held_raw]
     source = f"{plan.train} composites (seeds {TRAIN_SEED}..) on {len(train_bgs)} real frames"
     if data_dir is not None:
         own = datasets.read_crowd_dir(data_dir)
-        mine = feature_set(sess, own, True)
-        assert trainset.maps is not None and mine.maps is not None
+        mine = feature_set(sess, own)
         trainset = FeatureSet(
             [np.concatenate([a, b]) for a, b in zip(trainset.feats, mine.feats, strict=True)],
-            trainset.points + mine.points,
             np.concatenate([trainset.maps, mine.maps]),
         )
         source += f" and {len(own)} images from {data_dir}"
@@ -417,7 +406,6 @@ def build(
 
     import torch
 
-    assert trainset.maps is not None
     head, train_s = crowd_head.train_head(
         trainset.feats, trainset.maps, plan.steps, plan.batch, plan.lr, _log
     )
@@ -454,7 +442,9 @@ def build(
     for k, path in variants.items():
         s = ev.session(path)
         m[k] = {
-            "real_test": count_figures(_onnx_counts(path, footage.test), test_truth),
+            "real_test": count_figures(
+                crowd_head.onnx_counts(s, [f.image for f in footage.test]), test_truth
+            ),
             "style": _bands(crowd_head.onnx_counts(s, [i for i, _ in style]), [p for _, p in style]),
             "composites": _bands(crowd_head.onnx_counts(s, [i for i, _ in held_raw]), held_points),
         }

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from models.pipeline.letterbox import letterbox, to_model
-from models.pipeline.render import render_crowd, render_street
+from models.pipeline.render import render_street
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 
@@ -66,13 +66,6 @@ def _street_sample(args: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray, 
     )
 
 
-def _crowd_sample(args: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray, str, str]:
-    seed, width, height = args
-    scene = render_crowd(seed)
-    rgb, lb = letterbox(scene.image, width, height)
-    return rgb, to_model(lb, scene.points).reshape(-1, 2), scene.conditions.lighting, scene.conditions.weather
-
-
 def _workers() -> int:
     return max(1, min(2, os.cpu_count() or 1))
 
@@ -88,13 +81,6 @@ def _render(fn, seeds: Iterable[int], width: int, height: int) -> list:
 def render_detection_set(first_seed: int, count: int, width: int, height: int) -> DetectionSet:
     out = _render(_street_sample, range(first_seed, first_seed + count), width, height)
     return DetectionSet(
-        np.stack([o[0] for o in out]), [o[1] for o in out], [o[2] for o in out], [o[3] for o in out]
-    )
-
-
-def render_crowd_set(first_seed: int, count: int, width: int, height: int) -> CrowdSet:
-    out = _render(_crowd_sample, range(first_seed, first_seed + count), width, height)
-    return CrowdSet(
         np.stack([o[0] for o in out]), [o[1] for o in out], [o[2] for o in out], [o[3] for o in out]
     )
 

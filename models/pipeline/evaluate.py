@@ -253,11 +253,6 @@ def tune_thresholds(
     return out
 
 
-def count_all(sess: ort.InferenceSession, images: np.ndarray) -> np.ndarray:
-    name = sess.get_inputs()[0].name
-    return np.array([float(sess.run(None, {name: to_tensor(img)})[0].sum()) for img in images])
-
-
 COUNT_BANDS = ((0, 9), (10, 50), (51, 100), (101, 200))
 
 

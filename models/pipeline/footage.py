@@ -52,6 +52,7 @@ class LabelledFrame:
     index: int
     image: np.ndarray
     truth: list[Truth]
+    name: str = ""  # a still photo's path under opencv-doc's examples (clip frames go by index)
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,7 @@ def load_stills(labels: str | Path = "stills") -> list[LabelledFrame]:
             )
             for t in truths
         ]
-        out.append(LabelledFrame(index, image, truth))
+        out.append(LabelledFrame(index, image, truth, rel))
     return out
 
 

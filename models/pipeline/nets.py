@@ -1,6 +1,7 @@
-"""The two networks, small enough for a gateway CPU: a YOLOv8-style detector and a density counter.
+"""street-issues' network, small enough for a gateway CPU: a YOLOv8-style detector (crowd-counter
+from 2.0.0 is a head on NanoDet's backbone: ``crowd_head.py``).
 
-Both use plain Conv-BN-ReLU blocks (ReLU quantizes to INT8 without loss and runs fast on CPU) that are
+It uses plain Conv-BN-ReLU blocks (ReLU quantizes to INT8 without loss and runs fast on CPU) that are
 folded into single convolutions before export. The detector's export form decodes its own boxes, so
 the ONNX output is exactly YOLOv8's ``[1, 4 + C, N]`` (cx, cy, w, h in input pixels, sigmoid scores).
 """
@@ -124,35 +125,6 @@ def anchor_points(width: int, height: int) -> tuple[torch.Tensor, torch.Tensor]:
         pts.append(torch.stack([(gx.flatten() + 0.5) * s, (gy.flatten() + 0.5) * s]))
         strides.append(torch.full((1, gx.numel()), float(s)))
     return torch.cat(pts, dim=1), torch.cat(strides, dim=1)
-
-
-class Counter(nn.Module):
-    """Density-map regressor: encoder to stride 16, decoder back to stride 4; count = sum of the map."""
-
-    DENSITY_SCALE = 100.0  # targets are scaled up in training; export divides it back out
-
-    def __init__(self, widths=(16, 32, 48, 96, 128)) -> None:
-        super().__init__()
-        self.backbone = Backbone(widths)
-        c2, c3, c4 = widths[1], widths[2], widths[3]
-        n = 48
-        self.lat16 = ConvBN(c4, n, 1)
-        self.lat8 = ConvBN(c3, n, 1)
-        self.lat4 = ConvBN(c2, n, 1)
-        self.ctx = nn.Sequential(ConvBN(n, n), ConvBN(n, n))
-        self.fuse8 = Block(n)
-        self.fuse4 = Block(n)
-        self.out = nn.Conv2d(n, 1, 1)
-        nn.init.constant_(self.out.bias, 0.01)
-        self.export_mode = False
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s4, s8, s16, _ = self.backbone(x)
-        p16 = self.ctx(self.lat16(s16))
-        p8 = self.fuse8(self.lat8(s8) + F.interpolate(p16, scale_factor=2.0, mode="nearest"))
-        p4 = self.fuse4(self.lat4(s4) + F.interpolate(p8, scale_factor=2.0, mode="nearest"))
-        dens = F.relu(self.out(p4))
-        return dens / self.DENSITY_SCALE if self.export_mode else dens
 
 
 def fold_batchnorm(model: nn.Module) -> nn.Module:

@@ -18,7 +18,7 @@ import torch
 from torch.nn import functional as F
 
 from models.pipeline.data import DetectionSet
-from models.pipeline.nets import STRIDES, Counter, Detector
+from models.pipeline.nets import STRIDES, Detector
 
 # Boxes smaller than this on their longer side (pixels of a 640-wide frame; scaled to the model's input)
 # are ignored in the loss: neither positive nor background.
@@ -227,13 +227,14 @@ def train_detector(
     return model, (ema.model.to(memory_format=torch.contiguous_format) if ema is not None else None)
 
 
+DENSITY_SCALE = 100.0  # density targets are scaled up in training; an export divides it back out
+
+
 def density_loss(pred: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The counter's loss on a batch of density maps (scaled by ``Counter.DENSITY_SCALE``): per-pixel
+    """The counter's loss on a batch of density maps (scaled by ``DENSITY_SCALE``): per-pixel
     squared error plus a relative error on each image's count. Returns it with the predicted and true
     counts, for the training log."""
     pix = F.mse_loss(pred, t, reduction="sum") / len(pred)
     count_p, count_t = pred.sum((1, 2, 3)), t.sum((1, 2, 3))
-    cnt = (
-        F.smooth_l1_loss(count_p, count_t, reduction="none") / (count_t + Counter.DENSITY_SCALE * 5)
-    ).mean()
+    cnt = (F.smooth_l1_loss(count_p, count_t, reduction="none") / (count_t + DENSITY_SCALE * 5)).mean()
     return pix / 100.0 + cnt * 10.0, count_p, count_t

@@ -133,14 +133,14 @@ def test_the_exported_counter_is_its_head_on_nanodet_cocos_own_features(tmp_path
 
     from models.pipeline import crowd_head
     from models.pipeline.import_detector import preprocess
-    from models.pipeline.transfer import backbone_session
+    from models.pipeline.transfer import backbone_session, cache_features
 
     torch.manual_seed(3)
     head = crowd_head.DensityHead().eval()
     path = tmp_path / "c.onnx"
     crowd_head.export(head, path)
     image = footage.test[0].image
-    feats = crowd_head.features(backbone_session(), [image])
+    feats = cache_features(backbone_session(), [image])
     with torch.no_grad():
         want = head(*(torch.from_numpy(f.astype(np.float32)) for f in feats)).numpy()[0, 0] / 100.0
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
