@@ -3,6 +3,7 @@ other widths and depths trained side by side on the same cached features.
 
     python -m models.pipeline.head_pilot fit models/street-issues-rw        # train vs held-out mAP
     python -m models.pipeline.head_pilot compare 64x2,96x3,96x3t --train 2000 --steps 1500
+    python -m models.pipeline.head_pilot data 2000,4000 --steps 1500          # more composites
 
 ``fit`` scores a built model on the first training composites (the build's own seeds) and on
 held-out test composites at its shipped FP32 thresholds: a head that does not fit what it trained on
@@ -60,6 +61,43 @@ def compare(
     return results
 
 
+def data_sizes(
+    sizes: list[int], steps: int, out: Path, n_held: int = 300, n_style: int = 150
+) -> dict[str, dict]:
+    """The shipped head shape trained for the same ``steps`` on the first ``n`` composites of one
+    feature cache, for each ``n`` in ``sizes``: does more data (fewer passes over it) close the gap
+    between train-fit and held-out? Scored on held-out composites and on the unseen rendered style
+    (at the validation thresholds, straight through the ONNX session)."""
+    train = T.train_features(
+        T.backbone_session(), T.TRAIN_SEED, max(sizes), T.backgrounds(False), T.TRAIN_NEGATIVES
+    )
+    held = T.backgrounds(True)
+    val, test = T.make_set(T.VAL_SEED, n_held, held), T.make_set(T.TEST_SEED, n_held, held)
+    style_images, frame_boxes = T.style_set(n_style)
+    style_boxes = [
+        T.to_model_boxes(b, im.shape[1], im.shape[0]) for im, b in zip(style_images, frame_boxes, strict=True)
+    ]
+    out.mkdir(parents=True, exist_ok=True)
+    results = {}
+    for n in sorted(sizes):
+        head = T.IssueHead(len(T.ISSUES))
+        feats = [f[:n] for f in train.feats]
+        info = T.train_head(
+            head, feats, train.boxes[:n], steps=steps, bf16=True, log=lambda m, v=n: print(v, m)
+        )
+        model = T.TransferDetector()
+        model.head = head
+        path = out / f"data-{n}.onnx"
+        T.export(model, path)
+        sess = evaluate.session(path, 2)
+        figures = T.held_out_figures(sess, val, test)
+        th = {T.ISSUES.index(k): v for k, v in figures["thresholds"].items()}
+        style = T.pr_table(T.detect(sess, style_images), style_boxes, th, T.MIN_PX)
+        results[str(n)] = {"train_s": info["train_s"], "test": figures["test"], "style": style}
+        print(n, json.dumps({"test": figures["test"]["all"], "style": style["all"]}), flush=True)
+    return results
+
+
 def head_shapes(text: str) -> list[tuple[int, int, bool]]:
     """``64x2,96x3t`` as [(64, 2, False), (96, 3, True)] (``t``: with the top-down path); anything
     else is refused naming the part that is wrong."""
@@ -89,7 +127,16 @@ def main(argv: list[str] | None = None) -> None:
     c.add_argument("--steps", type=int, default=1500)
     c.add_argument("--held", type=int, default=300, help="validation and test composites, each")
     c.add_argument("--out", type=Path, default=T.ROOT / "out" / "head-pilot")
+    d = sub.add_parser("data", help="the shipped head on more or fewer composites, same steps")
+    d.add_argument("sizes", type=lambda t: [int(v) for v in t.split(",")], help="e.g. 2000,4000")
+    d.add_argument("--steps", type=int, default=1500)
+    d.add_argument("--held", type=int, default=300, help="validation and test composites, each")
+    d.add_argument("--style", type=int, default=150, help="unseen-style scenes")
+    d.add_argument("--out", type=Path, default=T.ROOT / "out" / "head-pilot")
     args = parser.parse_args(argv)
+    if args.what == "data":
+        print(json.dumps(data_sizes(args.sizes, args.steps, args.out, args.held, args.style), indent=2))
+        return
     if args.what == "fit":
         print(json.dumps(fit(args.folder), indent=2))
     else:

@@ -19,7 +19,7 @@ import argparse
 import copy
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -251,17 +251,57 @@ class CompositeSet:
     negatives: int
 
 
-def make_set(seed: int, n: int, bgs: list[np.ndarray], neg_share: float = 0.2) -> CompositeSet:
+def composites(
+    seed: int, n: int, bgs: list[np.ndarray], neg_share: float = 0.2
+) -> Iterator[tuple[np.ndarray, np.ndarray, bool]]:
+    """``n`` composites one at a time: BGR image, ``[k, 5]`` boxes in model-input pixels, issue-free.
+    Composite ``i`` depends only on ``seed + i`` (and the background drawn for it), so any prefix of a
+    set is the smaller set."""
     rng = np.random.default_rng(seed)
-    images, boxes, negs = [], [], 0
     for i in range(n):
         r = np.random.default_rng(seed + i)
-        negative = r.random() < neg_share
+        negative = bool(r.random() < neg_share)
         img, b = composite(bgs[int(rng.integers(len(bgs)))], r, bgs, negative)
+        yield img, to_model_boxes(b, img.shape[1], img.shape[0]), negative
+
+
+def make_set(seed: int, n: int, bgs: list[np.ndarray], neg_share: float = 0.2) -> CompositeSet:
+    images, boxes, negs = [], [], 0
+    for img, b, negative in composites(seed, n, bgs, neg_share):
         negs += negative
         images.append(img)
-        boxes.append(to_model_boxes(b, img.shape[1], img.shape[0]))
+        boxes.append(b)
     return CompositeSet(images, boxes, negs)
+
+
+@dataclass
+class TrainFeatures:
+    feats: list[np.ndarray]  # the backbone's three maps per composite, float16
+    boxes: list[np.ndarray]
+    negatives: int
+    sample: list[np.ndarray]  # the first composites as painted (INT8 calibration)
+
+
+def train_features(
+    sess: ort.InferenceSession, seed: int, n: int, bgs: list[np.ndarray], neg_share: float, keep: int = 0
+) -> TrainFeatures:
+    """Composite and cache in one pass, keeping only ``keep`` images: 10,000 painted frames would
+    take 9 GB beside their 9 GB of features."""
+    boxes: list[np.ndarray] = []
+    sample: list[np.ndarray] = []
+    negs = 0
+
+    def images() -> Iterator[np.ndarray]:
+        nonlocal negs
+        for img, b, negative in composites(seed, n, bgs, neg_share):
+            boxes.append(b)
+            negs += negative
+            if len(sample) < keep:
+                sample.append(img)
+            yield img
+
+    feats = cache_features(sess, images(), n)
+    return TrainFeatures(feats, boxes, negs, sample)
 
 
 def to_model_boxes(boxes: np.ndarray, w: int, h: int) -> np.ndarray:
@@ -382,18 +422,24 @@ def backbone_session(threads: int = 2) -> ort.InferenceSession:
     )
 
 
-def cache_features(sess: ort.InferenceSession, images: list[np.ndarray]) -> list[np.ndarray]:
+def cache_features(
+    sess: ort.InferenceSession, images: Iterable[np.ndarray], n: int | None = None
+) -> list[np.ndarray]:
     """The frozen backbone's three maps for every image, float16 (halves the memory; the head's
-    convolutions see rounding far below the features' own noise)."""
+    convolutions see rounding far below the features' own noise). ``n``: how many ``images`` yields,
+    where it is not a list."""
+    count = len(images) if n is None else n  # type: ignore[arg-type]
     name = sess.get_inputs()[0].name
     out: list[np.ndarray] | None = None
+    i = -1
     for i, img in enumerate(images):
         feats = sess.run(None, {name: preprocess(img)[None]})
         if out is None:
-            out = [np.zeros((len(images), *f.shape[1:]), np.float16) for f in feats]
+            out = [np.zeros((count, *f.shape[1:]), np.float16) for f in feats]
         for buf, f in zip(out, feats, strict=True):
             buf[i] = f[0]
-    assert out is not None
+    if out is None or i + 1 != count:
+        raise ValueError(f"expected {count} images to cache, got {i + 1}")
     return out
 
 
@@ -804,15 +850,14 @@ def build(out: Path, plan: Plan, log: Callable[[str], None] = print, old_model: 
     smoke = plan is SMOKE
     bg_train, bg_held = backgrounds(False, smoke), backgrounds(True, smoke)
     log(f"backgrounds: {len(bg_train)} for training, {len(bg_held)} held out")
-    train = make_set(TRAIN_SEED, plan.train, bg_train, TRAIN_NEGATIVES)
+    train = train_features(
+        backbone_session(), TRAIN_SEED, plan.train, bg_train, TRAIN_NEGATIVES, keep=plan.calibration // 2
+    )
     log(
         f"{plan.train} training composites ({train.negatives} issue-free), {sum(map(len, train.boxes))} objects"
     )
-    feats = cache_features(backbone_session(), train.images)
-    calib = (
-        train.images[: plan.calibration // 2] + bg_held[:: max(1, len(bg_held) // (plan.calibration // 2))]
-    )
-    train_boxes, train.images = train.boxes, []
+    feats, train_boxes = train.feats, train.boxes
+    calib = train.sample + bg_held[:: max(1, len(bg_held) // (plan.calibration // 2))]
     data_s = time.monotonic() - started
     log(f"features cached in {data_s:.0f}s")
 
@@ -833,6 +878,7 @@ def build(out: Path, plan: Plan, log: Callable[[str], None] = print, old_model: 
         head={"width": head.reg[0].in_channels, "depth": len(head.stems[0])},
     )
     del feats
+    train.feats = []  # 9 GB at 10,000 composites: free it before the measurements
 
     model = TransferDetector()
     model.head = head

@@ -105,7 +105,8 @@ def test_smoke_build_writes_a_folder_the_agent_loads(tmp_path: Path) -> None:
 
 def test_head_pilot_trains_heads_of_other_shapes_side_by_side(tmp_path) -> None:
     """models.pipeline.head_pilot compare: each WIDTHxDEPTH head trains on one feature cache, exports,
-    and is scored on held-out composites as the build scores its model."""
+    and is scored on held-out composites as the build scores its model; ``data`` trains the shipped
+    shape on prefixes of one cache and scores the unseen style too."""
     from models.pipeline import head_pilot
 
     results = head_pilot.compare([(16, 1, False), (24, 2, True)], n_train=6, steps=2, out=tmp_path, n_held=4)
@@ -114,6 +115,9 @@ def test_head_pilot_trains_heads_of_other_shapes_side_by_side(tmp_path) -> None:
         assert (tmp_path / f"head-{name}.onnx").is_file()
         assert set(r["test"]) == {*transfer.ISSUES, "all"}
     assert transfer.IssueHead(5, width=24, depth=2).stems[0][1].conv.in_channels == 24
+    sizes = head_pilot.data_sizes([4, 6], steps=2, out=tmp_path, n_held=4, n_style=2)
+    assert set(sizes) == {"4", "6"} and (tmp_path / "data-4.onnx").is_file()
+    assert all(set(r["style"]) == {*transfer.ISSUES, "all"} for r in sizes.values())
 
 
 def test_head_pilot_refuses_a_shape_it_cannot_read(capsys) -> None:
@@ -123,3 +127,23 @@ def test_head_pilot_refuses_a_shape_it_cannot_read(capsys) -> None:
     with pytest.raises(SystemExit):
         head_pilot.main(["compare", "64x2,96"])
     assert "'96' is not WIDTHxDEPTH[t] (e.g. 96x3 or 96x3t)" in capsys.readouterr().err
+
+
+def test_training_features_are_cached_as_they_are_painted() -> None:
+    """train_features composites and caches in one pass, keeping only the first images: its features
+    and boxes equal make_set's images cached afterwards, and a smaller set is its prefix."""
+    bgs = transfer.backgrounds(False, smoke=True)
+    sess = transfer.backbone_session()
+    streamed = transfer.train_features(sess, 123, 3, bgs, 0.3, keep=1)
+    listed = transfer.make_set(123, 3, bgs, 0.3)
+    cached = transfer.cache_features(sess, listed.images)
+    assert streamed.negatives == listed.negatives and len(streamed.sample) == 1
+    assert np.array_equal(streamed.sample[0], listed.images[0])
+    for a, b in zip(streamed.boxes, listed.boxes, strict=True):
+        assert np.array_equal(a, b)
+    for a, b in zip(streamed.feats, cached, strict=True):
+        assert a.shape[0] == 3 and np.array_equal(a, b)
+    prefix = transfer.make_set(123, 2, bgs, 0.3)
+    assert all(np.array_equal(a, b) for a, b in zip(prefix.images, listed.images[:2], strict=False))
+    with pytest.raises(ValueError, match="expected 4 images to cache, got 3"):
+        transfer.cache_features(sess, iter(listed.images), 4)
