@@ -20,6 +20,8 @@ import argparse
 import json
 from pathlib import Path
 
+import onnxruntime as ort
+
 from models.pipeline import evaluate
 from models.pipeline import transfer as T
 
@@ -36,26 +38,39 @@ def fit(folder: Path, n: int = 300) -> dict[str, dict]:
     return {k: T.pr_table(T.detect(sess, s.images), s.boxes, thresholds, T.MIN_PX) for k, s in sets.items()}
 
 
-def compare(
-    variants: list[tuple[int, int]], n_train: int, steps: int, out: Path, n_held: int = 300
-) -> dict[str, dict]:
-    train = T.make_set(T.TRAIN_SEED, n_train, T.backgrounds(False), T.TRAIN_NEGATIVES)
-    feats = T.cache_features(T.backbone_session(), train.images)
+def _held(n: int) -> tuple[T.CompositeSet, T.CompositeSet]:
+    """Validation and test composites on the held-out frames, as the build draws them."""
     held = T.backgrounds(True)
-    val, test = T.make_set(T.VAL_SEED, n_held, held), T.make_set(T.TEST_SEED, n_held, held)
+    return T.make_set(T.VAL_SEED, n, held), T.make_set(T.TEST_SEED, n, held)
+
+
+def _train_and_score(
+    head: T.IssueHead, feats: list, boxes: list, steps: int, path: Path, val, test
+) -> tuple[dict, dict, ort.InferenceSession]:
+    """Train ``head`` on cached features, export it to ``path`` and score it as the build does."""
+    info = T.train_head(head, feats, boxes, steps=steps, bf16=True, log=lambda m: print(path.stem, m))
+    model = T.TransferDetector()
+    model.head = head
+    T.export(model, path)
+    sess = evaluate.session(path, 2)
+    return info, T.held_out_figures(sess, val, test), sess
+
+
+def compare(
+    variants: list[tuple[int, int, bool]], n_train: int, steps: int, out: Path, n_held: int = 300
+) -> dict[str, dict]:
+    train = T.train_features(
+        T.backbone_session(), T.TRAIN_SEED, n_train, T.backgrounds(False), T.TRAIN_NEGATIVES
+    )
+    val, test = _held(n_held)
     out.mkdir(parents=True, exist_ok=True)
     results = {}
     for width, depth, topdown in variants:
         name = f"{width}x{depth}{'t' if topdown else ''}"
         head = T.IssueHead(len(T.ISSUES), width=width, depth=depth, topdown=topdown)
-        info = T.train_head(
-            head, feats, train.boxes, steps=steps, bf16=True, log=lambda m, v=name: print(v, m)
+        info, figures, _ = _train_and_score(
+            head, train.feats, train.boxes, steps, out / f"head-{name}.onnx", val, test
         )
-        model = T.TransferDetector()
-        model.head = head
-        path = out / f"head-{name}.onnx"
-        T.export(model, path)
-        figures = T.held_out_figures(evaluate.session(path, 2), val, test)
         results[name] = {"train_s": info["train_s"], "test": figures["test"]}
         print(name, json.dumps(results[name]["test"]["all"]), flush=True)
     return results
@@ -71,8 +86,7 @@ def data_sizes(
     train = T.train_features(
         T.backbone_session(), T.TRAIN_SEED, max(sizes), T.backgrounds(False), T.TRAIN_NEGATIVES
     )
-    held = T.backgrounds(True)
-    val, test = T.make_set(T.VAL_SEED, n_held, held), T.make_set(T.TEST_SEED, n_held, held)
+    val, test = _held(n_held)
     style_images, frame_boxes = T.style_set(n_style)
     style_boxes = [
         T.to_model_boxes(b, im.shape[1], im.shape[0]) for im, b in zip(style_images, frame_boxes, strict=True)
@@ -80,17 +94,15 @@ def data_sizes(
     out.mkdir(parents=True, exist_ok=True)
     results = {}
     for n in sorted(sizes):
-        head = T.IssueHead(len(T.ISSUES))
-        feats = [f[:n] for f in train.feats]
-        info = T.train_head(
-            head, feats, train.boxes[:n], steps=steps, bf16=True, log=lambda m, v=n: print(v, m)
+        info, figures, sess = _train_and_score(
+            T.IssueHead(len(T.ISSUES)),
+            [f[:n] for f in train.feats],
+            train.boxes[:n],
+            steps,
+            out / f"data-{n}.onnx",
+            val,
+            test,
         )
-        model = T.TransferDetector()
-        model.head = head
-        path = out / f"data-{n}.onnx"
-        T.export(model, path)
-        sess = evaluate.session(path, 2)
-        figures = T.held_out_figures(sess, val, test)
         th = {T.ISSUES.index(k): v for k, v in figures["thresholds"].items()}
         style = T.pr_table(T.detect(sess, style_images), style_boxes, th, T.MIN_PX)
         results[str(n)] = {"train_s": info["train_s"], "test": figures["test"], "style": style}
@@ -117,22 +129,22 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="what", required=True)
     f = sub.add_parser("fit", help="a built model on its training composites and on held-out ones")
     f.add_argument("folder", type=Path)
-    c = sub.add_parser("compare", help="heads WIDTHxDEPTH trained side by side")
+    common = argparse.ArgumentParser(add_help=False)  # what compare and data both take
+    common.add_argument("--steps", type=int, default=1500)
+    common.add_argument("--held", type=int, default=300, help="validation and test composites, each")
+    common.add_argument("--out", type=Path, default=T.ROOT / "out" / "head-pilot")
+    c = sub.add_parser("compare", parents=[common], help="heads WIDTHxDEPTH trained side by side")
     c.add_argument(
         "variants",
         type=head_shapes,
         help="WIDTHxDEPTH[t], comma-separated, e.g. 96x3,96x3t (t: top-down path)",
     )
     c.add_argument("--train", type=int, default=2000, help="training composites")
-    c.add_argument("--steps", type=int, default=1500)
-    c.add_argument("--held", type=int, default=300, help="validation and test composites, each")
-    c.add_argument("--out", type=Path, default=T.ROOT / "out" / "head-pilot")
-    d = sub.add_parser("data", help="the shipped head on more or fewer composites, same steps")
+    d = sub.add_parser(
+        "data", parents=[common], help="the shipped head on more or fewer composites, same steps"
+    )
     d.add_argument("sizes", type=lambda t: [int(v) for v in t.split(",")], help="e.g. 2000,4000")
-    d.add_argument("--steps", type=int, default=1500)
-    d.add_argument("--held", type=int, default=300, help="validation and test composites, each")
     d.add_argument("--style", type=int, default=150, help="unseen-style scenes")
-    d.add_argument("--out", type=Path, default=T.ROOT / "out" / "head-pilot")
     args = parser.parse_args(argv)
     if args.what == "data":
         print(json.dumps(data_sizes(args.sizes, args.steps, args.out, args.held, args.style), indent=2))

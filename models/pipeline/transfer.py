@@ -856,17 +856,18 @@ def build(out: Path, plan: Plan, log: Callable[[str], None] = print, old_model: 
     log(
         f"{plan.train} training composites ({train.negatives} issue-free), {sum(map(len, train.boxes))} objects"
     )
-    feats, train_boxes = train.feats, train.boxes
+    train_boxes = train.boxes
     calib = train.sample + bg_held[:: max(1, len(bg_held) // (plan.calibration // 2))]
     data_s = time.monotonic() - started
     log(f"features cached in {data_s:.0f}s")
 
     head = IssueHead(len(ISSUES))
-    t32, t16 = step_time(head, feats, train_boxes, False), step_time(head, feats, train_boxes, True)
+    t32 = step_time(head, train.feats, train_boxes, False)
+    t16 = step_time(head, train.feats, train_boxes, True)
     bf16 = t16 < 0.8 * t32
     log(f"training step (batch 16): float32 {t32 * 1000:.0f} ms, bfloat16 {t16 * 1000:.0f} ms; bf16={bf16}")
     training = train_head(
-        head, feats, train_boxes, steps=plan.steps, budget_s=plan.budget_s, bf16=bf16, log=log
+        head, train.feats, train_boxes, steps=plan.steps, budget_s=plan.budget_s, bf16=bf16, log=log
     )
     keep = out / "_head-smoke.pt" if smoke else ROOT / "out" / "transfer" / "head.pt"  # recoverable
     keep.parent.mkdir(parents=True, exist_ok=True)
@@ -877,7 +878,6 @@ def build(out: Path, plan: Plan, log: Callable[[str], None] = print, old_model: 
         data_s=round(data_s, 1),
         head={"width": head.reg[0].in_channels, "depth": len(head.stems[0])},
     )
-    del feats
     train.feats = []  # 9 GB at 10,000 composites: free it before the measurements
 
     model = TransferDetector()
