@@ -217,16 +217,11 @@ def recall_by_size(
     return out
 
 
-def tune_thresholds(
-    dets: list[list[Detection]],
-    data: DetectionSet,
-    num_classes: int,
-    target_p: float = 0.9,
-    *,
-    min_px: float,
-):
-    """Per class, the lowest score threshold whose precision reaches ``target_p`` on this (validation) set;
-    where no threshold reaches it, the one with the best F1."""
+THRESHOLD_GRID = np.arange(15, 91) / 100  # exact hundredths, the values the manifest ships
+
+
+def _curves(dets: list[list[Detection]], data: DetectionSet, num_classes: int, min_px: float):
+    """Per class, (precision, recall, F1) at each threshold of ``THRESHOLD_GRID``."""
     per_cls: dict[int, list] = {c: [] for c in range(num_classes)}
     gt_total = np.zeros(num_classes, dtype=int)
     for d_img, gt in zip(dets, data.boxes, strict=False):
@@ -238,18 +233,70 @@ def tune_thresholds(
     out = {}
     for c in range(num_classes):
         arr = np.array(per_cls[c], dtype=np.float64).reshape(-1, 2)
-        best_t, best_f1, chosen = 0.5, -1.0, None
-        for t in np.arange(15, 91) / 100:  # exact hundredths, the values the manifest ships
-            above = arr[arr[:, 0] >= t]
-            tp = above[:, 1].sum()
-            p = tp / len(above) if len(above) else 0.0
-            r = tp / max(gt_total[c], 1)
-            f1 = 2 * p * r / (p + r) if p + r else 0.0
-            if f1 > best_f1:
-                best_t, best_f1 = float(t), f1
-            if chosen is None and p >= target_p and r > 0:
-                chosen = float(t)
-        out[c] = round(chosen if chosen is not None else best_t, 2)
+        above = arr[:, 0][None, :] >= THRESHOLD_GRID[:, None]
+        n = above.sum(axis=1)
+        tp = (above * arr[:, 1][None, :]).sum(axis=1)
+        p = np.divide(tp, n, out=np.zeros(len(n)), where=n > 0)
+        r = tp / max(int(gt_total[c]), 1)
+        f1 = np.divide(2 * p * r, p + r, out=np.zeros(len(n)), where=p + r > 0)
+        out[c] = (p, r, f1)
+    return out
+
+
+def tune_thresholds(
+    dets: list[list[Detection]],
+    data: DetectionSet,
+    num_classes: int,
+    target_p: float = 0.9,
+    *,
+    min_px: float,
+):
+    """Per class, the lowest score threshold whose precision reaches ``target_p`` on this (validation) set;
+    where no threshold reaches it, the one with the best F1."""
+    out = {}
+    for c, (p, r, f1) in _curves(dets, data, num_classes, min_px).items():
+        reach = np.flatnonzero((p >= target_p) & (r > 0))
+        i = int(reach[0]) if len(reach) else int(np.argmax(f1))
+        out[c] = round(float(THRESHOLD_GRID[i]), 2)
+    return out
+
+
+def real_frame_guard(negatives: list[list[Detection]], num_classes: int) -> dict[int, float]:
+    """Per class, the lowest threshold of the grid at which it makes no detection on real frames that
+    show no such object (the grid's top, 0.90, where even that one fires)."""
+    top = {c: 0.0 for c in range(num_classes)}
+    for d_img in negatives:
+        for d in d_img:
+            top[d.cls] = max(top[d.cls], d.score)
+    out = {}
+    for c in range(num_classes):
+        clear = np.flatnonzero(top[c] < THRESHOLD_GRID)
+        out[c] = round(float(THRESHOLD_GRID[clear[0] if len(clear) else -1]), 2)
+    return out
+
+
+def operating_point(
+    dets: list[list[Detection]],
+    data: DetectionSet,
+    num_classes: int,
+    negatives: list[list[Detection]],
+    floor_p: float = 0.8,
+    *,
+    min_px: float,
+) -> dict[int, float]:
+    """Per class, on validation only: no lower than the real-frame guard on ``negatives`` (detections on
+    real frames without any such object), and above it the best F1 among thresholds whose precision
+    reaches ``floor_p``; where none does, the best F1 above the guard. F1 because the goals weigh
+    recall beside precision; the guard because a false alarm on a real street costs a city more than a
+    miss on a painted one."""
+    guard = real_frame_guard(negatives, num_classes)
+    out = {}
+    for c, (p, _r, f1) in _curves(dets, data, num_classes, min_px).items():
+        allowed = guard[c] - 1e-9 <= THRESHOLD_GRID
+        pick = allowed & (p >= floor_p)
+        pool = pick if pick.any() and f1[pick].max() > 0 else allowed
+        i = int(np.flatnonzero(pool)[np.argmax(f1[pool])])  # the lowest of equal F1s
+        out[c] = round(float(THRESHOLD_GRID[i]), 2)
     return out
 
 

@@ -38,14 +38,14 @@ def fit(folder: Path, n: int = 300) -> dict[str, dict]:
     return {k: T.pr_table(T.detect(sess, s.images), s.boxes, thresholds, T.MIN_PX) for k, s in sets.items()}
 
 
-def _held(n: int) -> tuple[T.CompositeSet, T.CompositeSet]:
-    """Validation and test composites on the held-out frames, as the build draws them."""
+def _held(n: int) -> tuple[T.CompositeSet, T.CompositeSet, list]:
+    """Validation and test composites on the held-out frames, as the build draws them, and the frames."""
     held = T.backgrounds(True)
-    return T.make_set(T.VAL_SEED, n, held), T.make_set(T.TEST_SEED, n, held)
+    return T.make_set(T.VAL_SEED, n, held), T.make_set(T.TEST_SEED, n, held), held
 
 
 def _train_and_score(
-    head: T.IssueHead, feats: list, boxes: list, steps: int, path: Path, val, test
+    head: T.IssueHead, feats: list, boxes: list, steps: int, path: Path, held: tuple
 ) -> tuple[dict, dict, ort.InferenceSession]:
     """Train ``head`` on cached features, export it to ``path`` and score it as the build does."""
     info = T.train_head(head, feats, boxes, steps=steps, bf16=True, log=lambda m: print(path.stem, m))
@@ -53,7 +53,7 @@ def _train_and_score(
     model.head = head
     T.export(model, path)
     sess = evaluate.session(path, 2)
-    return info, T.held_out_figures(sess, val, test), sess
+    return info, T.held_out_figures(sess, *held), sess
 
 
 def compare(
@@ -62,14 +62,14 @@ def compare(
     train = T.train_features(
         T.backbone_session(), T.TRAIN_SEED, n_train, T.backgrounds(False), T.TRAIN_NEGATIVES
     )
-    val, test = _held(n_held)
+    held = _held(n_held)
     out.mkdir(parents=True, exist_ok=True)
     results = {}
     for width, depth, topdown in variants:
         name = f"{width}x{depth}{'t' if topdown else ''}"
         head = T.IssueHead(len(T.ISSUES), width=width, depth=depth, topdown=topdown)
         info, figures, _ = _train_and_score(
-            head, train.feats, train.boxes, steps, out / f"head-{name}.onnx", val, test
+            head, train.feats, train.boxes, steps, out / f"head-{name}.onnx", held
         )
         results[name] = {"train_s": info["train_s"], "test": figures["test"]}
         print(name, json.dumps(results[name]["test"]["all"]), flush=True)
@@ -86,7 +86,7 @@ def data_sizes(
     train = T.train_features(
         T.backbone_session(), T.TRAIN_SEED, max(sizes), T.backgrounds(False), T.TRAIN_NEGATIVES
     )
-    val, test = _held(n_held)
+    held = _held(n_held)
     style_images, frame_boxes = T.style_set(n_style)
     style_boxes = [
         T.to_model_boxes(b, im.shape[1], im.shape[0]) for im, b in zip(style_images, frame_boxes, strict=True)
@@ -100,8 +100,7 @@ def data_sizes(
             train.boxes[:n],
             steps,
             out / f"data-{n}.onnx",
-            val,
-            test,
+            held,
         )
         th = {T.ISSUES.index(k): v for k, v in figures["thresholds"].items()}
         style = T.pr_table(T.detect(sess, style_images), style_boxes, th, T.MIN_PX)
