@@ -282,11 +282,13 @@ def write_section(card: Path, r: dict) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("models", nargs="+", help="model folder names under models/")
+    parser.add_argument("models", nargs="+", help="model folders: a name under models/, or a path")
     parser.add_argument("--print", action="store_true", help="print the section only; write nothing")
     args = parser.parse_args(argv)
     for name in args.models:
-        folder = ROOT / "models" / name
+        folder = Path(name) if "/" in name else ROOT / "models" / name
+        if not (folder / "manifest.json").is_file():
+            parser.error(f"{folder}: no manifest.json there (a model folder, or a name under models/)")
         r = measure(folder)
         if args.print:
             print(section(r))

@@ -101,9 +101,7 @@ layout `[1, 89, 7098]`: rows cx, cy, w, h (input pixels) then 85 sigmoid scores;
 NanoDet's candidates (issue scores 0), 3549-7097 the issue head's (COCO scores 0). NMS is per class,
 so the two halves never suppress each other. Thresholds: nanodet-coco's for the COCO classes; the issue
 classes re-tuned on this graph on street-issues-rw's validation composites (seeds 5000000+, never the
-test ones) and its unpainted held-out frames, by its operating point 2 (no lower than the lowest
-threshold without a detection on those real frames, and above it the best F1 at validation precision
-0.8 or more, else the best F1):
+test ones) by its rule (the lowest threshold reaching precision 0.92, else the best F1):
 {", ".join(f"{k} {v}" for k, v in m["issue_thresholds"].items())}. NMS overlap {m["nms_iou"]} is
 nanodet-coco's (street-issues-rw was tuned at 0.5).
 

@@ -20,7 +20,7 @@ import copy
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -55,7 +55,13 @@ FRAME_LONG = 640  # backgrounds are scaled to this long side before painting (th
 VTEST_TRAIN_END = 400  # vtest frames from here on are never trained on (false-alarm measurement)
 VTEST_VAL_START = 350  # vtest 350..399 are backgrounds of the validation and test composites only
 TRAIN_SEED, VAL_SEED, TEST_SEED, STYLE_SEED = 1_000_000, 5_000_000, 6_000_000, 9_000_000
-FLOOR_PRECISION = 0.8  # operating point 2's validation precision floor: the unseen-style precision goal
+TARGET_PRECISION = 0.92  # tuned a little above the 0.90 goal, which the held-out test must still meet
+FLOOR_PRECISION = 0.8  # the guarded-F1 operating point's validation precision floor (unseen-style goal)
+# How a build sets its thresholds on validation. "precision" (shipped): per class, the lowest reaching
+# TARGET_PRECISION, else the best F1. "guarded-f1" (tried for 1.4.0, not shipped): no lower than the
+# lowest with no detection on the unpainted held-out real frames, and above it the best F1 at
+# FLOOR_PRECISION or more, else the best F1 (evaluate.operating_point).
+OPERATING_POINTS = ("precision", "guarded-f1")
 # Real stills never trained on, kept to measure false alarms on cameras other than the training ones:
 # OpenCV's scene-text street photos, its segmentation sample photos, and the data folder's people.
 EXAMPLES = DATA.parent
@@ -593,17 +599,28 @@ MIN_PX = evaluate.MIN_EVAL_FRAME_PX * SIZE / FRAME_LONG
 
 
 def held_out_figures(
-    sess: ort.InferenceSession, val: CompositeSet, test: CompositeSet, real: list[np.ndarray]
+    sess: ort.InferenceSession,
+    val: CompositeSet,
+    test: CompositeSet,
+    real: list[np.ndarray],
+    point: str = "precision",
 ) -> dict:
-    """Thresholds at operating point 2 (``evaluate.operating_point``: the validation composites, and
-    ``real``, the unpainted held-out frames, for its guard), and the validation and test tables at
-    them: how the build (and head_pilot, beside it) scores a model."""
+    """Thresholds tuned on the validation composites at operating ``point`` (``real``, the unpainted
+    held-out frames, for the guarded-F1 one's guard), and the validation and test tables at them: how
+    the build (and head_pilot, beside it) scores a model."""
     vd, td = detect(sess, val.images), detect(sess, test.images)
-    guard = detect(sess, real)
-    th = evaluate.operating_point(vd, _Boxes(val.boxes), len(ISSUES), guard, FLOOR_PRECISION, min_px=MIN_PX)
+    n, truth = len(ISSUES), _Boxes(val.boxes)
+    extra: dict = {}
+    if point == "guarded-f1":
+        guard = detect(sess, real)
+        th = evaluate.operating_point(vd, truth, n, guard, FLOOR_PRECISION, min_px=MIN_PX)
+        extra["guard"] = {ISSUES[c]: t for c, t in evaluate.real_frame_guard(guard, n).items()}
+    else:
+        th = evaluate.tune_thresholds(vd, truth, n, TARGET_PRECISION, min_px=MIN_PX)
     return {
         "thresholds": {ISSUES[c]: t for c, t in th.items()},
-        "guard": {ISSUES[c]: t for c, t in evaluate.real_frame_guard(guard, len(ISSUES)).items()},
+        "operating_point": point,
+        **extra,
         "val": pr_table(vd, val.boxes, th, MIN_PX),
         "test": pr_table(td, test.boxes, th, MIN_PX),
     }
@@ -827,12 +844,14 @@ class Plan:
     steps: int
     budget_s: float | None
     calibration: int
+    point: str = "precision"  # one of OPERATING_POINTS
+    smoke: bool = False  # tiny sets for the tests: backgrounds and measurements cut short too
 
 
 # 1.1.0 fitted 5993 steps into a 1500 s budget on a quiet machine; the count is fixed now, so that a
 # rebuild on a busy machine trains as long (it only takes longer) instead of stopping early
 FULL = Plan(train=5000, val=500, test=500, style=300, steps=6000, budget_s=None, calibration=64)
-SMOKE = Plan(train=24, val=12, test=12, style=4, steps=40, budget_s=4.0, calibration=4)
+SMOKE = Plan(train=24, val=12, test=12, style=4, steps=40, budget_s=4.0, calibration=4, smoke=True)
 
 
 def _logger(path: Path | None) -> Callable[[str], None]:
@@ -852,7 +871,7 @@ def build(out: Path, plan: Plan, log: Callable[[str], None] = print, old_model: 
     out.mkdir(parents=True, exist_ok=True)
     for old in out.glob("*.onnx"):
         old.unlink()
-    smoke = plan is SMOKE
+    smoke = plan.smoke
     bg_train, bg_held = backgrounds(False, smoke), backgrounds(True, smoke)
     log(f"backgrounds: {len(bg_train)} for training, {len(bg_held)} held out")
     train = train_features(
@@ -906,7 +925,7 @@ def build(out: Path, plan: Plan, log: Callable[[str], None] = print, old_model: 
     }
     per_prec = {}
     for name, path in (("fp32", fp32), ("int8", int8)):
-        per_prec[name] = held_out_figures(evaluate.session(path, 2), val, test, bg_held)
+        per_prec[name] = held_out_figures(evaluate.session(path, 2), val, test, bg_held, plan.point)
         log(f"{name} test: {json.dumps(per_prec[name]['test']['all'])}")
     drop = (per_prec["fp32"]["test"]["all"]["map50"] or 0) - (per_prec["int8"]["test"]["all"]["map50"] or 0)
     shipped = "int8" if drop <= 0.02 else "fp32"
@@ -1078,20 +1097,19 @@ def write_card(path: Path, m: dict) -> None:
         f"{tr['step_ms_bf16']} ms.",
         f"- Whole build: {m['build_s']} s on 2 cores.",
         "",
-        f"## Held-out composites ({shipped}, thresholds at operating point 2)",
+        f"## Held-out composites ({shipped}, {_point_words(held[shipped])})",
         "",
         held["data"] + f"; {held['test_images']} test images ({held['test_negatives']} issue-free).",
-        "Operating point 2, per class on validation only: no lower than the lowest threshold at which the",
-        "class makes no detection on the held-out real frames unpainted (the guard), and above it the",
-        f"best F1 among thresholds whose validation precision reaches {FLOOR_PRECISION} (else the best F1).",
-        "The guard's frames are the backgrounds of the test composites too, which favours test precision a",
-        "little; none is a frame the false-alarm figures below or street-vision's camera tables report on.",
+        *_point_rows(held[shipped]),
         "",
         *_pr_rows(held[shipped]["test"]),
         "",
         "Thresholds: " + ", ".join(f"{k} {v}" for k, v in held[shipped]["thresholds"].items()),
-        "",
-        "Real-frame guard: " + ", ".join(f"{k} {v}" for k, v in held[shipped].get("guard", {}).items()),
+        *(
+            ["", "Real-frame guard: " + ", ".join(f"{k} {v}" for k, v in held[shipped]["guard"].items())]
+            if "guard" in held[shipped]
+            else []
+        ),
         "",
         *_size_rows(held.get("recall_by_size")),
         *_goal_rows(m),
@@ -1154,11 +1172,28 @@ def write_card(path: Path, m: dict) -> None:
         "  features at stride 8 carry little about a few-pixel painted object; unfreezing the last",
         "  backbone stages was not tried (each step would need the backbone's forward and backward",
         "  instead of cached features, about 10x the step cost within the same 60-minute build).",
-        f"- Where validation precision never reached {FLOOR_PRECISION} above the guard, a class's threshold",
-        "  is its best-F1 one there.",
+        "- Where validation precision never reached the target, a class's threshold is its best-F1 one.",
         "",
     ]
     path.write_text("\n".join(lines), encoding="utf-8")
+
+
+def _point_words(figures: dict) -> str:
+    if figures.get("operating_point") == "guarded-f1":
+        return "thresholds at the guarded-F1 operating point"
+    return f"thresholds tuned on validation for precision {TARGET_PRECISION}"
+
+
+def _point_rows(figures: dict) -> list[str]:
+    if figures.get("operating_point") != "guarded-f1":
+        return []
+    return [
+        "Guarded-F1 operating point, per class on validation only: no lower than the lowest threshold at",
+        "which the class makes no detection on the held-out real frames unpainted (the guard), and above",
+        f"it the best F1 among thresholds whose validation precision reaches {FLOOR_PRECISION} (else the best",
+        "F1). The guard's frames are the test composites' backgrounds too, which favours test precision a",
+        "little; none is a frame the false-alarm figures report on.",
+    ]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -1168,6 +1203,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--log", type=Path, default=None)
     parser.add_argument("--budget", type=float, default=None, help="training seconds (head)")
     parser.add_argument("--train-images", type=int, default=None)
+    parser.add_argument(
+        "--operating-point", choices=OPERATING_POINTS, default="precision", help="how thresholds are tuned"
+    )
     parser.add_argument("--retime", action="store_true", help="only re-measure the speed figures of --out")
     parser.add_argument("--sizes", action="store_true", help="only add recall by object size to --out")
     args = parser.parse_args(argv)
@@ -1178,16 +1216,12 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(retime(args.out, 100), indent=2))
         return
     plan = SMOKE if args.smoke else FULL
-    if args.budget is not None or args.train_images is not None:
-        plan = Plan(
-            train=args.train_images or plan.train,
-            val=plan.val,
-            test=plan.test,
-            style=plan.style,
-            steps=plan.steps,
-            budget_s=args.budget if args.budget is not None else plan.budget_s,
-            calibration=plan.calibration,
-        )
+    plan = replace(
+        plan,
+        train=args.train_images or plan.train,
+        budget_s=args.budget if args.budget is not None else plan.budget_s,
+        point=args.operating_point,
+    )
     m = build(args.out, plan, _logger(args.log), old_model=ROOT / "models" / "street-issues")
     t = m["held_out_composites"][m["shipped"]]["test"]["all"]
     print(

@@ -11,7 +11,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from models.pipeline import transfer
+from models.pipeline import evaluate, transfer
 from models.pipeline.onnx_torch import OnnxSubgraph, head_inputs, with_outputs
 from models.pipeline.train import detector_loss
 
@@ -147,3 +147,19 @@ def test_training_features_are_cached_as_they_are_painted() -> None:
     assert all(np.array_equal(a, b) for a, b in zip(prefix.images, listed.images[:2], strict=False))
     with pytest.raises(ValueError, match="expected 4 images to cache, got 3"):
         transfer.cache_features(sess, iter(listed.images), 4)
+
+
+def test_both_operating_points_tune_on_validation_and_the_guard_bounds_the_guarded_one() -> None:
+    """The shipped model on a few held-out composites: the guarded-F1 point keeps every class at or
+    above its real-frame guard; the precision point (the default) has no guard."""
+    held = transfer.backgrounds(True, smoke=True)
+    val, test = transfer.make_set(transfer.VAL_SEED, 8, held), transfer.make_set(transfer.TEST_SEED, 4, held)
+    sess = evaluate.session(transfer.TARGET / "street-issues-rw-int8.onnx", 2)
+    plain = transfer.held_out_figures(sess, val, test, held)
+    guarded = transfer.held_out_figures(sess, val, test, held, "guarded-f1")
+    assert plain["operating_point"] == "precision" and "guard" not in plain
+    assert set(guarded["guard"]) == set(guarded["thresholds"]) == set(transfer.ISSUES)
+    for c, t in guarded["thresholds"].items():
+        assert guarded["guard"][c] - 1e-9 <= t <= 0.9 + 1e-9
+    with pytest.raises(SystemExit):
+        transfer.main(["--operating-point", "best"])
