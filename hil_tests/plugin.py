@@ -9,6 +9,7 @@ the clip or stream; by default the bundled street clip.
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from dataclasses import dataclass, field
@@ -75,6 +76,12 @@ TARGET_SETUPS = {
 def pytest_configure(config: pytest.Config) -> None:
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
+    board = config.getoption("--board")
+    if board != "sim" and config.getoption("numprocesses", None):  # pytest-xdist's -n
+        raise pytest.UsageError(
+            f"--board {board}: one real board cannot serve parallel workers; run without -n "
+            "(`.venv/bin/pytest hil_tests --board PORT`, as docs/hil.md says)"
+        )
 
 
 def bench_target(config: pytest.Config) -> str:
@@ -116,6 +123,7 @@ class Measurement:
 
 
 _RECORD: dict[str, Measurement] = {}
+FIGURES_SECTION = "hil figures"  # a report section: "Captured hil figures call"
 
 
 @pytest.fixture
@@ -128,6 +136,8 @@ def report(request: pytest.FixtureRequest, record_property):
         shown = f"{value:.1f}" if isinstance(value, float) else str(value)
         entry.figures[name] = " ".join(part for part in (shown, unit, note) if part)
         record_property(junit_name(name, unit), value)  # per test case: junit_family xunit1
+        # the text rides on the test's report too, so the summary has it when an xdist worker ran it
+        request.node.add_report_section("call", FIGURES_SECTION, json.dumps(entry.figures))
 
     return _report
 
@@ -141,6 +151,9 @@ def junit_name(name: str, unit: str = "") -> str:
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
         entry = _RECORD.setdefault(report.nodeid, Measurement(report.nodeid))
+        for title, content in report.sections:
+            if title.endswith(f"{FIGURES_SECTION} call"):
+                entry.figures = json.loads(content)
         # As pytest words it: a failure while setting up the bench is an error, not a failed test.
         entry.outcome = "error" if report.when == "setup" and report.failed else report.outcome
 

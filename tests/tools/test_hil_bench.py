@@ -51,6 +51,20 @@ def test_a_port_with_no_board_behind_it_is_one_session_error_with_the_cause() ->
     assert "AssertionError" not in out
 
 
+def test_a_real_board_under_parallel_workers_is_refused_before_anything_touches_it() -> None:
+    controller, peripheral = os.openpty()
+    port = os.ttyname(peripheral)
+    try:
+        run = hil("--board", port, "-n", "2", "hil_tests/test_board.py")
+    finally:
+        os.close(controller)
+        os.close(peripheral)
+    out = run.stdout + run.stderr
+    assert run.returncode != 0, out
+    assert f"--board {port}: one real board cannot serve parallel workers; run without -n" in out, out
+    assert "flashing the bench board failed" not in out, "it tried the port first"
+
+
 def test_a_setup_for_another_family_than_the_target_is_refused() -> None:
     run = hil(
         "--target", "rp2040", "--board-setup", "firmware/sim/street-setup.toml", "hil_tests/test_flash.py"
