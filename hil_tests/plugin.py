@@ -123,7 +123,7 @@ class Measurement:
 
 
 _RECORD: dict[str, Measurement] = {}
-FIGURES_SECTION = "hil figures"  # a report section: "Captured hil figures call"
+FIGURES_SECTION = "hil figures"  # a report section: "Captured hil figures teardown"
 
 
 @pytest.fixture
@@ -136,10 +136,11 @@ def report(request: pytest.FixtureRequest, record_property):
         shown = f"{value:.1f}" if isinstance(value, float) else str(value)
         entry.figures[name] = " ".join(part for part in (shown, unit, note) if part)
         record_property(junit_name(name, unit), value)  # per test case: junit_family xunit1
-        # the text rides on the test's report too, so the summary has it when an xdist worker ran it
-        request.node.add_report_section("call", FIGURES_SECTION, json.dumps(entry.figures))
 
-    return _report
+    yield _report
+    # the text rides on the teardown report too, so the summary has it when an xdist worker ran the test
+    if entry.figures:
+        request.node.add_report_section("teardown", FIGURES_SECTION, json.dumps(entry.figures))
 
 
 def junit_name(name: str, unit: str = "") -> str:
@@ -149,11 +150,11 @@ def junit_name(name: str, unit: str = "") -> str:
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    for title, content in report.sections:
+        if title == f"Captured {FIGURES_SECTION} teardown":
+            _RECORD.setdefault(report.nodeid, Measurement(report.nodeid)).figures = json.loads(content)
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
         entry = _RECORD.setdefault(report.nodeid, Measurement(report.nodeid))
-        for title, content in report.sections:
-            if title.endswith(f"{FIGURES_SECTION} call"):
-                entry.figures = json.loads(content)
         # As pytest words it: a failure while setting up the bench is an error, not a failed test.
         entry.outcome = "error" if report.when == "setup" and report.failed else report.outcome
 

@@ -279,17 +279,16 @@ def operating_point(
     dets: list[list[Detection]],
     data: DetectionSet,
     num_classes: int,
-    negatives: list[list[Detection]],
+    guard: dict[int, float],
     floor_p: float = 0.8,
     *,
     min_px: float,
 ) -> dict[int, float]:
-    """Per class, on validation only: no lower than the real-frame guard on ``negatives`` (detections on
+    """Per class, on validation only: no lower than ``guard`` (``real_frame_guard`` of detections on
     real frames without any such object), and above it the best F1 among thresholds whose precision
     reaches ``floor_p``; where none does, the best F1 above the guard. F1 because the goals weigh
     recall beside precision; the guard because a false alarm on a real street costs a city more than a
     miss on a painted one."""
-    guard = real_frame_guard(negatives, num_classes)
     out = {}
     for c, (p, _r, f1) in _curves(dets, data, num_classes, min_px).items():
         allowed = guard[c] - 1e-9 <= THRESHOLD_GRID

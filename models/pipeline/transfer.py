@@ -612,9 +612,9 @@ def held_out_figures(
     n, truth = len(ISSUES), _Boxes(val.boxes)
     extra: dict = {}
     if point == "guarded-f1":
-        guard = detect(sess, real)
+        guard = evaluate.real_frame_guard(detect(sess, real), n)
         th = evaluate.operating_point(vd, truth, n, guard, FLOOR_PRECISION, min_px=MIN_PX)
-        extra["guard"] = {ISSUES[c]: t for c, t in evaluate.real_frame_guard(guard, n).items()}
+        extra["guard"] = {ISSUES[c]: t for c, t in guard.items()}
     else:
         th = evaluate.tune_thresholds(vd, truth, n, TARGET_PRECISION, min_px=MIN_PX)
     return {

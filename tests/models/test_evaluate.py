@@ -61,16 +61,20 @@ def test_operating_point_takes_the_best_f1_above_the_precision_floor_and_the_rea
     alarms = [_det(0, s, (300, 200 + 5 * i, 340, 240 + 5 * i)) for i, s in enumerate((0.8, 0.5))]
     dets = [hits + alarms]
     # from 0.51: 4 hits, 1 alarm (P 0.8, F1 0.889), the best F1 at precision 0.8
-    assert ev.operating_point(dets, data, 1, [], 0.8, min_px=8)[0] == pytest.approx(0.51)
+    assert ev.operating_point(dets, data, 1, ev.real_frame_guard([], 1), 0.8, min_px=8)[0] == pytest.approx(
+        0.51
+    )
     # a floor of 0.9 leaves only thresholds above the 0.8 alarm: 0.81 (2 of 4 at P 1.0, F1 0.667) is best
-    assert ev.operating_point(dets, data, 1, [], 0.9, min_px=8)[0] == pytest.approx(0.81)
+    assert ev.operating_point(dets, data, 1, ev.real_frame_guard([], 1), 0.9, min_px=8)[0] == pytest.approx(
+        0.81
+    )
     # a real frame where it fires at 0.7 rules out 0.51; above 0.7 only 0.81 on reaches precision 0.8
     real = [[_det(0, 0.7, (0, 0, 30, 30))], [_det(1, 0.99, (0, 0, 30, 30))]]
     assert ev.real_frame_guard(real, 2) == {0: pytest.approx(0.71), 1: pytest.approx(0.9)}
-    real = real[:1]
-    assert ev.operating_point(dets, data, 1, real, 0.8, min_px=8)[0] == pytest.approx(0.81)
+    guard = ev.real_frame_guard(real[:1], 1)
+    assert ev.operating_point(dets, data, 1, guard, 0.8, min_px=8)[0] == pytest.approx(0.81)
     # with no floor reachable above the guard (a floor of 1.01), the best F1 above it: 0.71 (P/R 0.75)
-    assert ev.operating_point(dets, data, 1, real, 1.01, min_px=8)[0] == pytest.approx(0.71)
+    assert ev.operating_point(dets, data, 1, guard, 1.01, min_px=8)[0] == pytest.approx(0.71)
 
 
 def test_recall_by_size_puts_each_object_in_its_band() -> None:

@@ -204,3 +204,12 @@ def test_a_mask_over_a_misread_tree_stops_the_false_pothole_it_raises(tmp_path) 
         assert frames == 150
         raised[name] = [(e.label, e.phase) for e in sink.events if e.kind == ISSUE]
     assert raised == {"unmasked": [("pothole", "start")], "masked": []}
+
+
+def test_camera_conditions_refuses_a_folder_without_a_manifest_naming_it(tmp_path, capsys) -> None:
+    from models.pipeline import camera_conditions
+
+    for name in (str(tmp_path), "no-such-model"):
+        with pytest.raises(SystemExit):
+            camera_conditions.main([name, "--print"])
+        assert "no manifest.json there (a model folder, or a name under models/)" in capsys.readouterr().err
